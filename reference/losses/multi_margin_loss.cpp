@@ -1,0 +1,10 @@
+// multi_margin_loss: not written yet.
+#include "common.hpp"
+
+namespace lossbench::ref {
+
+Evaluation evaluate_multi_margin_loss(const Request&) {
+  throw Error(ErrorKind::Value, "the reference of multi_margin_loss is not written yet");
+}
+
+}  // namespace lossbench::ref
