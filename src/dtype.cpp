@@ -2,7 +2,9 @@
 
 #include <mpfr.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <limits>
 #include <string>
@@ -133,17 +135,39 @@ double parse_float_text(std::string_view text, DType dtype) {
   if (s == "inf" || s == "+inf" || s == "Infinity") return std::numeric_limits<double>::infinity();
   if (s == "-inf" || s == "-Infinity") return -std::numeric_limits<double>::infinity();
   if (s.empty()) throw Error(ErrorKind::Format, "empty number");
-  // Enough bits that a hex float of any practical length is held exactly and a decimal is
-  // rounded only once more (the second rounding can only matter for a decimal lying within
-  // 2^-16384 of a rounding boundary of the target format).
-  Mpfr m(16384);
+  // Fast paths, exact: a hex float whose significand has at most 13 hex digits after the point
+  // is held exactly by strtod; a decimal for float64 is correctly rounded by glibc's strtod.
+  {
+    const auto x = s.find_first_of("xX");
+    const auto pt = s.find('.');
+    const auto pe = s.find_first_of("pP");
+    const bool short_hex = x != std::string::npos && pe != std::string::npos &&
+                           (pt == std::string::npos || pe - pt - 1 <= 13) && x <= 2 &&
+                           (pt == std::string::npos ? pe - x - 1 : pt - x - 1) == 1;
+    const bool plain_decimal = x == std::string::npos && dtype == DType::float64 &&
+                               s.find_first_not_of("0123456789+-.eE") == std::string::npos;
+    if (short_hex || plain_decimal) {
+      char* end = nullptr;
+      errno = 0;
+      const double d = std::strtod(s.c_str(), &end);
+      if (end != s.c_str() && *end == '\0' && errno == 0 && std::isfinite(d)) {
+        if (plain_decimal) return d;
+        if (representable(d, dtype)) return d;
+      }
+    }
+  }
+  // Parse at 128 bits first: enough for a hex float of any supported format, and a decimal
+  // rounded to 128 bits rounds correctly to the format unless the 128-bit value lands exactly on
+  // a midpoint of the format while being inexact; then parse again with 16384 bits (a second
+  // rounding can then only matter for a decimal within 2^-16384 of a midpoint).
+  const bool is_hex = s.find("0x") != std::string::npos || s.find("0X") != std::string::npos;
+  Mpfr m(128);
   char* end = nullptr;
-  const int inexact = mpfr_strtofr(m.v, s.c_str(), &end, 0, MPFR_RNDN);
+  int inexact = mpfr_strtofr(m.v, s.c_str(), &end, 0, MPFR_RNDN);
   if (end == s.c_str() || *end != '\0')
     throw Error(ErrorKind::Format, "'" + s + "' is not a number (expected a C99 hex float such as "
                                             "\"0x1.8p+1\", a decimal, \"nan\", \"inf\" or \"-inf\")");
-  const bool is_hex = s.find("0x") != std::string::npos || s.find("0X") != std::string::npos;
-  const double v = detail::round_to_dtype(m.v, dtype);
+  double v = detail::round_to_dtype(m.v, dtype);
   if (is_hex) {
     Mpfr back(64);
     mpfr_set_d(back.v, v, MPFR_RNDN);
@@ -151,6 +175,20 @@ double parse_float_text(std::string_view text, DType dtype) {
       throw Error(ErrorKind::Format, "hex float '" + s + "' is not exactly representable in " +
                                          std::string(to_string(dtype)) +
                                          " (write it as a decimal to have it rounded)");
+    return v;
+  }
+  if (inexact != 0 && mpfr_number_p(m.v)) {
+    const double down = detail::round_to_dtype(m.v, dtype, MPFR_RNDD);
+    const double up = detail::round_to_dtype(m.v, dtype, MPFR_RNDU);
+    Mpfr mid(128);
+    mpfr_set_d(mid.v, down, MPFR_RNDN);
+    mpfr_add_d(mid.v, mid.v, up, MPFR_RNDN);  // exact: both are doubles of one binade pair
+    mpfr_div_2ui(mid.v, mid.v, 1, MPFR_RNDN);
+    if (down != up && std::isfinite(up) && mpfr_equal_p(mid.v, m.v)) {
+      Mpfr fine(16384);
+      mpfr_strtofr(fine.v, s.c_str(), &end, 0, MPFR_RNDN);
+      v = detail::round_to_dtype(fine.v, dtype);
+    }
   }
   return v;
 }
