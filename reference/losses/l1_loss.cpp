@@ -1,5 +1,7 @@
 // l1_loss: |x - y| (docs/semantics.md#l1_loss).
-// Gradients: d/dx = sgn(x - y) g, d/dy = -sgn(x - y) g, with sgn(0) = 0 as autograd's abs.
+// Gradients: d/dx = sgn(x - y) g, d/dy = -sgn(x - y) g, with sgn(0) = 0 as autograd's abs, and
+// sgn(NaN) = 0 as torch.sgn on the CPU: a NaN difference gives gradients 0 and -0 (checked against
+// torch 2.2.2: F.l1_loss(nan, 0).backward() gives input.grad 0, target.grad -0).
 #include "common.hpp"
 
 namespace lossbench::ref {
@@ -24,7 +26,7 @@ Evaluation evaluate_l1_loss(const Request& r) {
     const auto g = per_element_upstream(r, shape, c.reduction);
     std::vector<Real> gx(diff.size()), gy(diff.size());
     for (std::size_t i = 0; i < diff.size(); ++i) {
-      gx[i] = sgn(diff[i]) * g[i];
+      gx[i] = (isnan(diff[i]) ? Real(0) : sgn(diff[i])) * g[i];
       gy[i] = -gx[i];
     }
     e.grads["input"] = grad_tensor(x, sum_to(gx, shape, x.shape));

@@ -69,6 +69,17 @@ TEST(l1_loss, GradientAtTheKinkIsZero) {
   EXPECT_EQ(m.grads.at("input").rounded_value(0), 1.0 / 3);
 }
 
+TEST(l1_loss, GradientOfANaNDifferenceIsZeroAsTorchSgn) {
+  const auto r = exact(l1("sum", tensor("float64", {2}, {NAN, 1}), tensor("float64", {2}, {0, NAN})), true);
+  EXPECT_TRUE(std::isnan(r.output.rounded_value(0)));
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(r.grads.at("input").rounded_value(i), 0.0);
+    EXPECT_FALSE(std::signbit(r.grads.at("input").rounded_value(i)));
+    EXPECT_EQ(r.grads.at("target").rounded_value(i), 0.0);
+    EXPECT_TRUE(std::signbit(r.grads.at("target").rounded_value(i)));
+  }
+}
+
 TEST(l1_loss, Float64CrossCheck) {
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> u(-10, 10);
