@@ -157,7 +157,7 @@ def to_case(loss, ins, params, reduction, dtype):
     return {"loss": loss, "reduction": reduction, "params": params, "inputs": inputs}
 
 
-def torch_eval(case, dtype):
+def torch_eval(case, dtype, differentiate):
     tens = {}
     for k, t in case["inputs"].items():
         if t["dtype"] == "int64":
@@ -165,7 +165,7 @@ def torch_eval(case, dtype):
         else:
             v = torch.tensor([float.fromhex(s) if s.startswith(("0x", "-0x")) else float(s) for s in t["data"]],
                              dtype=torch.float64).reshape(t["shape"]).to(TORCH_DTYPE[dtype])
-            tens[k] = v.requires_grad_(True)
+            tens[k] = v.requires_grad_(k in differentiate)
     params = dict(case["params"])
     loss = case["loss"]
     if loss == "triplet_margin_with_distance_loss":
@@ -176,8 +176,10 @@ def torch_eval(case, dtype):
             params["distance_function"] = F.pairwise_distance
     out = getattr(F, loss)(**tens, **params, reduction=case["reduction"])
     grads = {}
-    diff = [k for k, t in tens.items() if t.dtype != torch.int64]
+    diff = [k for k in differentiate if k in tens]
     try:
+        if not diff:
+            return out.detach().double().numpy().ravel(), grads
         gs = torch.autograd.grad(out.sum(), [tens[k] for k in diff], allow_unused=True)
         for k, g in zip(diff, gs):
             if g is not None:
@@ -235,7 +237,7 @@ def main():
                 continue
             ref = json.loads(p.stdout)
             try:
-                out, grads = torch_eval(case, args.dtype)
+                out, grads = torch_eval(case, args.dtype, set(ref.get("grad", {})))
             except Exception as e:  # noqa: BLE001 - report any torch failure as a note
                 notes.append(f"torch failed: {e}"[:120])
                 continue
@@ -250,8 +252,15 @@ def main():
                 if k not in rg or k not in grads:
                     notes.append(f"grad {k}: only in {'lossbench' if k in rg else 'torch'}")
                     continue
+                exact = [float(e) for e in rg[k]["exact"]]
+                scale = max([abs(e) for e in exact if math.isfinite(e)] + [0.0])
                 for got, ex in zip(grads[k], rg[k]["exact"]):
-                    worst_g = max(worst_g, err_ulp(float(got), ex, args.dtype))
+                    e = err_ulp(float(got), ex, args.dtype)
+                    # An element far below the tensor's largest is compared in ULPs of that
+                    # largest element: cancellation there is torch's, not a semantic difference.
+                    if math.isfinite(e) and scale > 0 and abs(float(ex)) < scale * 2.0 ** -20:
+                        e = abs(float(got) - float(ex)) / ulp(scale, args.dtype)
+                    worst_g = max(worst_g, e)
         if worst_o > args.max_ulp or worst_g > args.max_ulp:
             bad += 1
         print(f"{loss:36} {count:5d} {worst_o:12.3g} {worst_g:12.3g}  {'; '.join(sorted(set(notes)))}")
