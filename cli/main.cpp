@@ -31,8 +31,9 @@ std::string read_text(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"lossbench: exact reference, golden corpus, scorer and benchmarks for the 21 "
-               "loss functions of PyTorch 2.2"};
+  CLI::App app{
+      "lossbench: exact reference, golden corpus, scorer and benchmarks for the 21 "
+      "loss functions of PyTorch 2.2"};
   app.require_subcommand(1);
 
   bool list_json = false;
@@ -58,8 +59,10 @@ int main(int argc, char** argv) {
 
   try {
     if (*list) {
-      if (list_json) std::cout << lossbench::cli::catalog_json().dump(2) << "\n";
-      else lossbench::cli::print_catalog(std::cout);
+      if (list_json)
+        std::cout << lossbench::cli::catalog_json().dump(2) << "\n";
+      else
+        lossbench::cli::print_catalog(std::cout);
       return kExitOk;
     }
     if (*eval) {
@@ -70,13 +73,16 @@ int main(int argc, char** argv) {
       const auto result = lossbench::ref::certify(c, options);
       // Everything is computed before anything is printed: an error leaves stdout empty.
       std::ostringstream out;
-      if (eval_json) out << lossbench::cli::certified_json(c, result).dump(2) << "\n";
-      else lossbench::cli::print_certified(out, c, result);
+      if (eval_json)
+        out << lossbench::cli::certified_json(c, result).dump(2) << "\n";
+      else
+        lossbench::cli::print_certified(out, c, result);
       std::cout << out.str();
       return kExitOk;
     }
   } catch (const lossbench::Error& e) {
-    std::cerr << "lossbench: error [" << lossbench::to_string(e.kind()) << "]: " << e.what() << "\n";
+    std::cerr << "lossbench: error [" << lossbench::to_string(e.kind()) << "]: " << e.what()
+              << "\n";
     return e.kind() == lossbench::ErrorKind::Precision ? kExitPrecision : kExitBadInput;
   } catch (const std::exception& e) {
     std::cerr << "lossbench: internal error: " << e.what() << "\n";

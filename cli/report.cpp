@@ -21,8 +21,10 @@ ojson param_default_json(const ParamValue& v) {
   return std::visit(
       [](const auto& x) -> ojson {
         using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, std::monostate>) return nullptr;
-        else return x;
+        if constexpr (std::is_same_v<T, std::monostate>)
+          return nullptr;
+        else
+          return x;
       },
       v);
 }
@@ -69,13 +71,18 @@ ojson catalog_json() {
     j["shape_family"] = l.shape_family;
     auto inputs = ojson::array();
     for (const auto& s : l.inputs)
-      inputs.push_back({{"name", s.name}, {"kind", kind_name(s.kind)}, {"optional", s.optional},
-                        {"differentiable", s.differentiable}, {"doc", s.doc}});
+      inputs.push_back({{"name", s.name},
+                        {"kind", kind_name(s.kind)},
+                        {"optional", s.optional},
+                        {"differentiable", s.differentiable},
+                        {"doc", s.doc}});
     j["inputs"] = std::move(inputs);
     auto params = ojson::array();
     for (const auto& p : l.params)
-      params.push_back({{"name", p.name}, {"type", to_string(p.type)},
-                        {"default", param_default_json(p.default_value)}, {"nullable", p.nullable},
+      params.push_back({{"name", p.name},
+                        {"type", to_string(p.type)},
+                        {"default", param_default_json(p.default_value)},
+                        {"nullable", p.nullable},
                         {"doc", p.doc}});
     j["params"] = std::move(params);
     j["reductions"] = l.reductions;

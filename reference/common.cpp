@@ -52,9 +52,10 @@ Shape broadcast_shapes(const Shape& a, const Shape& b) {
     const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
     if (da != db && da != 1 && db != 1)
-      throw Error(ErrorKind::ShapeMismatch, "The size of tensor a (" + std::to_string(da) +
-                                        ") must match the size of tensor b (" + std::to_string(db) +
-                                        ") at non-singleton dimension " + std::to_string(i));
+      throw Error(ErrorKind::ShapeMismatch,
+                  "The size of tensor a (" + std::to_string(da) +
+                      ") must match the size of tensor b (" + std::to_string(db) +
+                      ") at non-singleton dimension " + std::to_string(i));
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -66,15 +67,16 @@ std::vector<std::size_t> source_index(const Shape& from, const Shape& to) {
   const std::size_t n = static_cast<std::size_t>(numel(to));
   std::vector<std::size_t> idx(n);
   const std::size_t nd = to.size();
-  if (from.size() > nd) throw Error(ErrorKind::ShapeMismatch, "cannot broadcast " + shape_string(from) +
-                                                          " to " + shape_string(to));
+  if (from.size() > nd)
+    throw Error(ErrorKind::ShapeMismatch,
+                "cannot broadcast " + shape_string(from) + " to " + shape_string(to));
   std::vector<std::int64_t> stride(nd, 0);
   std::int64_t s = 1;
   for (std::size_t k = 0; k < from.size(); ++k) {
     const std::size_t fk = from.size() - 1 - k, tk = nd - 1 - k;
     if (from[fk] != to[tk] && from[fk] != 1)
-      throw Error(ErrorKind::ShapeMismatch, "cannot broadcast " + shape_string(from) + " to " +
-                                        shape_string(to));
+      throw Error(ErrorKind::ShapeMismatch,
+                  "cannot broadcast " + shape_string(from) + " to " + shape_string(to));
     stride[tk] = from[fk] == 1 ? 0 : s;
     s *= from[fk];
   }
@@ -92,7 +94,8 @@ std::vector<std::size_t> source_index(const Shape& from, const Shape& to) {
 }
 }  // namespace
 
-std::vector<Real> broadcast_to(const std::vector<Real>& values, const Shape& from, const Shape& to) {
+std::vector<Real> broadcast_to(const std::vector<Real>& values, const Shape& from,
+                               const Shape& to) {
   if (from == to) return values;
   const auto idx = source_index(from, to);
   std::vector<Real> out;
@@ -133,8 +136,8 @@ std::vector<Real> upstream(const Request& request, const Shape& output_shape) {
   const Tensor& g = *request.c.grad_output;
   if (g.shape != output_shape)
     throw Error(ErrorKind::ShapeMismatch, "grad_output has shape " + shape_string(g.shape) +
-                                      " but the loss output has shape " +
-                                      shape_string(output_shape));
+                                              " but the loss output has shape " +
+                                              shape_string(output_shape));
   return reals(g);
 }
 
@@ -143,8 +146,10 @@ std::vector<Real> per_element_upstream(const Request& request, const Shape& shap
   const std::size_t n = static_cast<std::size_t>(numel(shape));
   if (reduction == "none") return upstream(request, shape);
   Real g = upstream(request, {}).front();
-  if (reduction == "mean") g = g / Real(static_cast<long long>(n));
-  else if (reduction == "batchmean") g = g / Real(static_cast<long long>(shape.empty() ? 1 : shape[0]));
+  if (reduction == "mean")
+    g = g / Real(static_cast<long long>(n));
+  else if (reduction == "batchmean")
+    g = g / Real(static_cast<long long>(shape.empty() ? 1 : shape[0]));
   return std::vector<Real>(n, g);
 }
 

@@ -35,8 +35,8 @@ struct Perturbation {
 
 struct Request {
   const Case& c;
-  bool grad = false;                        // also compute gradients
-  const Perturbation* perturb = nullptr;    // see Perturbation
+  bool grad = false;                      // also compute gradients
+  const Perturbation* perturb = nullptr;  // see Perturbation
 };
 
 // Each loss's reference, defined in reference/losses/<id>.cpp. A loss of the catalog without
@@ -51,8 +51,8 @@ Evaluation evaluate_once(const Request& request);
 // ---- certified evaluation ----
 
 struct CertifiedValue {
-  Real value;        // the value at the final working precision
-  bool exact;        // the value did not change between the last two precisions
+  Real value;  // the value at the final working precision
+  bool exact;  // the value did not change between the last two precisions
   // Correctly rounded to float64, float32, float16 and bfloat16 (in kFloatDTypes order).
   std::array<double, 4> rounded;
 };

@@ -1,9 +1,8 @@
 // Reading and writing case documents (docs/case-format.md).
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 
@@ -71,16 +70,15 @@ struct Ctx {
   [[noreturn]] void fail(const std::string& msg) const {
     throw Error(ErrorKind::Format, where + ": " + msg);
   }
-  Ctx operator/(const std::string& key) const {
-    return {where.empty() ? key : where + "." + key};
-  }
+  Ctx operator/(const std::string& key) const { return {where.empty() ? key : where + "." + key}; }
   Ctx operator[](std::size_t i) const { return {where + "[" + std::to_string(i) + "]"}; }
 };
 
 std::int64_t get_int(const json& j, const Ctx& at) {
   if (j.is_number_integer()) {
     if (j.is_number_unsigned() &&
-        j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        j.get<std::uint64_t>() >
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
       at.fail("integer out of the int64 range");
     return j.get<std::int64_t>();
   }
@@ -217,7 +215,8 @@ Case parse_case(std::string_view text) {
       const ParamSpec* spec = info.find_param(k);
       if (!spec) {
         std::string known;
-        for (const auto& p : info.params) known += (known.empty() ? "" : ", ") + std::string(p.name);
+        for (const auto& p : info.params)
+          known += (known.empty() ? "" : ", ") + std::string(p.name);
         (root / "params" / k)
             .fail("unknown parameter for " + loss_name +
                   (known.empty() ? " (it has none)" : " (known: " + known + ")"));
@@ -238,7 +237,8 @@ Case parse_case(std::string_view text) {
     c.inputs[k] = parse_tensor(v, root / "inputs" / k, spec->kind);
   }
   for (const auto& s : info.inputs)
-    if (!s.optional && !c.has(s.name)) (root / "inputs").fail("missing input '" + std::string(s.name) + "'");
+    if (!s.optional && !c.has(s.name))
+      (root / "inputs").fail("missing input '" + std::string(s.name) + "'");
 
   if (doc.contains("grad_output"))
     c.grad_output = parse_tensor(doc["grad_output"], root / "grad_output", InputKind::Floating);
@@ -269,9 +269,12 @@ std::string case_to_json(const Case& c) {
     std::visit(
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, std::monostate>) params[k] = nullptr;
-          else if constexpr (std::is_same_v<T, double>) params[k] = hex_string(x);
-          else params[k] = x;
+          if constexpr (std::is_same_v<T, std::monostate>)
+            params[k] = nullptr;
+          else if constexpr (std::is_same_v<T, double>)
+            params[k] = hex_string(x);
+          else
+            params[k] = x;
         },
         v);
   }

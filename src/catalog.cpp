@@ -45,11 +45,11 @@ const std::vector<std::string_view> kStandard = {"mean", "none", "sum"};
 LossInfo make(LossId id) {
   switch (id) {
     case LossId::l1_loss:
-      return {id, "l1_loss", "L1Loss", {in("input"), in("target")}, {}, kStandard,
-              "elementwise", "|x - y|"};
+      return {id, "l1_loss", "L1Loss",      {in("input"), in("target")},
+              {}, kStandard, "elementwise", "|x - y|"};
     case LossId::mse_loss:
-      return {id, "mse_loss", "MSELoss", {in("input"), in("target")}, {}, kStandard,
-              "elementwise", "(x - y)^2"};
+      return {id, "mse_loss", "MSELoss",     {in("input"), in("target")},
+              {}, kStandard,  "elementwise", "(x - y)^2"};
     case LossId::cross_entropy:
       return {id,
               "cross_entropy",
@@ -78,15 +78,15 @@ LossInfo make(LossId id) {
               "sequence",
               "-log sum over alignments of prod p"};
     case LossId::nll_loss:
-      return {id,
-              "nll_loss",
-              "NLLLoss",
-              {in("input"), index("target"),
-               optional_weight("weight", false, "per-class weight (C)")},
-              {iparam("ignore_index", -100, "target value that contributes nothing")},
-              kStandard,
-              "classification",
-              "-w_y x_y"};
+      return {
+          id,
+          "nll_loss",
+          "NLLLoss",
+          {in("input"), index("target"), optional_weight("weight", false, "per-class weight (C)")},
+          {iparam("ignore_index", -100, "target value that contributes nothing")},
+          kStandard,
+          "classification",
+          "-w_y x_y"};
     case LossId::poisson_nll_loss:
       return {id,
               "poisson_nll_loss",
@@ -103,8 +103,7 @@ LossInfo make(LossId id) {
               "gaussian_nll_loss",
               "GaussianNLLLoss",
               {in("input"), in("target"), in("var", true, "variance, broadcastable to input")},
-              {bparam("full", false, "add 0.5 log(2 pi)"),
-               fparam("eps", 1e-6, "variance clamp")},
+              {bparam("full", false, "add 0.5 log(2 pi)"), fparam("eps", 1e-6, "variance clamp")},
               kStandard,
               "elementwise",
               "0.5 (log max(var, eps) + (x - y)^2 / max(var, eps))"};
@@ -166,22 +165,26 @@ LossInfo make(LossId id) {
               "classification",
               "sum_j sum_{i not target} max(0, 1 - (x_yj - x_i)) / C"};
     case LossId::huber_loss:
-      return {id, "huber_loss", "HuberLoss", {in("input"), in("target")},
-              {fparam("delta", 1.0, "> 0")}, kStandard, "elementwise",
-              "0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta)"};
-    case LossId::smooth_l1_loss:
-      return {id, "smooth_l1_loss", "SmoothL1Loss", {in("input"), in("target")},
-              {fparam("beta", 1.0, ">= 0; 0 gives l1_loss")}, kStandard, "elementwise",
-              "0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta"};
-    case LossId::soft_margin_loss:
       return {id,
-              "soft_margin_loss",
-              "SoftMarginLoss",
-              {in("input"), in("target", false)},
-              {},
+              "huber_loss",
+              "HuberLoss",
+              {in("input"), in("target")},
+              {fparam("delta", 1.0, "> 0")},
               kStandard,
               "elementwise",
-              "log(1 + exp(-y x))"};
+              "0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta)"};
+    case LossId::smooth_l1_loss:
+      return {id,
+              "smooth_l1_loss",
+              "SmoothL1Loss",
+              {in("input"), in("target")},
+              {fparam("beta", 1.0, ">= 0; 0 gives l1_loss")},
+              kStandard,
+              "elementwise",
+              "0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta"};
+    case LossId::soft_margin_loss:
+      return {id, "soft_margin_loss", "SoftMarginLoss", {in("input"), in("target", false)},
+              {}, kStandard,          "elementwise",    "log(1 + exp(-y x))"};
     case LossId::multilabel_soft_margin_loss:
       return {id,
               "multilabel_soft_margin_loss",
@@ -201,15 +204,15 @@ LossInfo make(LossId id) {
               "pairwise",
               "1 - cos if y = 1, max(0, cos - margin) if y = -1"};
     case LossId::multi_margin_loss:
-      return {id,
-              "multi_margin_loss",
-              "MultiMarginLoss",
-              {in("input"), index("target"),
-               optional_weight("weight", false, "per-class weight (C)")},
-              {iparam("p", 1, "1 or 2"), fparam("margin", 1.0, "")},
-              kStandard,
-              "classification",
-              "sum_{i != y} max(0, w_y (margin - x_y + x_i))^p / C"};
+      return {
+          id,
+          "multi_margin_loss",
+          "MultiMarginLoss",
+          {in("input"), index("target"), optional_weight("weight", false, "per-class weight (C)")},
+          {iparam("p", 1, "1 or 2"), fparam("margin", 1.0, "")},
+          kStandard,
+          "classification",
+          "sum_{i != y} max(0, w_y (margin - x_y + x_i))^p / C"};
     case LossId::triplet_margin_loss:
       return {id,
               "triplet_margin_loss",
@@ -229,7 +232,8 @@ LossInfo make(LossId id) {
               {{"distance_function", P::String, std::monostate{}, true,
                 "None (pairwise_distance), \"pairwise_distance\", \"cosine\" "
                 "(1 - cosine_similarity) or the name of a registered C++ distance"},
-               fparam("margin", 1.0, ""), bparam("swap", false, "use min(d(a, n), d(p, n))")},
+               fparam("margin", 1.0, ""),
+               bparam("swap", false, "use min(d(a, n), d(p, n))")},
               kStandard,
               "triplet",
               "max(0, D(a, p) - D(a, n) + margin)"};

@@ -4,8 +4,8 @@
 
 #include <cerrno>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <string>
 
@@ -55,8 +55,10 @@ double round_to_format(mpfr_srcptr x, const FloatFormat& f, mpfr_rnd_t rnd) {
   // Work on |x| and map directed modes to |x|: round toward -inf of a negative number is
   // away from zero in magnitude.
   mpfr_rnd_t mag = rnd;
-  if (neg && rnd == MPFR_RNDD) mag = MPFR_RNDU;
-  else if (neg && rnd == MPFR_RNDU) mag = MPFR_RNDD;
+  if (neg && rnd == MPFR_RNDD)
+    mag = MPFR_RNDU;
+  else if (neg && rnd == MPFR_RNDU)
+    mag = MPFR_RNDD;
 
   // MPFR writes x = m 2^e with m in [1/2, 1); the format's normal numbers have e in
   // [emin + 1, emax + 1]. Below emin + 1 the significand loses a bit per binade.
@@ -165,8 +167,9 @@ double parse_float_text(std::string_view text, DType dtype) {
   char* end = nullptr;
   int inexact = mpfr_strtofr(m.v, s.c_str(), &end, 0, MPFR_RNDN);
   if (end == s.c_str() || *end != '\0')
-    throw Error(ErrorKind::Format, "'" + s + "' is not a number (expected a C99 hex float such as "
-                                            "\"0x1.8p+1\", a decimal, \"nan\", \"inf\" or \"-inf\")");
+    throw Error(ErrorKind::Format, "'" + s +
+                                       "' is not a number (expected a C99 hex float such as "
+                                       "\"0x1.8p+1\", a decimal, \"nan\", \"inf\" or \"-inf\")");
   double v = detail::round_to_dtype(m.v, dtype);
   if (is_hex) {
     Mpfr back(64);

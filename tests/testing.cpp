@@ -5,10 +5,12 @@
 
 namespace lossbench::testing {
 
-std::string tensor(const std::string& dtype, const Shape& shape, const std::vector<double>& values) {
+std::string tensor(const std::string& dtype, const Shape& shape,
+                   const std::vector<double>& values) {
   std::ostringstream s;
   s << R"({"dtype": ")" << dtype << R"(", "shape": )" << shape_string(shape) << R"(, "data": [)";
-  for (std::size_t i = 0; i < values.size(); ++i) s << (i ? ", " : "") << '"' << hex_string(values[i]) << '"';
+  for (std::size_t i = 0; i < values.size(); ++i)
+    s << (i ? ", " : "") << '"' << hex_string(values[i]) << '"';
   s << "]}";
   return s.str();
 }
@@ -86,9 +88,9 @@ void expect_gradients_match_finite_differences(const std::string& json, double d
     if (ref::iszero(scale)) scale = 1;
     for (std::size_t i = 0; i < grad.data.size(); ++i) {
       ref::Perturbation up{name, i, h}, down{name, i, -h};
-      const ref::Real fd =
-          (weighted(ref::evaluate_once({c, false, &up})) - weighted(ref::evaluate_once({c, false, &down}))) /
-          (2 * h);
+      const ref::Real fd = (weighted(ref::evaluate_once({c, false, &up})) -
+                            weighted(ref::evaluate_once({c, false, &down}))) /
+                           (2 * h);
       const ref::Real err = abs(fd - grad.data[i]) / scale;
       EXPECT_LT(err, ref::Real(std::pow(10.0, -digits)))
           << name << "[" << i << "]: analytic " << ref::decimal_string(grad.data[i], 30)

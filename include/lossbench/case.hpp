@@ -21,8 +21,8 @@ std::string shape_string(const Shape& shape);  // "[2, 3]"
 struct Tensor {
   DType dtype = DType::float32;
   Shape shape;
-  std::vector<double> values;        // floating dtypes
-  std::vector<std::int64_t> ints;    // int64
+  std::vector<double> values;      // floating dtypes
+  std::vector<std::int64_t> ints;  // int64
   std::int64_t numel() const { return lossbench::numel(shape); }
   std::int64_t dim() const { return static_cast<std::int64_t>(shape.size()); }
 };
@@ -30,9 +30,10 @@ struct Tensor {
 struct Case {
   const LossInfo* loss = nullptr;
   std::string reduction;
-  std::map<std::string, ParamValue, std::less<>> params;  // every catalog parameter, defaults filled in
-  std::map<std::string, Tensor, std::less<>> inputs;      // the inputs the document gives
-  std::optional<Tensor> grad_output;                      // upstream gradient, if given
+  std::map<std::string, ParamValue, std::less<>>
+      params;                                         // every catalog parameter, defaults filled in
+  std::map<std::string, Tensor, std::less<>> inputs;  // the inputs the document gives
+  std::optional<Tensor> grad_output;                  // upstream gradient, if given
 
   bool has(std::string_view input) const { return inputs.find(input) != inputs.end(); }
   const Tensor& input(std::string_view name) const;  // throws if absent

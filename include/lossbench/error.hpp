@@ -8,12 +8,12 @@
 namespace lossbench {
 
 enum class ErrorKind {
-  Format,     // the case document itself is malformed (not a PyTorch error)
-  Value,      // PyTorch raises ValueError or a RuntimeError about a value (bad reduction, eps < 0)
+  Format,  // the case document itself is malformed (not a PyTorch error)
+  Value,   // PyTorch raises ValueError or a RuntimeError about a value (bad reduction, eps < 0)
   ShapeMismatch,  // sizes that do not match or cannot broadcast
-  Index,      // a class index or target outside its range
-  Type,       // a dtype PyTorch does not accept for that argument
-  Precision,  // the reference could not certify a result within its precision cap
+  Index,          // a class index or target outside its range
+  Type,           // a dtype PyTorch does not accept for that argument
+  Precision,      // the reference could not certify a result within its precision cap
 };
 
 std::string_view to_string(ErrorKind kind);

@@ -1,8 +1,9 @@
+#include "lossbench/case.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "lossbench/case.hpp"
 #include "lossbench/error.hpp"
 
 using namespace lossbench;
@@ -43,8 +44,9 @@ TEST(Case, FillsDefaultsAndRoundsDecimalsToTheDType) {
 }
 
 TEST(Case, RoundTripsThroughJson) {
-  const Case c = parse_case(R"({"loss": "huber_loss", "params": {"delta": "0x1p-1"}, "inputs": {"input": )" +
-                            kX + R"(, "target": )" + kX + "}}");
+  const Case c =
+      parse_case(R"({"loss": "huber_loss", "params": {"delta": "0x1p-1"}, "inputs": {"input": )" +
+                 kX + R"(, "target": )" + kX + "}}");
   const Case d = parse_case(case_to_json(c));
   EXPECT_EQ(d.param_float("delta"), 0.5);
   EXPECT_EQ(d.input("target").values, c.input("target").values);
@@ -54,25 +56,30 @@ TEST(Case, RejectsMalformedDocumentsWithALocation) {
   expect_format_error("{", "malformed JSON");
   expect_format_error("[]", "JSON object");
   expect_format_error(R"({"loss": "l2_loss", "inputs": {}})", "unknown loss 'l2_loss'");
-  expect_format_error(R"({"loss": "mse_loss", "inputs": {"input": )" + kX + "}}", "missing input 'target'");
+  expect_format_error(R"({"loss": "mse_loss", "inputs": {"input": )" + kX + "}}",
+                      "missing input 'target'");
   expect_format_error(R"({"loss": "mse_loss", "params": {"delta": 1}, "inputs": {}})",
                       "params.delta: unknown parameter for mse_loss");
   expect_format_error(R"({"loss": "huber_loss", "params": {"delta": true}, "inputs": {}})",
                       "params.delta");
   expect_format_error(
-      R"({"loss": "mse_loss", "inputs": {"input": {"dtype": "float32", "shape": [3], "data": ["0x1p+0"]}, "target": )" + kX + "}}",
+      R"({"loss": "mse_loss", "inputs": {"input": {"dtype": "float32", "shape": [3], "data": ["0x1p+0"]}, "target": )" +
+          kX + "}}",
       "inputs.input.data: has 1 elements but shape [3] needs 3");
   expect_format_error(
-      R"({"loss": "mse_loss", "inputs": {"input": {"dtype": "float8", "shape": [], "data": [1]}, "target": )" + kX + "}}",
+      R"({"loss": "mse_loss", "inputs": {"input": {"dtype": "float8", "shape": [], "data": [1]}, "target": )" +
+          kX + "}}",
       "inputs.input.dtype: unknown dtype 'float8'");
   expect_format_error(
-      R"({"loss": "mse_loss", "inputs": {"input": {"dtype": "float32", "shape": [2], "data": ["1", "x"]}, "target": )" + kX + "}}",
+      R"({"loss": "mse_loss", "inputs": {"input": {"dtype": "float32", "shape": [2], "data": ["1", "x"]}, "target": )" +
+          kX + "}}",
       "inputs.input.data[1]");
   expect_format_error(
       R"({"loss": "nll_loss", "inputs": {"input": )" + kX + R"(, "target": )" + kX + "}}",
       "inputs.target.dtype: this input must be int64");
   expect_format_error(
-      R"({"loss": "mse_loss", "inputs": {"input": {"dtype": "float32", "shape": [-1], "data": []}, "target": )" + kX + "}}",
+      R"({"loss": "mse_loss", "inputs": {"input": {"dtype": "float32", "shape": [-1], "data": []}, "target": )" +
+          kX + "}}",
       "negative size");
   expect_format_error(R"({"loss": "mse_loss", "extra": 1, "inputs": {}})", "extra: unknown key");
 }

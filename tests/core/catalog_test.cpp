@@ -1,11 +1,11 @@
+#include "lossbench/catalog.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
-
-#include "lossbench/catalog.hpp"
 
 using namespace lossbench;
 
@@ -21,7 +21,8 @@ TEST(Catalog, HasTheTwentyOneLossesOfPyTorch22) {
     EXPECT_FALSE(l.reductions.empty());
     EXPECT_EQ(l.reductions.front(), "mean") << l.name;
     EXPECT_FALSE(l.inputs.empty());
-    EXPECT_TRUE(l.inputs.front().differentiable) << l.name << ": its first input must have a gradient";
+    EXPECT_TRUE(l.inputs.front().differentiable)
+        << l.name << ": its first input must have a gradient";
   }
   EXPECT_EQ(ids.size(), 21u);
   EXPECT_EQ(modules.size(), 21u);
@@ -38,20 +39,27 @@ TEST(Catalog, DefaultsHaveTheirDeclaredTypes) {
       if (none) continue;
       switch (p.type) {
         case ParamType::Bool: EXPECT_TRUE(std::holds_alternative<bool>(p.default_value)); break;
-        case ParamType::Int: EXPECT_TRUE(std::holds_alternative<std::int64_t>(p.default_value)); break;
+        case ParamType::Int:
+          EXPECT_TRUE(std::holds_alternative<std::int64_t>(p.default_value));
+          break;
         case ParamType::Float: EXPECT_TRUE(std::holds_alternative<double>(p.default_value)); break;
-        case ParamType::String: EXPECT_TRUE(std::holds_alternative<std::string>(p.default_value)); break;
+        case ParamType::String:
+          EXPECT_TRUE(std::holds_alternative<std::string>(p.default_value));
+          break;
       }
     }
-  EXPECT_EQ(std::get<std::int64_t>(find_loss("cross_entropy")->find_param("ignore_index")->default_value), -100);
-  EXPECT_EQ(std::get<double>(find_loss("poisson_nll_loss")->find_param("eps")->default_value), 1e-8);
+  EXPECT_EQ(
+      std::get<std::int64_t>(find_loss("cross_entropy")->find_param("ignore_index")->default_value),
+      -100);
+  EXPECT_EQ(std::get<double>(find_loss("poisson_nll_loss")->find_param("eps")->default_value),
+            1e-8);
 }
 
 // A loss of the catalog without tests fails the suite: each needs its own test file with tests.
 TEST(Catalog, EveryLossHasReferenceTests) {
   for (const auto& l : catalog()) {
-    const std::string path = std::string(LOSSBENCH_SOURCE_DIR) + "/tests/reference/" +
-                             std::string(l.name) + "_test.cpp";
+    const std::string path =
+        std::string(LOSSBENCH_SOURCE_DIR) + "/tests/reference/" + std::string(l.name) + "_test.cpp";
     std::ifstream in(path);
     ASSERT_TRUE(in) << "missing " << path;
     std::stringstream ss;

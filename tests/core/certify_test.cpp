@@ -36,8 +36,9 @@ TEST(Certify, ExactMidpointsRoundToEven) {
 
 TEST(Certify, GivesEveryFormat) {
   // mean(|[0.1]|) in float64: the float64 value of 0.1, rounded to the narrower formats.
-  const auto r = exact(R"({"loss": "l1_loss", "inputs": {"input": )" + tensor("float64", {1}, {0.1}) +
-                       R"(, "target": )" + tensor("float64", {1}, {0}) + "}}");
+  const auto r =
+      exact(R"({"loss": "l1_loss", "inputs": {"input": )" + tensor("float64", {1}, {0.1}) +
+            R"(, "target": )" + tensor("float64", {1}, {0}) + "}}");
   const auto& v = r.output.values[0];
   EXPECT_EQ(v.rounded[0], 0.1);
   EXPECT_EQ(v.rounded[1], static_cast<double>(0.1f));

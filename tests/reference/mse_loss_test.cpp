@@ -27,18 +27,26 @@ TEST(mse_loss, ClosedForms) {
 }
 
 TEST(mse_loss, EmptyAndSpecialValues) {
-  EXPECT_TRUE(std::isnan(rounded_scalar(mse("mean", tensor("float64", {0}, {}), tensor("float64", {0}, {})))));
-  EXPECT_EQ(rounded_scalar(mse("sum", tensor("float64", {0}, {}), tensor("float64", {0}, {}))), 0.0);
-  EXPECT_EQ(rounded_scalar(mse("sum", tensor("float32", {1}, {-INFINITY}), tensor("float32", {1}, {0}))), INFINITY);
+  EXPECT_TRUE(std::isnan(
+      rounded_scalar(mse("mean", tensor("float64", {0}, {}), tensor("float64", {0}, {})))));
+  EXPECT_EQ(rounded_scalar(mse("sum", tensor("float64", {0}, {}), tensor("float64", {0}, {}))),
+            0.0);
+  EXPECT_EQ(
+      rounded_scalar(mse("sum", tensor("float32", {1}, {-INFINITY}), tensor("float32", {1}, {0}))),
+      INFINITY);
   // 2^64 squared overflows float32 but not the exact value: rounding gives inf in float32.
-  EXPECT_EQ(rounded_scalar(mse("sum", tensor("float32", {1}, {0x1p64}), tensor("float32", {1}, {0}))), INFINITY);
-  expect_error(mse("none", tensor("float32", {2, 2}, {1, 2, 3, 4}), tensor("float32", {3}, {1, 2, 3})),
-               ErrorKind::ShapeMismatch, "must match");
+  EXPECT_EQ(
+      rounded_scalar(mse("sum", tensor("float32", {1}, {0x1p64}), tensor("float32", {1}, {0}))),
+      INFINITY);
+  expect_error(
+      mse("none", tensor("float32", {2, 2}, {1, 2, 3, 4}), tensor("float32", {3}, {1, 2, 3})),
+      ErrorKind::ShapeMismatch, "must match");
 }
 
 TEST(mse_loss, GradientsMatchFiniteDifferences) {
-  expect_gradients_match_finite_differences(
-      mse("mean", tensor("float64", {2, 2}, {0.5, -1.25, 3, 7}), tensor("float64", {2, 2}, {0.25, 1, -4, 0})));
+  expect_gradients_match_finite_differences(mse("mean",
+                                                tensor("float64", {2, 2}, {0.5, -1.25, 3, 7}),
+                                                tensor("float64", {2, 2}, {0.25, 1, -4, 0})));
   expect_gradients_match_finite_differences(
       mse("none", tensor("float16", {2}, {0.5, -1.25}), tensor("float16", {2}, {1, 1}),
           R"(, "grad_output": )" + tensor("float16", {2}, {3, -0.5})));
