@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "cli.hpp"
 #include "lossbench/error.hpp"
 #include "report.hpp"
 
@@ -50,6 +51,10 @@ int main(int argc, char** argv) {
   eval->add_option("--start-bits", start_bits, "First working precision of the certification loop")
       ->check(CLI::Range(64L, 1L << 14));
 
+  // Scoring implementations: `check`, and `eval --impl NAME|PATH` (conformance/).
+  auto scorer = lossbench::conformance::add_scorer_commands(app);
+  lossbench::conformance::add_eval_impl_option(eval, *scorer);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -58,6 +63,9 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (auto code = lossbench::conformance::run_scorer_commands(*scorer, case_path, eval_grad,
+                                                                 eval_json))
+      return *code;
     if (*list) {
       if (list_json)
         std::cout << lossbench::cli::catalog_json().dump(2) << "\n";
