@@ -1,5 +1,6 @@
 // lossbench: the command-line program.
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "cli.hpp"
+#include "corpus.hpp"
 #include "lossbench/error.hpp"
 #include "report.hpp"
 
@@ -54,6 +56,44 @@ int main(int argc, char** argv) {
   // Scoring implementations: `check`, and `eval --impl NAME|PATH` (conformance/).
   auto scorer = lossbench::conformance::add_scorer_commands(app);
   lossbench::conformance::add_eval_impl_option(eval, *scorer);
+  // lossbench golden generate|verify|coverage|parity|accuracy (docs/golden.md)
+  auto* golden = app.add_subcommand("golden", "Generate, verify and compare the golden corpus");
+  golden->require_subcommand(1);
+  lossbench::golden::GenerateOptions gen_opts;
+  std::string gen_tier = "committed", gen_group, gen_coverage;
+  bool gen_no_coverage = false;
+  auto* gen = golden->add_subcommand("generate", "Generate the golden corpus from the catalog");
+  gen->add_option("--out", gen_opts.out_dir, "Output folder (default golden/corpus)");
+  gen->add_option("--tier", gen_tier, "committed (the corpus in the repository) or large")
+      ->check(CLI::IsMember({"committed", "large"}));
+  gen->add_option("--group", gen_group, "Only this group: smoke, reference, special, hard, error");
+  gen->add_option("--loss", gen_opts.loss, "Only this loss (catalog id)");
+  gen->add_option("--coverage", gen_coverage,
+                  "Where to write the coverage table (default <out>/../COVERAGE.md)");
+  gen->add_flag("--no-coverage", gen_no_coverage, "Do not write the coverage table");
+  gen->add_flag("--no-reference", gen_opts.no_reference,
+                "Write the cases without expected values (generator development)");
+
+  lossbench::golden::VerifyOptions ver_opts;
+  auto* ver = golden->add_subcommand("verify", "Check the corpus hashes and re-compute a sample");
+  ver->add_option("--dir", ver_opts.dir, "Corpus folder (default golden/corpus)");
+  ver->add_option("--sample", ver_opts.sample, "How many cases to re-compute (default 50)");
+  ver->add_option("--seed", ver_opts.seed, "Seed of the sample (default 1)");
+
+  std::string cmp_dir = "golden/corpus", cmp_torch = "golden/corpus/torch-2.2.2.jsonl",
+              cmp_exceptions = "golden/parity-exceptions.json", cmp_out;
+  auto* cov = golden->add_subcommand("coverage", "Print the coverage table of a corpus");
+  cov->add_option("--dir", cmp_dir, "Corpus folder (default golden/corpus)");
+  auto* par = golden->add_subcommand(
+      "parity",
+      "Compare the float64 cases with PyTorch's outputs (exit 1 on unexplained differences)");
+  par->add_option("--dir", cmp_dir, "Corpus folder (default golden/corpus)");
+  par->add_option("--torch", cmp_torch, "PyTorch's outputs (tools/torch_golden.py)");
+  par->add_option("--exceptions", cmp_exceptions, "Listed differences and their reasons");
+  auto* accu = golden->add_subcommand("accuracy", "Write the accuracy table of PyTorch (Markdown)");
+  accu->add_option("--dir", cmp_dir, "Corpus folder (default golden/corpus)");
+  accu->add_option("--torch", cmp_torch, "PyTorch's outputs (tools/torch_golden.py)");
+  accu->add_option("--out", cmp_out, "Output file (default: standard output)");
 
   try {
     app.parse(argc, argv);
@@ -63,8 +103,8 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (auto code = lossbench::conformance::run_scorer_commands(*scorer, case_path, eval_grad,
-                                                                 eval_json))
+    if (auto code =
+            lossbench::conformance::run_scorer_commands(*scorer, case_path, eval_grad, eval_json))
       return *code;
     if (*list) {
       if (list_json)
@@ -86,6 +126,56 @@ int main(int argc, char** argv) {
       else
         lossbench::cli::print_certified(out, c, result);
       std::cout << out.str();
+      return kExitOk;
+    }
+    if (*gen) {
+      namespace lg = lossbench::golden;
+      gen_opts.tier = gen_tier == "large" ? lg::Tier::large : lg::Tier::committed;
+      if (!gen_group.empty()) {
+        lg::Group g;
+        if (!lg::parse_group(gen_group, g))
+          throw lossbench::Error(lossbench::ErrorKind::Format, "unknown group '" + gen_group + "'");
+        gen_opts.group = g;
+      }
+      if (!gen_opts.loss.empty() && !lossbench::find_loss(gen_opts.loss))
+        throw lossbench::Error(lossbench::ErrorKind::Format,
+                               "unknown loss '" + gen_opts.loss + "'");
+      if (!gen_no_coverage)
+        gen_opts.coverage_path =
+            !gen_coverage.empty()
+                ? gen_coverage
+                : (std::filesystem::path(gen_opts.out_dir).parent_path() / "COVERAGE.md").string();
+      const auto summary = lg::generate(gen_opts, std::cerr);
+      std::cout << "golden: " << summary.cases << " cases written to " << gen_opts.out_dir
+                << (summary.skipped_losses.empty()
+                        ? std::string()
+                        : ", " + std::to_string(summary.skipped_losses.size()) +
+                              " losses skipped (reference not written yet)")
+                << ", " << summary.warnings.size() << " warnings\n";
+      return kExitOk;
+    }
+    if (*ver) return lossbench::golden::verify(ver_opts, std::cout) == 0 ? kExitOk : kExitInternal;
+    if (*cov) {
+      std::cout << lossbench::golden::coverage_markdown(cmp_dir);
+      return kExitOk;
+    }
+    if (*par) {
+      const auto r = lossbench::golden::parity(cmp_dir, cmp_torch, cmp_exceptions);
+      for (const auto& d : r.explained)
+        std::cout << "explained    " << d.id << "  " << d.what << "  " << d.detail << "\n";
+      for (const auto& d : r.unexplained)
+        std::cout << "UNEXPLAINED  " << d.id << "  " << d.what << "  " << d.detail << "\n";
+      for (const auto& s : r.stale_exceptions) std::cout << "stale exception: " << s << "\n";
+      std::cout << "parity: " << r.compared << " float64 cases compared, " << r.explained.size()
+                << " listed differences, " << r.unexplained.size() << " unexplained\n";
+      return r.unexplained.empty() ? kExitOk : kExitInternal;
+    }
+    if (*accu) {
+      const std::string md = lossbench::golden::accuracy_markdown(cmp_dir, cmp_torch);
+      if (cmp_out.empty())
+        std::cout << md;
+      else
+        std::ofstream(cmp_out, std::ios::binary) << md;
       return kExitOk;
     }
   } catch (const lossbench::Error& e) {
