@@ -7,7 +7,7 @@ packages=(
   libmpfr-dev libgmp-dev libboost-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev
+  libssl-dev libhwy-dev
   python3 python3-venv
 )
 missing=()

@@ -1,0 +1,532 @@
+// The ABI of the optimized CPU backend: argument checks (the errors PyTorch 2.2 raises are
+// LB_BAD_ARGUMENTS), parameters rounded as PyTorch rounds them, the plan for the elementwise
+// driver, and the ISA: CPUID, capped by LOSSBENCH_CPU_ISA.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cpu.hpp"
+#include "drivers/elementwise.hpp"
+#include "elements.hpp"
+
+namespace lossbench::opt {
+
+namespace {
+
+using Shape = std::vector<std::int64_t>;
+
+// ---------------------------------------------------------------- ISA
+
+bool cpu_has_avx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+}
+bool cpu_has_avx512() {
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bw");
+}
+
+// float64 and a loss with exp/log: the scalar kernels (glibc's exp/log/log1p, under 1 ULP)
+// whatever the ISA, because Highway's double Log is documented at 4 ULP and float64 has no
+// wider type to hide it in. Every other case uses the ISA's vector kernels.
+bool transcendental(Loss l) {
+  switch (l) {
+    case Loss::soft_margin_loss:
+    case Loss::binary_cross_entropy:
+    case Loss::binary_cross_entropy_with_logits:
+    case Loss::poisson_nll_loss:
+    case Loss::gaussian_nll_loss:
+    case Loss::kl_div: return true;
+    default: return false;
+  }
+}
+
+const KernelTable& table_of(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return avx512_kernels();
+    case Isa::avx2: return avx2_kernels();
+    default: return scalar_kernels();
+  }
+}
+
+// ---------------------------------------------------------------- the losses
+
+struct LossInfo {
+  std::string_view id;
+  Loss loss;
+  std::vector<std::string_view> inputs;  // the formula's inputs, in order (ABI names)
+  std::vector<std::string_view> optional;
+};
+
+const std::vector<LossInfo>& losses() {
+  static const std::vector<LossInfo> list = {
+      {"l1_loss", Loss::l1_loss, {"input", "target"}, {}},
+      {"mse_loss", Loss::mse_loss, {"input", "target"}, {}},
+      {"huber_loss", Loss::huber_loss, {"input", "target"}, {}},
+      {"smooth_l1_loss", Loss::smooth_l1_loss, {"input", "target"}, {}},
+      {"soft_margin_loss", Loss::soft_margin_loss, {"input", "target"}, {}},
+      {"binary_cross_entropy",
+       Loss::binary_cross_entropy,
+       {"input", "target", "weight"},
+       {"weight"}},
+      {"binary_cross_entropy_with_logits",
+       Loss::binary_cross_entropy_with_logits,
+       {"input", "target", "weight", "pos_weight"},
+       {"weight", "pos_weight"}},
+      {"margin_ranking_loss", Loss::margin_ranking_loss, {"input1", "input2", "target"}, {}},
+      {"hinge_embedding_loss", Loss::hinge_embedding_loss, {"input", "target"}, {}},
+      {"poisson_nll_loss", Loss::poisson_nll_loss, {"input", "target"}, {}},
+      {"gaussian_nll_loss", Loss::gaussian_nll_loss, {"input", "target", "var"}, {}},
+      {"kl_div", Loss::kl_div, {"input", "target"}, {}},
+  };
+  return list;
+}
+
+const LossInfo* find_loss(const char* id) {
+  if (id == nullptr) return nullptr;
+  for (const auto& l : losses())
+    if (l.id == id) return &l;
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- helpers
+
+struct Failure {
+  std::int32_t status;
+  std::string message;
+};
+
+[[noreturn]] void bad(const std::string& m) { throw Failure{LB_BAD_ARGUMENTS, m}; }
+[[noreturn]] void unsupported(const std::string& m) { throw Failure{LB_UNSUPPORTED, m}; }
+
+Shape shape_of(const lb_tensor& t) { return Shape(t.shape, t.shape + t.ndim); }
+
+std::int64_t numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+std::string shape_string(const Shape& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+Shape broadcast(const Shape& a, const Shape& b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape r(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1)
+      bad("The size of tensor a (" + std::to_string(da) + ") must match the size of tensor b (" +
+          std::to_string(db) + ") at non-singleton dimension " + std::to_string(i));
+    r[i] = da == 1 ? db : da;
+  }
+  return r;
+}
+
+// The value PyTorch uses for a double parameter in a kernel of this dtype.
+double round_to(double v, std::int32_t dtype) {
+  switch (dtype) {
+    case LB_FLOAT32: return static_cast<float>(v);
+    case LB_FLOAT16: return conformance::half_to_double(conformance::double_to_half(v));
+    case LB_BFLOAT16: return conformance::bfloat16_to_double(conformance::double_to_bfloat16(v));
+    default: return v;
+  }
+}
+
+double element(const lb_tensor& t, std::int64_t flat) {
+  std::int64_t off = 0, rest = flat;
+  for (std::int32_t d = t.ndim; d-- > 0;) {
+    off += (rest % t.shape[d]) * t.strides[d];
+    rest /= t.shape[d];
+  }
+  return conformance::load_float(t.data, t.dtype, off);
+}
+
+// Parameters: the known names of a loss with their values (defaults when absent).
+struct ParamReader {
+  const lb_call& call;
+  std::vector<std::string_view> known;
+  const lb_param* find(std::string_view name) {
+    for (std::int32_t k = 0; k < call.num_params; ++k)
+      if (call.params[k].name != nullptr && name == call.params[k].name) return &call.params[k];
+    return nullptr;
+  }
+  double real(std::string_view name, double def) {
+    const lb_param* p = find(name);
+    if (p == nullptr) return def;
+    if (p->type == LB_PARAM_FLOAT) return p->f;
+    if (p->type == LB_PARAM_INT) return static_cast<double>(p->i);
+    bad(std::string(name) + ": a number is expected");
+  }
+  bool flag(std::string_view name, bool def) {
+    const lb_param* p = find(name);
+    if (p == nullptr) return def;
+    if (p->type == LB_PARAM_BOOL) return p->b != 0;
+    bad(std::string(name) + ": a boolean is expected");
+  }
+  void check_known() {
+    for (std::int32_t k = 0; k < call.num_params; ++k) {
+      const char* n = call.params[k].name;
+      bool ok = false;
+      for (auto s : known) ok = ok || (n != nullptr && s == n);
+      if (!ok) unsupported(std::string("unknown parameter '") + (n ? n : "") + "'");
+    }
+  }
+};
+
+// ---------------------------------------------------------------- the plan of a call
+
+struct Call {
+  const LossInfo* info = nullptr;
+  const lb_tensor* t[kMaxInputs] = {};  // by formula input
+  Plan plan;
+};
+
+void build(const lb_call& call, Call& c) {
+  if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
+  c.info = find_loss(call.loss);
+  if (c.info == nullptr) unsupported(std::string("loss '") + (call.loss ? call.loss : "") + "'");
+  const LossInfo& info = *c.info;
+  Plan& plan = c.plan;
+  plan.loss = info.loss;
+  plan.num_inputs = static_cast<int>(info.inputs.size());
+
+  // Inputs by name.
+  for (std::int32_t k = 0; k < call.num_inputs; ++k) {
+    const lb_tensor& t = call.inputs[k];
+    bool found = false;
+    for (std::size_t j = 0; j < info.inputs.size(); ++j)
+      if (t.name != nullptr && info.inputs[j] == t.name) {
+        c.t[j] = &t;
+        found = true;
+      }
+    if (!found) unsupported(std::string("unknown input '") + (t.name ? t.name : "") + "'");
+    if (t.device.type != LB_DEVICE_CPU) unsupported("tensors must be on the CPU");
+    if (t.ndim > 16) unsupported("more than 16 dimensions");
+  }
+  for (std::size_t j = 0; j < info.inputs.size(); ++j) {
+    bool optional = false;
+    for (auto o : info.optional) optional = optional || o == info.inputs[j];
+    if (c.t[j] == nullptr && !optional) bad("missing input '" + std::string(info.inputs[j]) + "'");
+  }
+  // One floating dtype; an int64 target where PyTorch accepts one.
+  const bool int_target =
+      info.loss == Loss::margin_ranking_loss || info.loss == Loss::hinge_embedding_loss;
+  std::int32_t dtype = -1;
+  for (std::size_t j = 0; j < info.inputs.size(); ++j) {
+    const lb_tensor* t = c.t[j];
+    if (t == nullptr) continue;
+    if (t->dtype == LB_INT64) {
+      if (int_target && info.inputs[j] == "target") continue;
+      bad(std::string(info.inputs[j]) + ": a floating dtype is expected");
+    }
+    if (t->dtype < LB_FLOAT64 || t->dtype > LB_BFLOAT16) bad("unknown dtype");
+    if (dtype < 0) dtype = t->dtype;
+    if (t->dtype != dtype) bad("expected all floating inputs to have one dtype");
+  }
+  if (dtype < 0) bad("no floating input");
+  plan.dtype = dtype;
+
+  // Reduction.
+  const std::string_view red = call.reduction ? call.reduction : "mean";
+  const bool batchmean_ok = info.loss == Loss::kl_div;
+  if (red != "none" && red != "mean" && red != "sum" && !(red == "batchmean" && batchmean_ok))
+    bad(std::string(red) + " is not a valid value for reduction");
+  plan.reduce = red != "none";
+
+  // Parameters.
+  ParamReader params{call, {}};
+  formulas::Params& p = plan.params;
+  const Shape x = shape_of(*c.t[0]);
+  const Shape y = shape_of(*c.t[1]);
+  Shape shape;
+  Shape var_view;
+  switch (info.loss) {
+    case Loss::l1_loss:
+    case Loss::mse_loss: shape = broadcast(x, y); break;
+    case Loss::huber_loss: {
+      params.known = {"delta"};
+      shape = broadcast(x, y);
+      const double delta = params.real("delta", 1.0);
+      if (!(delta > 0)) bad("huber_loss does not support non-positive values for delta.");
+      p.s0 = round_to(delta, dtype);
+      break;
+    }
+    case Loss::smooth_l1_loss: {
+      params.known = {"beta"};
+      shape = broadcast(x, y);
+      const double beta = params.real("beta", 1.0);
+      p.f0 = beta == 0.0;
+      if (!p.f0 && !(beta >= 0)) bad("smooth_l1_loss does not support negative values for beta.");
+      p.s0 = round_to(beta, dtype == LB_BFLOAT16 ? LB_FLOAT32 : dtype);
+      break;
+    }
+    case Loss::soft_margin_loss:
+      shape = broadcast(x, y);
+      if (shape != x)
+        bad("output with shape " + shape_string(x) + " doesn't match the broadcast shape " +
+            shape_string(shape));
+      break;
+    case Loss::binary_cross_entropy: {
+      if (y != x)
+        bad("Using a target size (" + shape_string(y) + ") that is different to the input size (" +
+            shape_string(x) + ") is deprecated. Please ensure they have the same size.");
+      Shape wshape;
+      if (c.t[2]) wshape = broadcast(y, shape_of(*c.t[2]));
+      const std::int64_t n = numel(x);
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double a = element(*c.t[0], i), b = element(*c.t[1], i);
+        if (!(a >= 0 && a <= 1)) bad("all elements of input should be between 0 and 1");
+        if (!(b >= 0 && b <= 1)) bad("all elements of target should be between 0 and 1");
+      }
+      if (c.t[2] && wshape != x) bad("output with shape doesn't match the broadcast shape");
+      shape = x;
+      const double eps32 = static_cast<float>(1e-12);
+      p.s0 = dtype == LB_FLOAT64 ? eps32 : round_to(eps32, dtype);
+      break;
+    }
+    case Loss::binary_cross_entropy_with_logits:
+      if (y != x)
+        bad("Target size (" + shape_string(y) + ") must be the same as input size (" +
+            shape_string(x) + ")");
+      if (c.t[3] && broadcast(shape_of(*c.t[3]), y) != x)
+        bad("output with shape doesn't match the broadcast shape");
+      if (c.t[2] && broadcast(x, shape_of(*c.t[2])) != x)
+        bad("output with shape doesn't match the broadcast shape");
+      shape = x;
+      p.f0 = c.t[3] != nullptr;
+      break;
+    case Loss::margin_ranking_loss: {
+      params.known = {"margin"};
+      const Shape t = shape_of(*c.t[2]);
+      if (x.size() != y.size() || x.size() != t.size())
+        bad("margin_ranking_loss : All input tensors should have same dimension");
+      shape = broadcast(t, broadcast(x, y));
+      p.s0 = round_to(params.real("margin", 0.0), dtype);
+      break;
+    }
+    case Loss::hinge_embedding_loss:
+      params.known = {"margin"};
+      shape = broadcast(y, x);
+      p.s0 = round_to(params.real("margin", 1.0), dtype);
+      break;
+    case Loss::poisson_nll_loss: {
+      params.known = {"log_input", "full", "eps"};
+      shape = broadcast(y, x);
+      p.f0 = params.flag("log_input", true);
+      p.f1 = params.flag("full", false);
+      p.s0 = round_to(params.real("eps", 1e-8), dtype);
+      const bool half = dtype == LB_FLOAT16 || dtype == LB_BFLOAT16;
+      p.s1 = round_to(2 * M_PI, half ? LB_FLOAT32 : dtype);
+      break;
+    }
+    case Loss::gaussian_nll_loss: {
+      params.known = {"full", "eps"};
+      const Shape v = shape_of(*c.t[2]);
+      var_view = v;
+      if (v != x) {
+        const Shape x_head(x.begin(), x.end() - (x.empty() ? 0 : 1));
+        if (x_head == v) {
+          var_view.push_back(1);
+        } else if (!(!v.empty() && Shape(v.begin(), v.end() - 1) == x_head && v.back() == 1)) {
+          bad("var is of incorrect size");
+        }
+      }
+      const std::int64_t nv = numel(v);
+      for (std::int64_t i = 0; i < nv; ++i)
+        if (element(*c.t[2], i) < 0) bad("var has negative entry/entries");
+      shape = broadcast(broadcast(x, y), var_view);
+      p.f0 = params.flag("full", false);
+      p.s0 = round_to(params.real("eps", 1e-6), dtype);
+      const double half_log_2pi = 0.9189385332046727;
+      p.s1 = dtype == LB_FLOAT64 ? half_log_2pi : static_cast<float>(half_log_2pi);
+      break;
+    }
+    case Loss::kl_div:
+      params.known = {"log_target"};
+      shape = broadcast(x, y);
+      p.f0 = params.flag("log_target", false);
+      break;
+    default: unsupported("loss");
+  }
+  params.check_known();
+
+  plan.shape = shape;
+  plan.numel = numel(shape);
+  if (plan.shape.size() > 16) unsupported("more than 16 dimensions");
+  for (int j = 0; j < plan.num_inputs; ++j) {
+    if (c.t[j] == nullptr)
+      plan.in[j] = constant_operand(1.0, shape);
+    else if (info.loss == Loss::gaussian_nll_loss && j == 2)
+      plan.in[j] = make_operand(*c.t[j], var_view, shape);
+    else
+      plan.in[j] = make_operand(*c.t[j], shape);
+  }
+  if (red == "mean")
+    plan.divisor = static_cast<double>(plan.numel);
+  else if (red == "batchmean")
+    plan.divisor = x.empty() ? 1.0 : static_cast<double>(x[0]);
+  else
+    plan.divisor = 1.0;
+}
+
+void check_output(const Plan& plan, const lb_tensor& out, const char* what) {
+  if (out.dtype < LB_FLOAT64 || out.dtype > LB_BFLOAT16)
+    bad(std::string(what) + ": a floating dtype is expected");
+  const Shape s = shape_of(out);
+  if (plan.reduce ? numel(s) != 1 : s != plan.shape)
+    bad(std::string(what) + ": shape " + shape_string(s) + " does not match the result");
+}
+
+const KernelTable& kernels_for(Isa isa, const Plan& plan) {
+  if (plan.dtype == LB_FLOAT64 && transcendental(plan.loss)) return scalar_kernels();
+  return table_of(isa);
+}
+
+// ---------------------------------------------------------------- the ABI functions
+
+void set_error(char* error, std::size_t size, const std::string& m) {
+  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
+}
+
+template <class F>
+std::int32_t guarded(char* error, std::size_t size, F&& f) {
+  try {
+    f();
+    return LB_OK;
+  } catch (const Failure& e) {
+    set_error(error, size, e.message);
+    return e.status;
+  } catch (const std::exception& e) {
+    set_error(error, size, e.what());
+    return LB_INTERNAL_ERROR;
+  }
+}
+
+std::int32_t supports_isa(Isa isa, const char* loss, std::int32_t dtype, lb_device device) {
+  if (!machine_has(isa) || device.type != LB_DEVICE_CPU || find_loss(loss) == nullptr) return 0;
+  return dtype >= LB_FLOAT64 && dtype <= LB_BFLOAT16 ? 1 : 0;
+}
+
+std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* error,
+                         std::size_t size) {
+  return guarded(error, size, [&] {
+    if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
+    Call c;
+    build(*call, c);
+    check_output(c.plan, *output, "output");
+    run_forward(kernels_for(isa, c.plan), c.plan, *output, driver_threads());
+  });
+}
+
+std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_output,
+                          lb_tensor* grads, std::int32_t num_grads, char* error, std::size_t size) {
+  return guarded(error, size, [&] {
+    if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
+    Call c;
+    build(*call, c);
+    lb_tensor* by_input[kMaxInputs] = {};
+    for (std::int32_t k = 0; k < num_grads; ++k) {
+      const char* name = grads[k].name ? grads[k].name : "";
+      bool found = false;
+      for (int j = 0; j < c.plan.num_inputs; ++j) {
+        if (c.info->inputs[static_cast<std::size_t>(j)] != name) continue;
+        found = true;
+        if (c.t[j] == nullptr || c.t[j]->dtype == LB_INT64)
+          bad(std::string("no gradient for input '") + name + "'");
+        if (grads[k].dtype < LB_FLOAT64 || grads[k].dtype > LB_BFLOAT16 ||
+            shape_of(grads[k]) != shape_of(*c.t[j]))
+          bad(std::string("gradient '") + name + "': wrong dtype or shape");
+        by_input[j] = &grads[k];
+      }
+      if (!found) bad(std::string("no gradient for input '") + name + "'");
+    }
+    double one = 1.0;
+    const std::int64_t zero_strides[16] = {};
+    lb_tensor ones{"grad_output", &one, LB_FLOAT64, 0, nullptr, zero_strides, {LB_DEVICE_CPU, 0}};
+    const lb_tensor& g = grad_output != nullptr ? *grad_output : ones;
+    if (grad_output != nullptr) {
+      const Shape gs = shape_of(g);
+      if (c.plan.reduce ? numel(gs) != 1 : gs != c.plan.shape)
+        bad("grad_output has the wrong shape");
+    }
+    run_backward(kernels_for(isa, c.plan), c.plan, g, by_input, driver_threads());
+  });
+}
+
+#define LOSSBENCH_OPT_IMPL(fn, ISA_EXPR, NAME)                                          \
+  std::int32_t fn##_supports(const char* loss, std::int32_t dtype, lb_device device,    \
+                             const char*) {                                             \
+    return supports_isa(ISA_EXPR, loss, dtype, device);                                 \
+  }                                                                                     \
+  std::int32_t fn##_forward(const lb_call* call, lb_tensor* output, char* error,        \
+                            std::size_t size) {                                         \
+    return forward_isa(ISA_EXPR, call, output, error, size);                            \
+  }                                                                                     \
+  std::int32_t fn##_backward(const lb_call* call, const lb_tensor* g, lb_tensor* grads, \
+                             std::int32_t n, char* error, std::size_t size) {           \
+    return backward_isa(ISA_EXPR, call, g, grads, n, error, size);                      \
+  }                                                                                     \
+  const lb_impl fn##_table = {LB_ABI_VERSION,                                           \
+                              sizeof(lb_impl),                                          \
+                              NAME,                                                     \
+                              "lossbench optimized CPU 0.1 (Highway 1.0, OpenMP)",      \
+                              fn##_supports,                                            \
+                              fn##_forward,                                             \
+                              fn##_backward,                                            \
+                              nullptr,                                                  \
+                              {LB_DEVICE_CPU, 0},                                       \
+                              nullptr,                                                  \
+                              nullptr,                                                  \
+                              nullptr};
+
+LOSSBENCH_OPT_IMPL(cpu, detected_isa(), "cpu")
+LOSSBENCH_OPT_IMPL(cpu_scalar, Isa::scalar, "cpu-scalar")
+LOSSBENCH_OPT_IMPL(cpu_avx2, Isa::avx2, "cpu-avx2")
+LOSSBENCH_OPT_IMPL(cpu_avx512, Isa::avx512, "cpu-avx512")
+
+}  // namespace
+
+bool machine_has(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return cpu_has_avx512();
+    case Isa::avx2: return cpu_has_avx2();
+    default: return true;
+  }
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return "avx512";
+    case Isa::avx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+Isa detected_isa() {
+  Isa best = cpu_has_avx512() ? Isa::avx512 : (cpu_has_avx2() ? Isa::avx2 : Isa::scalar);
+  if (const char* cap = std::getenv("LOSSBENCH_CPU_ISA")) {
+    const std::string_view c(cap);
+    const Isa limit = c == "scalar" ? Isa::scalar : (c == "avx2" ? Isa::avx2 : Isa::avx512);
+    if (static_cast<int>(limit) < static_cast<int>(best)) best = limit;
+  }
+  return best;
+}
+
+const lb_impl* cpu_impl() { return &cpu_table; }
+const lb_impl* cpu_scalar_impl() { return &cpu_scalar_table; }
+const lb_impl* cpu_avx2_impl() { return &cpu_avx2_table; }
+const lb_impl* cpu_avx512_impl() { return &cpu_avx512_table; }
+
+}  // namespace lossbench::opt

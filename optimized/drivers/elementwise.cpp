@@ -1,0 +1,295 @@
+// The elementwise driver (see elementwise.hpp). Compiled for the baseline ISA; the per-ISA
+// work is behind the KernelTable.
+#include "elementwise.hpp"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "elements.hpp"
+
+namespace lossbench::opt {
+
+namespace {
+
+using conformance::bfloat16_to_double;
+using conformance::double_to_bfloat16;
+using conformance::double_to_half;
+using conformance::half_to_double;
+
+std::vector<std::int64_t> contiguous_strides(const std::vector<std::int64_t>& shape) {
+  std::vector<std::int64_t> s(shape.size(), 1);
+  for (std::size_t d = shape.size(); d > 1; --d) s[d - 2] = s[d - 1] * shape[d - 1];
+  return s;
+}
+
+double load(const void* data, std::int32_t dtype, std::int64_t i) {
+  switch (dtype) {
+    case LB_FLOAT64: return static_cast<const double*>(data)[i];
+    case LB_FLOAT32: return static_cast<const float*>(data)[i];
+    case LB_FLOAT16: return half_to_double(static_cast<const std::uint16_t*>(data)[i]);
+    case LB_BFLOAT16: return bfloat16_to_double(static_cast<const std::uint16_t*>(data)[i]);
+    case LB_INT64: return static_cast<double>(static_cast<const std::int64_t*>(data)[i]);
+    default: return __builtin_nan("");
+  }
+}
+
+// Stores v[0..n) rounded once to the dtype, at data[offset..offset + n).
+void store_run(void* data, std::int32_t dtype, std::int64_t offset, const double* v,
+               std::int64_t n) {
+  switch (dtype) {
+    case LB_FLOAT64: std::memcpy(static_cast<double*>(data) + offset, v, n * sizeof(double)); break;
+    case LB_FLOAT32: {
+      float* p = static_cast<float*>(data) + offset;
+      for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(v[i]);
+      break;
+    }
+    case LB_FLOAT16: {
+      auto* p = static_cast<std::uint16_t*>(data) + offset;
+      for (std::int64_t i = 0; i < n; ++i) p[i] = double_to_half(v[i]);
+      break;
+    }
+    case LB_BFLOAT16: {
+      auto* p = static_cast<std::uint16_t*>(data) + offset;
+      for (std::int64_t i = 0; i < n; ++i) p[i] = double_to_bfloat16(v[i]);
+      break;
+    }
+    default: break;
+  }
+}
+
+void store_one(void* data, std::int32_t dtype, std::int64_t offset, double v) {
+  store_run(data, dtype, offset, &v, 1);
+}
+
+// Gathers elements [start, start + n) of the output index space of `op` into dst (as double),
+// then pads dst up to a multiple of kPad with a harmless value.
+void gather(const Operand& op, const std::vector<std::int64_t>& shape, std::int64_t start,
+            std::int64_t n, double* dst) {
+  const std::int64_t padded = (n + static_cast<std::int64_t>(kPad) - 1) /
+                              static_cast<std::int64_t>(kPad) * static_cast<std::int64_t>(kPad);
+  if (op.tensor == nullptr) {
+    for (std::int64_t i = 0; i < padded; ++i) dst[i] = op.constant;
+    return;
+  }
+  const lb_tensor& t = *op.tensor;
+  if (op.dense) {
+    switch (t.dtype) {
+      case LB_FLOAT64: std::memcpy(dst, static_cast<const double*>(t.data) + start, n * 8); break;
+      case LB_FLOAT32: {
+        const float* p = static_cast<const float*>(t.data) + start;
+        for (std::int64_t i = 0; i < n; ++i) dst[i] = p[i];
+        break;
+      }
+      default:
+        for (std::int64_t i = 0; i < n; ++i) dst[i] = load(t.data, t.dtype, start + i);
+    }
+  } else {
+    // Odometer over the output's dimensions.
+    const std::size_t nd = shape.size();
+    std::int64_t idx[16] = {};
+    std::int64_t rest = start, off = 0;
+    for (std::size_t d = nd; d-- > 0;) {
+      idx[d] = rest % shape[d];
+      rest /= shape[d];
+      off += idx[d] * op.strides[d];
+    }
+    for (std::int64_t i = 0; i < n; ++i) {
+      dst[i] = load(t.data, t.dtype, off);
+      for (std::size_t d = nd; d-- > 0;) {
+        off += op.strides[d];
+        if (++idx[d] < shape[d]) break;
+        off -= idx[d] * op.strides[d];
+        idx[d] = 0;
+      }
+    }
+  }
+  for (std::int64_t i = n; i < padded; ++i) dst[i] = 0.5;
+}
+
+struct Buffers {
+  std::vector<double> in[kMaxInputs];
+  std::vector<double> out[kMaxInputs];
+  std::vector<double> g;
+  explicit Buffers(int grads) {
+    for (auto& b : in) b.resize(kBlock);
+    for (int k = 0; k < grads; ++k) out[k].resize(kBlock);
+    g.resize(kBlock);
+  }
+};
+
+std::int64_t num_blocks(std::int64_t numel) { return (numel + kBlock - 1) / kBlock; }
+
+// hi + lo divided by d, rounded to double (nearly correctly).
+double dd_div(double hi, double lo, double d) {
+  const double q = hi / d;
+  if (!std::isfinite(q) || d == 0) return (hi + lo) / d;
+  const double r = std::fma(-q, d, hi) + lo;
+  return q + r / d;
+}
+
+void dd_add(double& hi, double& lo, double a_hi, double a_lo) {
+  if (!(std::fabs(hi) < HUGE_VAL) || !(std::fabs(a_hi) < HUGE_VAL)) {
+    hi += a_hi;  // infinities and NaN: IEEE's sum, no compensation
+    lo = 0.0;
+    return;
+  }
+  const double s = hi + a_hi;
+  const double bb = s - hi;
+  const double e = (hi - (s - bb)) + (a_hi - bb);
+  hi = s;
+  lo = lo + a_lo + e;
+  const double s2 = hi + lo;
+  lo = lo - (s2 - hi);
+  hi = s2;
+}
+
+}  // namespace
+
+Operand make_operand(const lb_tensor& t, const std::vector<std::int64_t>& view_shape,
+                     const std::vector<std::int64_t>& shape) {
+  Operand op;
+  op.tensor = &t;
+  const std::size_t nd = shape.size();
+  const std::size_t vd = view_shape.size();
+  std::vector<std::int64_t> vstrides;
+  // The view is the tensor's shape, or that shape with a trailing 1 (gaussian_nll_loss's var).
+  vstrides.assign(vd, 0);
+  for (std::size_t k = 0; k < vd && k < static_cast<std::size_t>(t.ndim); ++k)
+    vstrides[k] = t.strides[k];
+  const auto gstrides = contiguous_strides(view_shape);
+  op.strides.assign(nd, 0);
+  op.grad_strides.assign(nd, 0);
+  for (std::size_t k = 0; k < vd; ++k) {
+    const std::size_t d = nd - vd + k;
+    if (view_shape[k] != 1 || shape[d] == 1) {
+      op.strides[d] = view_shape[k] == 1 ? 0 : vstrides[k];
+      op.grad_strides[d] = view_shape[k] == 1 ? 0 : gstrides[k];
+    }
+  }
+  const auto cs = contiguous_strides(shape);
+  op.dense = true;
+  for (std::size_t d = 0; d < nd; ++d)
+    if (shape[d] != 1 && (op.strides[d] != cs[d] || op.grad_strides[d] != cs[d])) op.dense = false;
+  return op;
+}
+
+Operand make_operand(const lb_tensor& t, const std::vector<std::int64_t>& shape) {
+  return make_operand(t, std::vector<std::int64_t>(t.shape, t.shape + t.ndim), shape);
+}
+
+Operand constant_operand(double value, const std::vector<std::int64_t>& shape) {
+  Operand op;
+  op.constant = value;
+  op.strides.assign(shape.size(), 0);
+  op.grad_strides.assign(shape.size(), 0);
+  return op;
+}
+
+int driver_threads() {
+  if (const char* s = std::getenv("LOSSBENCH_CPU_THREADS")) {
+    const int n = std::atoi(s);
+    if (n > 0) return n;
+  }
+  return omp_get_max_threads();
+}
+
+void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int threads) {
+  const int li = static_cast<int>(plan.loss);
+  const std::int64_t nb = num_blocks(plan.numel);
+  std::vector<double> part_hi(static_cast<std::size_t>(nb)), part_lo(static_cast<std::size_t>(nb));
+#pragma omp parallel num_threads(threads) if (nb > 1)
+  {
+    Buffers buf(1);
+    const double* in[kMaxInputs];
+    for (int j = 0; j < kMaxInputs; ++j) in[j] = buf.in[j].data();
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::int64_t start = b * kBlock;
+      const std::int64_t n = std::min(kBlock, plan.numel - start);
+      for (int j = 0; j < plan.num_inputs; ++j)
+        gather(plan.in[j], plan.shape, start, n, buf.in[j].data());
+      const auto padded = static_cast<std::size_t>((n + 7) / 8 * 8);
+      k.forward[li](in, buf.out[0].data(), padded, plan.params);
+      if (plan.reduce)
+        k.sum(buf.out[0].data(), static_cast<std::size_t>(n), &part_hi[b], &part_lo[b]);
+      else
+        store_run(output.data, output.dtype, start, buf.out[0].data(), n);
+    }
+  }
+  if (!plan.reduce) return;
+  double hi = 0.0, lo = 0.0;
+  for (std::int64_t b = 0; b < nb; ++b) dd_add(hi, lo, part_hi[b], part_lo[b]);
+  const double v = plan.divisor == 1.0 ? hi + lo : dd_div(hi, lo, plan.divisor);
+  store_one(output.data, output.dtype, 0, v);
+}
+
+void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_output,
+                  lb_tensor* const* grads, int threads) {
+  const int li = static_cast<int>(plan.loss);
+  const std::int64_t nb = num_blocks(plan.numel);
+  // Gradients of broadcast inputs are accumulated (double-double per element) in index order.
+  bool sum_back = false;
+  std::vector<double> acc_hi[kMaxInputs], acc_lo[kMaxInputs];
+  for (int j = 0; j < plan.num_inputs; ++j) {
+    if (grads[j] == nullptr || plan.in[j].dense) continue;
+    std::int64_t n = 1;
+    for (std::int32_t d = 0; d < grads[j]->ndim; ++d) n *= grads[j]->shape[d];
+    acc_hi[j].assign(static_cast<std::size_t>(n), 0.0);
+    acc_lo[j].assign(static_cast<std::size_t>(n), 0.0);
+    sum_back = true;
+  }
+  double g_reduced = 0.0;
+  if (plan.reduce) g_reduced = load(grad_output.data, grad_output.dtype, 0) / plan.divisor;
+  const Operand g_op =
+      plan.reduce ? constant_operand(g_reduced, plan.shape) : make_operand(grad_output, plan.shape);
+#pragma omp parallel num_threads(sum_back ? 1 : threads) if (nb > 1)
+  {
+    Buffers buf(plan.num_inputs);
+    const double* in[kMaxInputs];
+    double* out[kMaxInputs];
+    for (int j = 0; j < kMaxInputs; ++j) {
+      in[j] = buf.in[j].data();
+      out[j] = j < plan.num_inputs ? buf.out[j].data() : nullptr;
+    }
+#pragma omp for schedule(static)
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::int64_t start = b * kBlock;
+      const std::int64_t n = std::min(kBlock, plan.numel - start);
+      for (int j = 0; j < plan.num_inputs; ++j)
+        gather(plan.in[j], plan.shape, start, n, buf.in[j].data());
+      gather(g_op, plan.shape, start, n, buf.g.data());
+      const auto padded = static_cast<std::size_t>((n + 7) / 8 * 8);
+      k.backward[li](in, buf.g.data(), out, padded, plan.params);
+      for (int j = 0; j < plan.num_inputs; ++j) {
+        if (grads[j] == nullptr) continue;
+        if (plan.in[j].dense) {
+          store_run(grads[j]->data, grads[j]->dtype, start, out[j], n);
+          continue;
+        }
+        // Sum back (this loop runs on one thread, blocks in order).
+        const Operand& op = plan.in[j];
+        const std::size_t nd = plan.shape.size();
+        for (std::int64_t i = 0; i < n; ++i) {
+          std::int64_t rest = start + i, off = 0;
+          for (std::size_t d = nd; d-- > 0;) {
+            off += (rest % plan.shape[d]) * op.grad_strides[d];
+            rest /= plan.shape[d];
+          }
+          dd_add(acc_hi[j][off], acc_lo[j][off], out[j][i], 0.0);
+        }
+      }
+    }
+  }
+  for (int j = 0; j < plan.num_inputs; ++j) {
+    if (grads[j] == nullptr || plan.in[j].dense) continue;
+    const std::size_t n = acc_hi[j].size();
+    for (std::size_t i = 0; i < n; ++i)
+      store_one(grads[j]->data, grads[j]->dtype, static_cast<std::int64_t>(i),
+                acc_hi[j][i] + acc_lo[j][i]);
+  }
+}
+
+}  // namespace lossbench::opt

@@ -1,0 +1,29 @@
+#pragma once
+// Every formula, and the list of losses this backend implements (one line each).
+#include "binary_cross_entropy.hpp"
+#include "binary_cross_entropy_with_logits.hpp"
+#include "gaussian_nll_loss.hpp"
+#include "hinge_embedding_loss.hpp"
+#include "huber_loss.hpp"
+#include "kl_div.hpp"
+#include "l1_loss.hpp"
+#include "margin_ranking_loss.hpp"
+#include "mse_loss.hpp"
+#include "poisson_nll_loss.hpp"
+#include "smooth_l1_loss.hpp"
+#include "soft_margin_loss.hpp"
+
+// LOSSBENCH_OPT_LOSS(id, formula struct)
+#define LOSSBENCH_OPT_LOSSES(X)                                     \
+  X(l1_loss, L1Loss)                                                \
+  X(mse_loss, MseLoss)                                              \
+  X(huber_loss, HuberLoss)                                          \
+  X(smooth_l1_loss, SmoothL1Loss)                                   \
+  X(soft_margin_loss, SoftMarginLoss)                               \
+  X(binary_cross_entropy, BinaryCrossEntropy)                       \
+  X(binary_cross_entropy_with_logits, BinaryCrossEntropyWithLogits) \
+  X(margin_ranking_loss, MarginRankingLoss)                         \
+  X(hinge_embedding_loss, HingeEmbeddingLoss)                       \
+  X(poisson_nll_loss, PoissonNllLoss)                               \
+  X(gaussian_nll_loss, GaussianNllLoss)                             \
+  X(kl_div, KlDiv)

@@ -1,0 +1,44 @@
+#pragma once
+// binary_cross_entropy_with_logits: the per-element formula
+// (docs/losses/binary_cross_entropy_with_logits.md). Inputs: input, target, weight, pos_weight
+// (ones when absent); f0 = pos_weight given.
+#include "common.hpp"
+
+namespace lossbench::opt::formulas {
+inline namespace LOSSBENCH_FORMULA_NS {
+
+struct BinaryCrossEntropyWithLogits {
+  static constexpr int kInputs = 4;
+
+  // Finite inputs: (1 - y) sp(x) + p y sp(-x) (no cancellation); otherwise PyTorch's formula.
+  template <class V>
+  LOSSBENCH_HD static V forward(const V* in, const Params& p) {
+    const V x = in[0], y = in[1], w = in[2], pw = in[3];
+    const V c0 = V(1.0) - y, c1 = pw * y;
+    const V finite_value = vselect(x == V(0.0), (c0 + c1) * V(0.69314718055994530942),
+                                   c0 * softplus(x) + c1 * softplus(-x));
+    const V m = relu(-x);
+    const V lse = vlog(vexp(-m) + vexp(-x - m));
+    const V literal = p.f0 ? c0 * x + ((pw - V(1.0)) * y + V(1.0)) * (lse + m) : (c0 * x + m) + lse;
+    const auto finite = visfinite(x) & visfinite(y) & visfinite(pw);
+    return vselect(finite, finite_value, literal) * w;
+  }
+  template <class V>
+  LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
+    const V x = in[0], y = in[1], w = in[2], pw = in[3];
+    const V t = pw * y;
+    // Finite values: (1 - y) sigmoid(x) - t sigmoid(-x), which keeps the small gradients of
+    // saturated logits (sigmoid(x) - y would round them to 0); PyTorch's formula otherwise.
+    const auto finite = visfinite(x) & visfinite(y) & visfinite(pw);
+    const V sx = sigmoid(x);
+    const V gf = (V(1.0) - y) * sx - t * sigmoid(-x);
+    const V gl = p.f0 ? ((t + V(1.0)) - y) * sx - t : sx - y;
+    out[0] = vselect(finite, gf, gl) * g * w;
+    out[1] = p.f0 ? (pw * softplus(-x) - softplus(x)) * g * w : -x * g * w;
+    out[2] = V(0.0);
+    out[3] = V(0.0);
+  }
+};
+
+}  // namespace LOSSBENCH_FORMULA_NS
+}  // namespace lossbench::opt::formulas

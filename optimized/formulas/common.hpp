@@ -1,0 +1,78 @@
+#pragma once
+// The vocabulary of the per-element formulas (optimized/formulas/<id>.hpp).
+//
+// A formula is a function template over the value type V: `double` for the scalar path (and
+// CUDA later), a SIMD wrapper (optimized/isa/simd.hpp) for the vector paths. It uses only the
+// operators + - * / and unary -, comparisons, and the free functions below, found by ordinary
+// lookup for double and by argument-dependent lookup for the SIMD wrapper:
+//   vselect(mask, a, b)  a where mask, else b (both evaluated)
+//   vabs, vexp, vexpm1, vlog, vlog1p, visnan, visinf, visfinite, vsign (sgn with sgn(0) = sgn(NaN)
+//   = 0) masks combine with & | and negate with !
+// Formulas compute in double whatever the tensor dtype (float-in / double-inside); the drivers
+// round once to the output dtype.
+//
+// Everything here lives in an inline namespace named per translation unit
+// (LOSSBENCH_FORMULA_NS, set by optimized/CMakeLists.txt for each ISA's file), so that an
+// instantiation compiled with -mavx512f can never be merged by the linker with the scalar
+// file's copy of the same inline function.
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define LOSSBENCH_HD __host__ __device__
+#else
+#define LOSSBENCH_HD
+#endif
+
+#ifndef LOSSBENCH_FORMULA_NS
+#define LOSSBENCH_FORMULA_NS generic
+#endif
+
+namespace lossbench::opt::formulas {
+
+// A loss's scalar parameters, already rounded as PyTorch rounds them; each formula header says
+// what s0, s1, f0 and f1 mean for it. (A plain aggregate: shared by every ISA's file.)
+struct Params {
+  double s0 = 0;
+  double s1 = 0;
+  bool f0 = false;
+  bool f1 = false;
+};
+
+inline namespace LOSSBENCH_FORMULA_NS {
+
+LOSSBENCH_HD inline double vselect(bool c, double a, double b) { return c ? a : b; }
+LOSSBENCH_HD inline double vabs(double x) { return std::fabs(x); }
+LOSSBENCH_HD inline double vexp(double x) { return std::exp(x); }
+LOSSBENCH_HD inline double vexpm1(double x) { return std::expm1(x); }
+LOSSBENCH_HD inline double vlog(double x) { return std::log(x); }
+LOSSBENCH_HD inline double vlog1p(double x) { return std::log1p(x); }
+LOSSBENCH_HD inline bool visnan(double x) { return x != x; }
+LOSSBENCH_HD inline bool visinf(double x) { return std::fabs(x) == HUGE_VAL; }
+LOSSBENCH_HD inline bool visfinite(double x) { return std::fabs(x) < HUGE_VAL; }
+LOSSBENCH_HD inline double vsign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
+
+// max(t, 0) that keeps NaN (t < 0 is false for NaN).
+template <class V>
+LOSSBENCH_HD inline V relu(V t) {
+  return vselect(t < V(0.0), V(0.0), t);
+}
+
+// log(1 + exp(t)) for finite t, without overflow or cancellation: max(t, 0) + log1p(exp(-|t|)).
+template <class V>
+LOSSBENCH_HD inline V softplus(V t) {
+  return relu(t) + vlog1p(vexp(-vabs(t)));
+}
+
+// 1 / (1 + exp(-t)) for finite t, stable on both sides.
+template <class V>
+LOSSBENCH_HD inline V sigmoid(V t) {
+  const V e = vexp(-vabs(t));
+  const V r = V(1.0) / (V(1.0) + e);
+  return vselect(t >= V(0.0), r, e * r);
+}
+
+inline constexpr double kInf = HUGE_VAL;
+inline constexpr double kNaN = __builtin_nan("");
+
+}  // namespace LOSSBENCH_FORMULA_NS
+}  // namespace lossbench::opt::formulas
