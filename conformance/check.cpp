@@ -17,22 +17,8 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-struct Direction {
-  std::string what;  // "output" or "grad.<name>"
-  TensorScore score;
-  Budget budget;
-  double allowed = 0;
-  std::optional<double> torch_ulp;
-  bool ok = true;
-};
-
-struct CaseReport {
+struct CaseReport : CaseScore {
   const CorpusCase* c = nullptr;
-  std::string verdict;  // pass fail unsupported error xfail xpass
-  std::string reason;
-  std::string status;
-  std::vector<Direction> dirs;
-  std::string backward_note;
   std::string repro;
 };
 
@@ -70,10 +56,17 @@ bool rejected(const std::string& status) {
   return status == "bad_arguments" || status == "error";  // "error": an external adapter's raise
 }
 
-CaseReport score_case(const CorpusCase& c, const ojson& rec, const std::string& impl,
-                      const Budgets& budgets, const std::map<std::string, ojson>* torch) {
-  CaseReport r;
-  r.c = &c;
+}  // namespace
+
+double CaseScore::worst_ulp() const {
+  double w = 0;
+  for (const auto& d : dirs) w = std::max(w, d.score.problem.empty() ? d.score.max_ulp : kInf);
+  return w;
+}
+
+CaseScore score_case(const CorpusCase& c, const ojson& rec, const std::string& impl,
+                     const Budgets& budgets, const std::map<std::string, ojson>* torch) {
+  CaseScore r;
   r.status = rec.value("status", "internal_error");
   const std::string message =
       rec.contains("error") && rec["error"].is_object() ? rec["error"].value("message", "") : "";
@@ -118,7 +111,7 @@ CaseReport score_case(const CorpusCase& c, const ojson& rec, const std::string& 
   const ojson& expected = c.line["expected"];
   auto add = [&](const std::string& what, const std::string& direction, const ojson& got,
                  const ojson& exp) {
-    Direction d;
+    DirectionScore d;
     d.what = what;
     d.score = score_tensor(got, exp, c.doc());
     d.budget = budgets.resolve({impl, c.loss, c.dtype, c.reduction, direction});
@@ -163,7 +156,7 @@ CaseReport score_case(const CorpusCase& c, const ojson& rec, const std::string& 
   return r;
 }
 
-std::string file_name_of(const std::string& id) {
+std::string reproducer_file_name(const std::string& id) {
   std::string s = id;
   for (char& ch : s)
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
@@ -171,7 +164,7 @@ std::string file_name_of(const std::string& id) {
   return s + ".json";
 }
 
-ojson direction_json(const Direction& d) {
+ojson direction_json(const DirectionScore& d) {
   ojson j;
   j["max_ulp"] = json_number(d.score.max_ulp);
   j["rms_ulp"] = json_number(d.score.rms_ulp);
@@ -184,6 +177,24 @@ ojson direction_json(const Direction& d) {
   if (!d.score.worst_detail.is_null()) j["worst"] = d.score.worst_detail;
   return j;
 }
+
+ojson reproducer_doc(const CorpusCase& c, const CaseScore& s, const std::string& impl_name,
+                     const std::string& note, const ojson& extra_meta) {
+  ojson doc = c.doc();
+  doc["id"] = c.id;
+  doc["note"] = note;
+  ojson meta;
+  meta["impl"] = impl_name;
+  bool any_failed = false;
+  for (const auto& d : s.dirs) any_failed = any_failed || !d.ok;
+  for (const auto& d : s.dirs)
+    if (!d.ok || !any_failed) meta[d.what] = direction_json(d);
+  for (const auto& [k, v] : extra_meta.items()) meta[k] = v;
+  doc["meta"] = std::move(meta);
+  return doc;
+}
+
+namespace {
 
 ojson report_json(const CaseReport& r) {
   ojson j;
@@ -256,25 +267,12 @@ int run_check(const CheckOptions& o, std::ostream& out, std::ostream& err) {
   // The implementation.
   std::string impl_name = o.impl;
   std::string impl_version;
-  const lb_impl* in_process = nullptr;
-  std::unique_ptr<IsolatedRunner> isolated;
+  std::unique_ptr<ImplRunner> runner;
   if (o.results.empty()) {
-    const bool plugin = names_plugin(o.impl);
     try {
-      if (plugin || o.isolate) {
-        const std::string spec = o.impl;
-        isolated = std::make_unique<IsolatedRunner>(
-            [spec](std::string& e) { return load_implementation(spec, e); }, o.timeout);
-        const ojson h = isolated->hello();
-        impl_name = h.value("name", o.impl);
-        impl_version = h.value("version", "");
-      } else {
-        std::string e;
-        in_process = load_implementation(o.impl, e);
-        if (in_process == nullptr) throw Error(ErrorKind::Format, e);
-        impl_name = in_process->name ? in_process->name : o.impl;
-        impl_version = in_process->version ? in_process->version : "";
-      }
+      runner = std::make_unique<ImplRunner>(o.impl, o.isolate, o.timeout);
+      impl_name = runner->name();
+      impl_version = runner->version();
     } catch (const std::exception& e) {
       err << "lossbench check: " << e.what() << "\n";
       return 2;
@@ -311,13 +309,14 @@ int run_check(const CheckOptions& o, std::ostream& out, std::ostream& err) {
                                 : ojson{{"id", c.id},
                                         {"status", "missing"},
                                         {"error", {{"message", "no record in " + o.results}}}};
-    } else if (isolated) {
-      rec = isolated->run(c);
     } else {
-      rec = run_case(*in_process, c);
+      rec = runner->run(c);
     }
     if (raw.is_open()) raw << rec.dump() << "\n";
-    CaseReport r = score_case(c, rec, impl_name, budgets, torch.empty() ? nullptr : &torch);
+    CaseReport r;
+    static_cast<CaseScore&>(r) =
+        score_case(c, rec, impl_name, budgets, torch.empty() ? nullptr : &torch);
+    r.c = &c;
     if (auto reason = xfails.match(impl_name, c.id)) {
       if (r.verdict == "fail" || r.verdict == "error") {
         r.reason = "expected failure (" + *reason + "): " + r.reason;
@@ -336,7 +335,7 @@ int run_check(const CheckOptions& o, std::ostream& out, std::ostream& err) {
       for (const auto& d : r.dirs)
         if (!d.ok) meta[d.what] = direction_json(d);
       doc["meta"] = std::move(meta);
-      const std::string path = (fs::path(o.repro_dir) / file_name_of(c.id)).string();
+      const std::string path = (fs::path(o.repro_dir) / reproducer_file_name(c.id)).string();
       std::ofstream f(path);
       if (f) {
         f << doc.dump(1) << "\n";
@@ -354,8 +353,7 @@ int run_check(const CheckOptions& o, std::ostream& out, std::ostream& err) {
       << ": " << reports.size() << " cases: " << counts["pass"] << " pass, " << counts["fail"]
       << " fail, " << counts["error"] << " error, " << counts["unsupported"] << " unsupported, "
       << counts["xfail"] << " xfail, " << counts["xpass"] << " unexpected pass";
-  if (isolated && isolated->restarts() > 0)
-    out << " (worker restarted " << isolated->restarts() << "x)";
+  if (runner && runner->restarts() > 0) out << " (worker restarted " << runner->restarts() << "x)";
   out << (ok ? "  OK" : "  FAILED") << "\n";
 
   if (!o.json_out.empty()) {

@@ -21,17 +21,20 @@ struct ScorerCommands {
   CLI::App* eval = nullptr;  // an eval subcommand given --impl, if any
   EvalOptions eval_options;
   std::string eval_impl;  // empty: the caller's own eval (the reference) handles it
+  CLI::App* fuzz = nullptr;
+  FuzzOptions fuzz_options;
+  std::string fuzz_shard;  // "i/n"
 };
 
-// Registers `check` on `app`. The returned object must outlive app.parse().
+// Registers `check` and `fuzz` on `app`. The returned object must outlive app.parse().
 std::unique_ptr<ScorerCommands> add_scorer_commands(CLI::App& app);
 
 // Adds `--impl NAME|PATH` and `--timeout` to an existing eval subcommand (which has its own
 // positional case path, --grad and --json: pass references to them).
 void add_eval_impl_option(CLI::App* eval, ScorerCommands& commands);
 
-// After parsing: the exit code when a scorer command ran (check, or eval with --impl other than
-// "reference"... any --impl), std::nullopt when none did. `case_path`, `grad`, `json` are the
+// After parsing: the exit code when a scorer command ran (check, fuzz, or eval with --impl other
+// than "reference"... any --impl), std::nullopt when none did. `case_path`, `grad`, `json` are the
 // caller's eval values.
 std::optional<int> run_scorer_commands(ScorerCommands& commands, const std::string& case_path = {},
                                        bool grad = false, bool json = false);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -60,6 +61,13 @@ std::vector<CorpusCase> read_corpus(const std::string& dir);
 // skipped.
 std::map<std::string, ojson> read_results(const std::string& path);
 
+// The same, keeping only the lines whose id `keep` accepts. A line that starts with its id
+// ({"id": "...", as the corpus and results files write them) is skipped without being parsed:
+// reading a few cases of a large corpus is fast.
+using IdFilter = std::function<bool(std::string_view id)>;
+std::vector<CorpusCase> read_corpus(const std::string& dir, const IdFilter& keep);
+std::map<std::string, ojson> read_results(const std::string& path, const IdFilter& keep);
+
 // ---------------------------------------------------------------- running one case
 
 // Runs one case through an implementation: supports(), forward, then backward for the
@@ -96,6 +104,25 @@ class IsolatedRunner {
   int from_child_ = -1;
   int restarts_ = 0;
   ojson hello_;
+};
+
+// An implementation as `check` runs it: a plugin (a path) always in a child process, a
+// registered name in process unless `isolate`. The constructor throws Error(Format) when the
+// implementation cannot be loaded.
+class ImplRunner {
+ public:
+  ImplRunner(const std::string& spec, bool isolate, double timeout_seconds);
+  ojson run(const CorpusCase& c);
+  const std::string& spec() const { return spec_; }
+  const std::string& name() const { return name_; }  // as the implementation reports it
+  const std::string& version() const { return version_; }
+  bool isolated() const { return isolated_ != nullptr; }
+  int restarts() const { return isolated_ ? isolated_->restarts() : 0; }
+
+ private:
+  std::string spec_, name_, version_;
+  const lb_impl* in_process_ = nullptr;
+  std::unique_ptr<IsolatedRunner> isolated_;
 };
 
 // ---------------------------------------------------------------- ULP scoring
@@ -170,6 +197,42 @@ class Xfails {
 
 bool glob_match(std::string_view pattern, std::string_view text);  // '*' and '?'
 
+// ---------------------------------------------------------------- scoring one case
+
+struct DirectionScore {
+  std::string what;  // "output" or "grad.<name>"
+  TensorScore score;
+  Budget budget;
+  double allowed = 0;  // the budget in ULPs for this case (after "torch")
+  std::optional<double> torch_ulp;
+  bool ok = true;
+};
+
+struct CaseScore {
+  std::string verdict;  // pass fail unsupported error (xfail, xpass: after Xfails)
+  std::string reason;
+  std::string status;  // the record's status
+  std::vector<DirectionScore> dirs;
+  std::string backward_note;
+  // The largest max_ulp of the scored tensors (+inf for a tensor with a problem, 0 when none).
+  double worst_ulp() const;
+};
+
+// The verdict of one results record `rec` (run_case's, IsolatedRunner's or a results file's)
+// on a corpus case, against the budgets of implementation `impl`. `torch`: PyTorch's records
+// by id, for "torch" budgets (nullptr: none).
+CaseScore score_case(const CorpusCase& c, const ojson& rec, const std::string& impl,
+                     const Budgets& budgets, const std::map<std::string, ojson>* torch);
+
+// {"max_ulp", "rms_ulp", "budget", "budget_rule", "torch_ulp", "ok", "problem", "worst"...}
+ojson direction_json(const DirectionScore& d);
+// A one-file reproducer: the case document plus "id", "note" and "meta" (the scores of the
+// tensors that failed, or of all when none did, and `extra_meta`'s keys).
+ojson reproducer_doc(const CorpusCase& c, const CaseScore& s, const std::string& impl_name,
+                     const std::string& note, const ojson& extra_meta = ojson::object());
+// "<id with every character but [A-Za-z0-9._-] replaced by _>.json"
+std::string reproducer_file_name(const std::string& id);
+
 // ---------------------------------------------------------------- check
 
 struct CheckOptions {
@@ -194,6 +257,32 @@ struct CheckOptions {
 // Runs the check; returns the exit code (0: nothing failed, erred or passed unexpectedly;
 // 1: some did; 2: bad usage, unreadable corpus or implementation).
 int run_check(const CheckOptions& options, std::ostream& out, std::ostream& err);
+
+// ---------------------------------------------------------------- fuzz
+
+struct FuzzOptions {
+  std::string impl = "reference";
+  std::string loss;         // a loss id, a glob over ids ("*": all), or a comma list
+  double seconds = 10;      // stop drawing new cases after this long
+  std::uint64_t seed = 1;   // case k is drawn from a seed derived from (seed, k)
+  std::uint64_t cases = 0;  // at most this many cases (this shard's); 0: only the time bounds
+  std::string keep_dir = "lossbench-fuzz";  // the worst cases go here (empty: nowhere)
+  int keep_worst = 5;
+  int shard_index = 0;  // shard i of n draws the cases k with k % n == i
+  int shard_count = 1;
+  std::string budgets;
+  double timeout = 60;
+  bool isolate = false;
+  bool verbose = false;  // a line for every case
+};
+
+// The seed of case `index` of a fuzz run (splitmix64 of the run's seed and the index).
+std::uint64_t fuzz_case_seed(std::uint64_t seed, std::uint64_t index);
+
+// `fuzz`: random cases from the golden generators (golden::random_case), exact values computed
+// on the fly, run through the implementation as `check` runs it and scored with the same
+// budgets. Returns the exit code (0: no case failed or erred; 1: some did; 2: bad usage).
+int run_fuzz(const FuzzOptions& options, std::ostream& out, std::ostream& err);
 
 }  // namespace lossbench::conformance
 

@@ -1,5 +1,4 @@
 // Expected values of a case (the corpus line format of docs/golden.md) and `eval --impl`.
-#include <mpfr.h>
 
 #include <cmath>
 #include <cstdio>
@@ -8,6 +7,7 @@
 #include <sstream>
 
 #include "conformance.hpp"
+#include "corpus.hpp"
 #include "lossbench/case.hpp"
 #include "lossbench/error.hpp"
 #include "reference.hpp"
@@ -15,34 +15,6 @@
 namespace lossbench::conformance {
 
 namespace {
-
-double low_part(const ref::Real& v, double hi) {
-  mpfr_srcptr x = v.backend().data();
-  if (!std::isfinite(hi) || !mpfr_number_p(x)) return 0.0;
-  mpfr_t d;
-  mpfr_init2(d, mpfr_get_prec(x) + 2200);  // wide enough for the difference to be exact
-  mpfr_sub_d(d, x, hi, MPFR_RNDN);
-  const double lo = mpfr_get_d(d, MPFR_RNDN);
-  mpfr_clear(d);
-  return lo == 0.0 ? 0.0 : lo;
-}
-
-ojson tensor_json(const ref::CertifiedTensor& t) {
-  ojson j;
-  j["dtype"] = to_string(t.dtype);
-  j["shape"] = t.shape;
-  auto rounded = ojson::array(), hi = ojson::array(), lo = ojson::array();
-  for (std::size_t i = 0; i < t.values.size(); ++i) {
-    const auto& v = t.values[i];
-    rounded.push_back(hex_string(t.rounded_value(i)));
-    hi.push_back(hex_string(v.rounded[0]));
-    lo.push_back(hex_string(low_part(v.value, v.rounded[0])));
-  }
-  j["rounded"] = std::move(rounded);
-  j["hi"] = std::move(hi);
-  j["lo"] = std::move(lo);
-  return j;
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -61,22 +33,10 @@ ojson expected_line(const ojson& doc_in, const std::string& id, const std::strin
   line["id"] = id;
   line["group"] = group;
   line["case"] = doc;
-  try {
-    const Case c = parse_case(doc.dump());
-    ref::CertifyOptions options;
-    options.grad = true;
-    const ref::Certified r = ref::certify(c, options);
-    ojson expected;
-    expected["output"] = tensor_json(r.output);
-    ojson grads = ojson::object();
-    for (const auto& [name, t] : r.grads) grads[name] = tensor_json(t);
-    expected["grad"] = std::move(grads);
-    line["expected"] = std::move(expected);
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::Precision) throw;
-    line["expected_error"] = {{"class", to_string(e.kind())}, {"message", e.what()}};
-  }
-  line["condition"] = nullptr;
+  // The corpus's own computation of expected values, so a scored case file and a corpus line
+  // can never disagree.
+  const ojson expected = golden::compute_expected(doc);
+  for (const auto& [k, v] : expected.items()) line[k] = v;
   line["notes"] = ojson::array();
   return line;
 }

@@ -247,4 +247,28 @@ ojson IsolatedRunner::run(const CorpusCase& c) {
   return reply;
 }
 
+// ---------------------------------------------------------------- an implementation as check runs
+// it
+
+ImplRunner::ImplRunner(const std::string& spec, bool isolate, double timeout_seconds)
+    : spec_(spec), name_(spec) {
+  if (names_plugin(spec) || isolate) {
+    isolated_ = std::make_unique<IsolatedRunner>(
+        [spec](std::string& e) { return load_implementation(spec, e); }, timeout_seconds);
+    const ojson h = isolated_->hello();
+    name_ = h.value("name", spec);
+    version_ = h.value("version", "");
+  } else {
+    std::string e;
+    in_process_ = load_implementation(spec, e);
+    if (in_process_ == nullptr) throw Error(ErrorKind::Format, e);
+    name_ = in_process_->name ? in_process_->name : spec;
+    version_ = in_process_->version ? in_process_->version : "";
+  }
+}
+
+ojson ImplRunner::run(const CorpusCase& c) {
+  return isolated_ ? isolated_->run(c) : run_case(*in_process_, c);
+}
+
 }  // namespace lossbench::conformance

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include "conformance.hpp"
 #include "elements.hpp"
@@ -39,6 +41,36 @@ std::string case_dtype(const ojson& doc) {
   return "int64";
 }
 
+// The id of a line that starts with it ({"id": "..." or {"id":"...", no escapes), else nothing.
+std::optional<std::string_view> leading_id(std::string_view text) {
+  std::size_t i = 0;
+  auto skip_ws = [&] {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+  };
+  skip_ws();
+  if (i >= text.size() || text[i] != '{') return std::nullopt;
+  ++i;
+  skip_ws();
+  if (text.substr(i, 4) != "\"id\"") return std::nullopt;
+  i += 4;
+  skip_ws();
+  if (i >= text.size() || text[i] != ':') return std::nullopt;
+  ++i;
+  skip_ws();
+  if (i >= text.size() || text[i] != '"') return std::nullopt;
+  const std::size_t start = ++i;
+  while (i < text.size() && text[i] != '"' && text[i] != '\\') ++i;
+  if (i >= text.size() || text[i] != '"') return std::nullopt;
+  return text.substr(start, i - start);
+}
+
+// Lines skipped by the filter: cheaply when the id leads, else after parsing.
+bool filtered_out(const std::string& text, const IdFilter& keep) {
+  if (!keep) return false;
+  if (auto id = leading_id(text)) return !keep(*id);
+  return false;
+}
+
 }  // namespace
 
 CorpusCase corpus_case_from_line(ojson line) {
@@ -56,7 +88,9 @@ CorpusCase corpus_case_from_line(ojson line) {
   return c;
 }
 
-std::vector<CorpusCase> read_corpus(const std::string& dir) {
+std::vector<CorpusCase> read_corpus(const std::string& dir) { return read_corpus(dir, IdFilter()); }
+
+std::vector<CorpusCase> read_corpus(const std::string& dir, const IdFilter& keep) {
   std::vector<fs::path> files;
   const fs::path manifest = fs::path(dir) / "manifest.json";
   if (fs::exists(manifest)) {
@@ -84,12 +118,15 @@ std::vector<CorpusCase> read_corpus(const std::string& dir) {
     std::size_t lineno = 0;
     while (std::getline(in, text)) {
       ++lineno;
-      if (text.empty()) continue;
+      if (text.empty() || filtered_out(text, keep)) continue;
       ojson j = ojson::parse(text, nullptr, false);
       if (j.is_discarded())
         throw Error(ErrorKind::Format,
                     path.string() + ":" + std::to_string(lineno) + ": not valid JSON");
       try {
+        if (keep && j.is_object() && j.contains("id") && j["id"].is_string() &&
+            !keep(j["id"].get<std::string>()))
+          continue;
         cases.push_back(corpus_case_from_line(std::move(j)));
       } catch (const Error& e) {
         throw Error(ErrorKind::Format,
@@ -101,6 +138,10 @@ std::vector<CorpusCase> read_corpus(const std::string& dir) {
 }
 
 std::map<std::string, ojson> read_results(const std::string& path) {
+  return read_results(path, IdFilter());
+}
+
+std::map<std::string, ojson> read_results(const std::string& path, const IdFilter& keep) {
   std::ifstream in(path);
   if (!in) throw Error(ErrorKind::Format, path + ": cannot open the results file");
   std::map<std::string, ojson> records;
@@ -108,7 +149,7 @@ std::map<std::string, ojson> read_results(const std::string& path) {
   std::size_t lineno = 0;
   while (std::getline(in, text)) {
     ++lineno;
-    if (text.empty()) continue;
+    if (text.empty() || filtered_out(text, keep)) continue;
     ojson j = ojson::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object())
       throw Error(ErrorKind::Format, path + ":" + std::to_string(lineno) + ": not a JSON object");
@@ -116,6 +157,7 @@ std::map<std::string, ojson> read_results(const std::string& path) {
     if (!j.contains("id") || !j["id"].is_string())
       throw Error(ErrorKind::Format, path + ":" + std::to_string(lineno) + ": no \"id\"");
     const std::string id = j["id"].get<std::string>();
+    if (keep && !keep(id)) continue;
     records[id] = std::move(j);
   }
   return records;

@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <boost/version.hpp>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "lossbench/error.hpp"
 #include "reference.hpp"
@@ -407,6 +409,78 @@ std::size_t verify(const VerifyOptions& options, std::ostream& log) {
       << ")\n";
   log << "golden verify: " << (problems ? "FAILED" : "ok") << ", " << problems << " problems\n";
   return problems;
+}
+
+// ---- random cases (lossbench fuzz) ----
+
+RandomCase random_case(const LossInfo& loss, std::uint64_t seed) {
+  RandomCase out;
+  Rng draw(seed ^ 0x6675'7a7a'6c6f'7373ULL);  // "fuzzloss": the draw, apart from the values
+  // Weighted groups (out of 10); one without cases for this loss is drawn again.
+  constexpr std::pair<Group, int> kWeights[] = {{Group::smoke, 1},
+                                                {Group::reference, 4},
+                                                {Group::special, 3},
+                                                {Group::hard, 1},
+                                                {Group::error, 1}};
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    std::uint64_t r = draw.below(10);
+    Group group = Group::reference;
+    for (const auto& [g, w] : kWeights) {
+      if (r < static_cast<std::uint64_t>(w)) {
+        group = g;
+        break;
+      }
+      r -= static_cast<std::uint64_t>(w);
+    }
+    Gen g(loss, group, Tier::committed, draw.bits());
+    generate_loss(g);
+    if (g.cases().empty()) continue;
+    const std::size_t pick = static_cast<std::size_t>(draw.below(g.cases().size()));
+    const CaseBuilder& b = g.cases()[pick];
+    char hex[24];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(seed));
+    ojson line;
+    line["id"] = std::string(loss.name) + "/fuzz/" + hex;
+    line["group"] = to_string(group);
+    line["case"] = b.doc();
+    ojson notes = b.notes();
+    notes.push_back("fuzz: seed 0x" + std::string(hex) + ", group " +
+                    std::string(to_string(group)) + ", case " + std::to_string(pick) + " of " +
+                    std::to_string(g.cases().size()));
+    ojson result;
+    try {
+      result = compute_expected(b.doc());
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::Precision) throw;
+      out.dropped = "cannot be certified: " + std::string(e.what());
+      return out;
+    }
+    const bool is_error = result.contains("expected_error");
+    if (is_error && b.expected_error().empty()) {
+      out.dropped = "a value case the reference rejects: " +
+                    result["expected_error"]["message"].get<std::string>();
+      return out;
+    }
+    if (!is_error && !b.expected_error().empty()) {
+      out.dropped = "an error case the reference accepts";
+      return out;
+    }
+    if (is_error) {
+      line["expected_error"] = result["expected_error"];
+    } else {
+      line["expected"] = result["expected"];
+      if (const char* caveat = gradient_caveat(loss.name))
+        notes.push_back(std::string("gradient: ") + caveat);
+      if (!result["condition"].is_null())
+        notes.push_back("condition from the reduction-none terms");
+    }
+    line["condition"] = result["condition"];
+    line["notes"] = std::move(notes);
+    out.line = std::move(line);
+    return out;
+  }
+  out.dropped = "the generator makes no case of this loss";
+  return out;
 }
 
 }  // namespace lossbench::golden

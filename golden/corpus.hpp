@@ -65,6 +65,25 @@ std::string sha256_file(const std::string& path);
 std::vector<ojson> read_corpus(const std::string& dir);
 ojson read_manifest(const std::string& dir);
 
+// ---- random cases (lossbench fuzz) ----
+
+struct RandomCase {
+  std::optional<ojson> line;  // a corpus line (docs/golden.md), or nothing when dropped
+  std::string dropped;        // why there is no line
+};
+
+// One case of `loss` drawn from `seed`, with its expected values computed exactly as
+// `generate` computes the corpus' (compute_expected). A group is drawn (smoke 1, reference 4,
+// special 3, hard 1, error 1 in 10; a group without cases for the loss is drawn again), the
+// loss's generator runs for that group (committed tier) with its random numbers seeded from
+// `seed` instead of the recorded group seed, and one of the cases it makes is picked. The line
+// has id "<loss>/fuzz/<seed as 16 hex digits>", the drawn group's name in "group", and the
+// draw in its notes. A case the generator meant as a value case that the reference rejects (or
+// the reverse), or that cannot be certified within the precision cap, is dropped (`dropped`
+// says why). The same seed gives the same line on every platform. Throws Error when the
+// loss's reference is not written yet. `generate` does not use this: the corpus is unchanged.
+RandomCase random_case(const LossInfo& loss, std::uint64_t seed);
+
 // ---- PyTorch's outputs (tools/torch_golden.py) ----
 
 // Error of `got` against the exact value hi + lo, in ULPs of `dtype` (0 for matching NaNs and
