@@ -9,6 +9,14 @@
 
 #include "lossbench/abi.h"
 
+// The four 16-bit conversions are also compiled for CUDA devices (optimized/cuda/), so that
+// the device rounds exactly as the host does (nvcc: --expt-relaxed-constexpr for numeric_limits).
+#if defined(__CUDACC__)
+#define LOSSBENCH_ELEMENTS_HD __host__ __device__
+#else
+#define LOSSBENCH_ELEMENTS_HD
+#endif
+
 namespace lossbench::conformance {
 
 inline std::size_t element_size(std::int32_t dtype) {
@@ -23,7 +31,7 @@ inline std::size_t element_size(std::int32_t dtype) {
 }
 
 // binary16 bits -> value.
-inline double half_to_double(std::uint16_t h) {
+LOSSBENCH_ELEMENTS_HD inline double half_to_double(std::uint16_t h) {
   const bool neg = (h & 0x8000u) != 0;
   const int exp = (h >> 10) & 0x1f;
   const int frac = h & 0x3ff;
@@ -38,7 +46,7 @@ inline double half_to_double(std::uint16_t h) {
 }
 
 // Value (rounded to nearest even binary16 if it is not representable) -> binary16 bits.
-inline std::uint16_t double_to_half(double v) {
+LOSSBENCH_ELEMENTS_HD inline std::uint16_t double_to_half(double v) {
   std::uint16_t sign = std::signbit(v) ? 0x8000u : 0u;
   if (std::isnan(v)) return static_cast<std::uint16_t>(sign | 0x7e00u);
   double a = std::fabs(v);
@@ -59,7 +67,7 @@ inline std::uint16_t double_to_half(double v) {
   return static_cast<std::uint16_t>(sign | (biased << 10) | (static_cast<int>(m) - 1024));
 }
 
-inline double bfloat16_to_double(std::uint16_t b) {
+LOSSBENCH_ELEMENTS_HD inline double bfloat16_to_double(std::uint16_t b) {
   const std::uint32_t bits = static_cast<std::uint32_t>(b) << 16;
   float f;
   std::memcpy(&f, &bits, 4);
@@ -67,7 +75,7 @@ inline double bfloat16_to_double(std::uint16_t b) {
 }
 
 // Value (rounded to nearest even bfloat16) -> bfloat16 bits.
-inline std::uint16_t double_to_bfloat16(double v) {
+LOSSBENCH_ELEMENTS_HD inline std::uint16_t double_to_bfloat16(double v) {
   if (std::isnan(v)) return std::signbit(v) ? 0xffc0u : 0x7fc0u;
   // Round the double to 8 significant bits directly (not through float: no double rounding).
   double r;

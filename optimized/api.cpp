@@ -12,8 +12,12 @@
 #include <vector>
 
 #include "cpu.hpp"
+#include "drivers/classification.hpp"
+#include "drivers/ctc.hpp"
 #include "drivers/elementwise.hpp"
+#include "drivers/pairwise.hpp"
 #include "elements.hpp"
+#include "plan.hpp"
 
 namespace lossbench::opt {
 
@@ -394,6 +398,12 @@ const KernelTable& kernels_for(Isa isa, const Plan& plan) {
   return table_of(isa);
 }
 
+// The classification driver's kernels: float64 uses the scalar table (glibc's exp, as
+// transcendental() above), the other dtypes the ISA's.
+const KernelTable& classification_kernels(Isa isa, const ClassificationPlan& p) {
+  return p.dtype == LB_FLOAT64 ? scalar_kernels() : table_of(isa);
+}
+
 // ---------------------------------------------------------------- the ABI functions
 
 void set_error(char* error, std::size_t size, const std::string& m) {
@@ -408,6 +418,9 @@ std::int32_t guarded(char* error, std::size_t size, F&& f) {
   } catch (const Failure& e) {
     set_error(error, size, e.message);
     return e.status;
+  } catch (const ClassificationFailure& e) {
+    set_error(error, size, e.message);
+    return e.status;
   } catch (const std::exception& e) {
     set_error(error, size, e.what());
     return LB_INTERNAL_ERROR;
@@ -415,7 +428,10 @@ std::int32_t guarded(char* error, std::size_t size, F&& f) {
 }
 
 std::int32_t supports_isa(Isa isa, const char* loss, std::int32_t dtype, lb_device device) {
-  if (!machine_has(isa) || device.type != LB_DEVICE_CPU || find_loss(loss) == nullptr) return 0;
+  if (!machine_has(isa) || device.type != LB_DEVICE_CPU) return 0;
+  if (find_loss(loss) == nullptr && !is_classification(loss) && !pairwise::handles(loss) &&
+      !ctc::handles(loss))
+    return 0;
   return dtype >= LB_FLOAT64 && dtype <= LB_BFLOAT16 ? 1 : 0;
 }
 
@@ -423,6 +439,22 @@ std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* 
                          std::size_t size) {
   return guarded(error, size, [&] {
     if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
+    if (is_classification(call->loss)) {
+      ClassificationPlan p;
+      build_classification(*call, p);
+      run_classification_forward(classification_kernels(isa, p), p, *output, driver_threads());
+      return;
+    }
+    if (pairwise::handles(call->loss)) {
+      const std::int32_t s = pairwise::forward(*call, *output, driver_threads(), error, size);
+      if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
+      return;
+    }
+    if (ctc::handles(call->loss)) {
+      const std::int32_t s = ctc::forward(*call, *output, driver_threads(), error, size);
+      if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
+      return;
+    }
     Call c;
     build(*call, c);
     check_output(c.plan, *output, "output");
@@ -430,37 +462,66 @@ std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* 
   });
 }
 
+// Backward's checks of the gradient tensors and of grad_output; by_input[j] receives the
+// gradient tensor of formula input j.
+void match_grads(const Call& c, const lb_tensor* grad_output, lb_tensor* grads,
+                 std::int32_t num_grads, lb_tensor** by_input) {
+  for (std::int32_t k = 0; k < num_grads; ++k) {
+    const char* name = grads[k].name ? grads[k].name : "";
+    bool found = false;
+    for (int j = 0; j < c.plan.num_inputs; ++j) {
+      if (c.info->inputs[static_cast<std::size_t>(j)] != name) continue;
+      found = true;
+      if (c.t[j] == nullptr || c.t[j]->dtype == LB_INT64)
+        bad(std::string("no gradient for input '") + name + "'");
+      if (grads[k].dtype < LB_FLOAT64 || grads[k].dtype > LB_BFLOAT16 ||
+          shape_of(grads[k]) != shape_of(*c.t[j]))
+        bad(std::string("gradient '") + name + "': wrong dtype or shape");
+      by_input[j] = &grads[k];
+    }
+    if (!found) bad(std::string("no gradient for input '") + name + "'");
+  }
+  if (grad_output != nullptr) {
+    const Shape gs = shape_of(*grad_output);
+    if (c.plan.reduce ? numel(gs) != 1 : gs != c.plan.shape) bad("grad_output has the wrong shape");
+  }
+}
+
 std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_output,
                           lb_tensor* grads, std::int32_t num_grads, char* error, std::size_t size) {
   return guarded(error, size, [&] {
     if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
+    if (is_classification(call->loss)) {
+      ClassificationPlan p;
+      build_classification(*call, p);
+      double one = 1.0;
+      const std::int64_t zero_strides[1] = {};
+      lb_tensor ones{"grad_output", &one, LB_FLOAT64, 0, nullptr, zero_strides, {LB_DEVICE_CPU, 0}};
+      run_classification_backward(classification_kernels(isa, p), p,
+                                  grad_output != nullptr ? *grad_output : ones, grads, num_grads,
+                                  driver_threads());
+      return;
+    }
+    if (pairwise::handles(call->loss)) {
+      const std::int32_t s =
+          pairwise::backward(*call, grad_output, grads, num_grads, driver_threads(), error, size);
+      if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
+      return;
+    }
+    if (ctc::handles(call->loss)) {
+      const std::int32_t s =
+          ctc::backward(*call, grad_output, grads, num_grads, driver_threads(), error, size);
+      if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
+      return;
+    }
     Call c;
     build(*call, c);
     lb_tensor* by_input[kMaxInputs] = {};
-    for (std::int32_t k = 0; k < num_grads; ++k) {
-      const char* name = grads[k].name ? grads[k].name : "";
-      bool found = false;
-      for (int j = 0; j < c.plan.num_inputs; ++j) {
-        if (c.info->inputs[static_cast<std::size_t>(j)] != name) continue;
-        found = true;
-        if (c.t[j] == nullptr || c.t[j]->dtype == LB_INT64)
-          bad(std::string("no gradient for input '") + name + "'");
-        if (grads[k].dtype < LB_FLOAT64 || grads[k].dtype > LB_BFLOAT16 ||
-            shape_of(grads[k]) != shape_of(*c.t[j]))
-          bad(std::string("gradient '") + name + "': wrong dtype or shape");
-        by_input[j] = &grads[k];
-      }
-      if (!found) bad(std::string("no gradient for input '") + name + "'");
-    }
+    match_grads(c, grad_output, grads, num_grads, by_input);
     double one = 1.0;
     const std::int64_t zero_strides[16] = {};
     lb_tensor ones{"grad_output", &one, LB_FLOAT64, 0, nullptr, zero_strides, {LB_DEVICE_CPU, 0}};
     const lb_tensor& g = grad_output != nullptr ? *grad_output : ones;
-    if (grad_output != nullptr) {
-      const Shape gs = shape_of(g);
-      if (c.plan.reduce ? numel(gs) != 1 : gs != c.plan.shape)
-        bad("grad_output has the wrong shape");
-    }
     run_backward(kernels_for(isa, c.plan), c.plan, g, by_input, driver_threads());
   });
 }
@@ -528,5 +589,42 @@ const lb_impl* cpu_impl() { return &cpu_table; }
 const lb_impl* cpu_scalar_impl() { return &cpu_scalar_table; }
 const lb_impl* cpu_avx2_impl() { return &cpu_avx2_table; }
 const lb_impl* cpu_avx512_impl() { return &cpu_avx512_table; }
+
+bool plans_loss(const char* loss) { return find_loss(loss) != nullptr; }
+
+bool checks_values(const char* loss, const char* input) {
+  if (loss == nullptr || input == nullptr) return false;
+  const std::string_view l(loss), i(input);
+  return (l == "binary_cross_entropy" && (i == "input" || i == "target")) ||
+         (l == "gaussian_nll_loss" && i == "var");
+}
+
+std::int32_t plan_forward(const lb_call& call, const lb_tensor& output, PlannedCall& pc,
+                          std::string& error) {
+  char message[512] = {};
+  const std::int32_t status = guarded(message, sizeof message, [&] {
+    Call c;
+    build(call, c);
+    check_output(c.plan, output, "output");
+    pc.plan = std::move(c.plan);
+    for (int j = 0; j < kMaxInputs; ++j) pc.inputs[j] = c.t[j];
+  });
+  error = message;
+  return status;
+}
+
+std::int32_t plan_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
+                           std::int32_t num_grads, PlannedCall& pc, std::string& error) {
+  char message[512] = {};
+  const std::int32_t status = guarded(message, sizeof message, [&] {
+    Call c;
+    build(call, c);
+    match_grads(c, grad_output, grads, num_grads, pc.grads);
+    pc.plan = std::move(c.plan);
+    for (int j = 0; j < kMaxInputs; ++j) pc.inputs[j] = c.t[j];
+  });
+  error = message;
+  return status;
+}
 
 }  // namespace lossbench::opt

@@ -9,7 +9,7 @@ namespace lossbench::opt {
 
 enum class Loss {
 #define LOSSBENCH_OPT_ENUM(id, F) id,
-  LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_ENUM)
+  LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_ENUM) LOSSBENCH_OPT_CLASSIFICATION_LOSSES(LOSSBENCH_OPT_ENUM)
 #undef LOSSBENCH_OPT_ENUM
       count
 };
@@ -30,9 +30,11 @@ using SumKernel = void (*)(double* v, std::size_t n, double* hi, double* lo);
 
 struct KernelTable {
   const char* isa;
-  ForwardKernel forward[kLossCount];
+  ForwardKernel forward[kLossCount];  // null for the classification losses
   BackwardKernel backward[kLossCount];
   SumKernel sum;
+  // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).
+  ForwardKernel row_exp;
 };
 
 // One per ISA, each defined in its own translation unit compiled with its own -m flags.

@@ -102,6 +102,7 @@ KernelTable make_table(const char* isa) {
   LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_FILL)
 #undef LOSSBENCH_OPT_FILL
   t.sum = sum_block<V>;
+  t.row_exp = forward_block<V, formulas::CrossEntropyExp>;
   return t;
 }
 

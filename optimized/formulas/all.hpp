@@ -2,6 +2,7 @@
 // Every formula, and the list of losses this backend implements (one line each).
 #include "binary_cross_entropy.hpp"
 #include "binary_cross_entropy_with_logits.hpp"
+#include "cross_entropy.hpp"
 #include "gaussian_nll_loss.hpp"
 #include "hinge_embedding_loss.hpp"
 #include "huber_loss.hpp"
@@ -9,6 +10,8 @@
 #include "l1_loss.hpp"
 #include "margin_ranking_loss.hpp"
 #include "mse_loss.hpp"
+#include "multi_margin_loss.hpp"
+#include "nll_loss.hpp"
 #include "poisson_nll_loss.hpp"
 #include "smooth_l1_loss.hpp"
 #include "soft_margin_loss.hpp"
@@ -27,3 +30,9 @@
   X(poisson_nll_loss, PoissonNllLoss)                               \
   X(gaussian_nll_loss, GaussianNllLoss)                             \
   X(kl_div, KlDiv)
+
+// The classification losses (drivers/classification.cpp): rows of classes, not elements.
+#define LOSSBENCH_OPT_CLASSIFICATION_LOSSES(X) \
+  X(cross_entropy, CrossEntropy)               \
+  X(nll_loss, NllLoss)                         \
+  X(multi_margin_loss, MultiMarginLoss)

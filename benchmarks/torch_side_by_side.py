@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""PyTorch side by side with the lossbench cpu backend, from one run.
+
+    torch_side_by_side.py [--plugin build/release/benchmarks/liblossbench_cpu.so] [--quick]
+                          [--sizes 64KiB,256MiB] [--dtypes float32,float64] [--losses a,b]
+                          [--threads N] [--reps 7] [--json OUT]
+
+Loads the backend through the C ABI (include/lossbench/abi.h) with ctypes and runs
+torch.nn.functional on the same numpy buffers (torch.from_numpy shares the memory), with the same
+thread count, interleaved: each repetition times both (the order alternates between
+repetitions), so both see the same machine state. Reports per case the median seconds of each,
+GB/s on the benchmark byte model (inputs read + gradient written), and the ratio
+torch / lossbench (> 1: lossbench is faster). Needs torch 2.2.2 (scripts/torch-venv.sh).
+OMP_WAIT_POLICY defaults to PASSIVE (two OpenMP runtimes share the process).
+ctypes adds a few microseconds per call: cache-resident sizes are biased against lossbench.
+"""
+import argparse
+import ctypes as C
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+LB_OK, LB_FLOAT64, LB_FLOAT32 = 0, 0, 1
+
+# Valid inputs per loss: the same ranges as benchmarks/inputs.cpp.
+ANY, SIGN, PROB = ("u", -2, 2), ("s", -1, 1), ("u", 0, 1)
+BUILDERS = {
+    "l1_loss": [("input", ANY), ("target", ANY)],
+    "mse_loss": [("input", ANY), ("target", ANY)],
+    "huber_loss": [("input", ANY), ("target", ANY)],
+    "smooth_l1_loss": [("input", ANY), ("target", ANY)],
+    "soft_margin_loss": [("input", ANY), ("target", SIGN)],
+    "binary_cross_entropy": [("input", ("u", 0.02, 0.98)), ("target", PROB)],
+    "binary_cross_entropy_with_logits": [("input", ("u", -6, 6)), ("target", PROB)],
+    "margin_ranking_loss": [("input1", ANY), ("input2", ANY), ("target", SIGN)],
+    "hinge_embedding_loss": [("input", ANY), ("target", SIGN)],
+    "poisson_nll_loss": [("input", ANY), ("target", ("u", 0, 4))],
+    "gaussian_nll_loss": [("input", ANY), ("target", ANY), ("var", ("u", 0.25, 2))],
+    "kl_div": [("input", ("u", -6, -0.05)), ("target", ("u", 0.001, 1))],
+}
+
+
+class Device(C.Structure):
+    _fields_ = [("type", C.c_int32), ("index", C.c_int32)]
+
+
+class Tensor(C.Structure):
+    _fields_ = [("name", C.c_char_p), ("data", C.c_void_p), ("dtype", C.c_int32),
+                ("ndim", C.c_int32), ("shape", C.POINTER(C.c_int64)),
+                ("strides", C.POINTER(C.c_int64)), ("device", Device)]
+
+
+class Param(C.Structure):
+    _fields_ = [("name", C.c_char_p), ("type", C.c_int32), ("b", C.c_int32), ("i", C.c_int64),
+                ("f", C.c_double), ("s", C.c_char_p)]
+
+
+class Call(C.Structure):
+    _fields_ = [("struct_size", C.c_uint32), ("loss", C.c_char_p), ("reduction", C.c_char_p),
+                ("inputs", C.POINTER(Tensor)), ("num_inputs", C.c_int32),
+                ("params", C.POINTER(Param)), ("num_params", C.c_int32), ("device", Device)]
+
+
+SUPPORTS = C.CFUNCTYPE(C.c_int32, C.c_char_p, C.c_int32, Device, C.c_char_p)
+FORWARD = C.CFUNCTYPE(C.c_int32, C.POINTER(Call), C.POINTER(Tensor), C.c_char_p, C.c_size_t)
+BACKWARD = C.CFUNCTYPE(C.c_int32, C.POINTER(Call), C.POINTER(Tensor), C.POINTER(Tensor), C.c_int32,
+                       C.c_char_p, C.c_size_t)
+
+
+class Impl(C.Structure):
+    _fields_ = [("abi_version", C.c_uint32), ("struct_size", C.c_uint32), ("name", C.c_char_p),
+                ("version", C.c_char_p), ("supports", SUPPORTS), ("forward", FORWARD),
+                ("backward", BACKWARD), ("synchronize", C.c_void_p), ("native_device", Device),
+                ("device_alloc", C.c_void_p), ("device_free", C.c_void_p), ("copy", C.c_void_p)]
+
+
+def parse_size(s):
+    for suf, mul in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)):
+        if s.endswith(suf):
+            return int(s[: -len(suf)]) * mul
+    return int(s)
+
+
+def make_inputs(loss, dtype, n, seed=1):
+    rng = np.random.default_rng(seed)
+    out = []
+    for name, (kind, lo, hi) in BUILDERS[loss]:
+        if kind == "s":
+            a = np.where(rng.integers(0, 2, n) == 1, 1.0, -1.0)
+        else:
+            a = rng.uniform(lo, hi, n)
+        out.append((name, np.ascontiguousarray(a.astype(dtype))))
+    return out
+
+
+class LossbenchCall:
+    """One ABI call (forward, or forward + backward of the first input) on numpy buffers."""
+
+    def __init__(self, impl, loss, inputs, dtype_code, backward):
+        self.impl, self.backward = impl, backward
+        n = inputs[0][1].size
+        self.keep = []
+        self.shape = (C.c_int64 * 1)(n)
+        self.strides = (C.c_int64 * 1)(1)
+        tensors = (Tensor * len(inputs))()
+        for k, (name, arr) in enumerate(inputs):
+            nb = name.encode()
+            self.keep.append(nb)
+            tensors[k] = Tensor(nb, arr.ctypes.data, dtype_code, 1, self.shape, self.strides,
+                                Device(0, 0))
+        self.tensors = tensors
+        self.call = Call(C.sizeof(Call), loss.encode(), b"mean", tensors, len(inputs), None, 0,
+                         Device(0, 0))
+        np_dtype = inputs[0][1].dtype
+        self.out = np.zeros(1, np_dtype)
+        self.gout = np.ones(1, np_dtype)
+        self.grad = np.zeros(n, np_dtype)
+        self.out_t = Tensor(b"output", self.out.ctypes.data, dtype_code, 0, None, None, Device(0, 0))
+        self.gout_t = Tensor(b"output", self.gout.ctypes.data, dtype_code, 0, None, None,
+                             Device(0, 0))
+        gname = inputs[0][0].encode()
+        self.keep.append(gname)
+        self.grad_t = (Tensor * 1)(Tensor(gname, self.grad.ctypes.data, dtype_code, 1, self.shape,
+                                          self.strides, Device(0, 0)))
+        self.err = C.create_string_buffer(512)
+
+    def __call__(self):
+        s = self.impl.forward(C.byref(self.call), C.byref(self.out_t), self.err, 512)
+        if s != LB_OK:
+            raise RuntimeError(f"forward: status {s}: {self.err.value.decode()}")
+        if self.backward:
+            s = self.impl.backward(C.byref(self.call), C.byref(self.gout_t), self.grad_t, 1,
+                                   self.err, 512)
+            if s != LB_OK:
+                raise RuntimeError(f"backward: status {s}: {self.err.value.decode()}")
+        return float(self.out[0])
+
+
+def torch_call(torch, loss, inputs, backward):
+    F = torch.nn.functional
+    fn = getattr(F, loss)
+    ts = [torch.from_numpy(a) for _, a in inputs]
+    if backward:
+        ts[0].requires_grad_(True)
+
+    def run():
+        y = fn(*ts, reduction="mean")
+        if backward:
+            y.backward()
+            ts[0].grad = None
+        return float(y)
+
+    return run
+
+
+def time_calls(fn, k):
+    t0 = time.perf_counter()
+    for _ in range(k):
+        fn()
+    return (time.perf_counter() - t0) / k
+
+
+def context(lib_version, threads, torch):
+    cpu = "unknown"
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and cpu == "unknown":
+                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = line.split(":", 1)[1]
+    except OSError:
+        pass
+    isa = "avx512" if " avx512f" in flags else "avx2" if " avx2" in flags else "scalar"
+    cap = os.environ.get("LOSSBENCH_CPU_ISA")
+    order = ["scalar", "avx2", "avx512"]
+    if cap in order and order.index(cap) < order.index(isa):
+        isa = cap
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    try:
+        torch_isa = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        torch_isa = "unknown"
+    return {"cpu_model": cpu, "isa": isa, "torch_cpu_capability": torch_isa, "threads": threads,
+            "git_commit": commit, "lossbench_cpu_version": lib_version,
+            "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--plugin", default=os.path.join(here, "..", "build", "release", "benchmarks",
+                                                     "liblossbench_cpu.so"))
+    ap.add_argument("--quick", action="store_true", help="sizes 64KiB,4MiB, 5 repetitions")
+    ap.add_argument("--sizes", default=None, help="bytes per input tensor (default 64KiB,256MiB)")
+    ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--losses", default=",".join(BUILDERS))
+    ap.add_argument("--directions", default="fwd,fwdbwd")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--rep-time", type=float, default=0.05, help="seconds per repetition and side")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    sizes = args.sizes or ("64KiB,4MiB" if args.quick else "64KiB,256MiB")
+    reps = args.reps or (5 if args.quick else 7)
+
+    os.environ["LOSSBENCH_CPU_THREADS"] = str(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    # torch's wheel bundles its own libgomp: two OpenMP runtimes in one process, whose idle
+    # threads would spin while the other side runs. Passive waiting for both is the fair setting.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    lib = C.CDLL(os.path.abspath(args.plugin))
+    lib.lossbench_impl_v1.restype = C.POINTER(Impl)
+    impl = lib.lossbench_impl_v1().contents
+    ctx = context(impl.version.decode(), args.threads, torch)
+    print("context: " + ", ".join(f"{k}={v}" for k, v in ctx.items()))
+    results = []
+    hdr = (f"{'loss':34} {'dtype':8} {'size':>7} {'dir':7} {'lossbench':>11} {'torch':>11} "
+           f"{'lb GB/s':>8} {'pt GB/s':>8} {'torch/lb':>8}")
+    print(hdr)
+    for loss in args.losses.split(","):
+        for dt in args.dtypes.split(","):
+            code = LB_FLOAT32 if dt == "float32" else LB_FLOAT64
+            if not impl.supports(loss.encode(), code, Device(0, 0), b"mean"):
+                continue
+            for size in sizes.split(","):
+                nbytes = parse_size(size)
+                n = nbytes // np.dtype(dt).itemsize
+                inputs = make_inputs(loss, dt, n)
+                for direction in args.directions.split(","):
+                    bwd = direction == "fwdbwd"
+                    lbc = LossbenchCall(impl, loss, inputs, code, bwd)
+                    ptc = torch_call(torch, loss, inputs, bwd)
+                    # Warm up and calibrate the calls per repetition on the slower side.
+                    lbc(), ptc()
+                    one = max(time_calls(lbc, 1), time_calls(ptc, 1))
+                    k = max(1, int(args.rep_time / max(one, 1e-7)))
+                    tl, tp = [], []
+                    for r in range(reps):
+                        if r % 2 == 0:
+                            tl.append(time_calls(lbc, k))
+                            tp.append(time_calls(ptc, k))
+                        else:
+                            tp.append(time_calls(ptc, k))
+                            tl.append(time_calls(lbc, k))
+                    ml, mp = statistics.median(tl), statistics.median(tp)
+                    moved = sum(a.nbytes for _, a in inputs) + (inputs[0][1].nbytes if bwd else 0)
+                    row = {"loss": loss, "dtype": dt, "size": size, "direction": direction,
+                           "n": n, "bytes": moved, "reps": reps, "calls_per_rep": k,
+                           "lossbench_s": tl, "torch_s": tp, "lossbench_median_s": ml,
+                           "torch_median_s": mp, "lossbench_GBps": moved / ml * 1e-9,
+                           "torch_GBps": moved / mp * 1e-9, "ratio_torch_over_lossbench": mp / ml}
+                    results.append(row)
+                    print(f"{loss:34} {dt:8} {size:>7} {direction:7} {ml * 1e6:9.1f}us "
+                          f"{mp * 1e6:9.1f}us {row['lossbench_GBps']:8.2f} "
+                          f"{row['torch_GBps']:8.2f} {mp / ml:8.2f}", flush=True)
+                    del lbc, ptc
+                del inputs
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"context": ctx, "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

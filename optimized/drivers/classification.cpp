@@ -1,0 +1,807 @@
+// The classification driver (see classification.hpp). Compiled for the baseline ISA; the
+// per-ISA work (exp over a row, compensated sums) is behind the KernelTable.
+#include "classification.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <string_view>
+
+#include "elements.hpp"
+
+namespace lossbench::opt {
+
+namespace {
+
+using Shape = std::vector<std::int64_t>;
+using formulas::CrossEntropy;
+using formulas::MultiMarginLoss;
+using formulas::NllLoss;
+using Reduction = ClassificationPlan::Reduction;
+
+constexpr std::int64_t kPositionBlock = 512;  // positions per block (fixed: determinism)
+constexpr std::size_t kRowPad = 32;           // row buffers: whole sum_block steps of any ISA
+
+[[noreturn]] void bad(const std::string& m) { throw ClassificationFailure{LB_BAD_ARGUMENTS, m}; }
+[[noreturn]] void unsupported(const std::string& m) {
+  throw ClassificationFailure{LB_UNSUPPORTED, m};
+}
+
+Shape shape_of(const lb_tensor& t) { return Shape(t.shape, t.shape + t.ndim); }
+
+std::int64_t numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+std::string shape_string(const Shape& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// Offset (in elements) of the flat index `flat` of t (row-major over its shape).
+std::int64_t offset_of(const lb_tensor& t, std::int64_t flat) {
+  std::int64_t off = 0, rest = flat;
+  for (std::int32_t d = t.ndim; d-- > 0;) {
+    off += (rest % t.shape[d]) * t.strides[d];
+    rest /= t.shape[d];
+  }
+  return off;
+}
+
+double load(const lb_tensor& t, std::int64_t off) {
+  return conformance::load_float(t.data, t.dtype, off);
+}
+
+void store(const lb_tensor& t, std::int64_t i, double v) {
+  switch (t.dtype) {
+    case LB_FLOAT64: static_cast<double*>(t.data)[i] = v; break;
+    case LB_FLOAT32: static_cast<float*>(t.data)[i] = static_cast<float>(v); break;
+    case LB_FLOAT16: static_cast<std::uint16_t*>(t.data)[i] = conformance::double_to_half(v); break;
+    case LB_BFLOAT16:
+      static_cast<std::uint16_t*>(t.data)[i] = conformance::double_to_bfloat16(v);
+      break;
+    default: break;
+  }
+}
+
+// v in the compute type: double, or float32. Out of line, through a volatile float: GCC 12.2 at
+// -O2/-O3 folded static_cast<double>(static_cast<float>(1.0 - e)) to 1.0 - e inside
+// build_classification (observed: the float32 keep/spread of label smoothing came out unrounded).
+__attribute__((noinline)) double compute_type_value(double v, bool is_double) {
+  if (is_double) return v;
+  volatile float f = static_cast<float>(v);
+  return static_cast<double>(f);
+}
+
+void two_sum(double a, double b, double& s, double& e) {
+  s = a + b;
+  const double bb = s - a;
+  e = (a - (s - bb)) + (b - bb);
+}
+
+void dd_add(double& hi, double& lo, double a_hi, double a_lo) {
+  if (!(std::fabs(hi) < HUGE_VAL) || !(std::fabs(a_hi) < HUGE_VAL)) {
+    hi += a_hi;
+    lo = 0.0;
+    return;
+  }
+  double s, e;
+  two_sum(hi, a_hi, s, e);
+  lo = lo + a_lo + e;
+  two_sum(s, lo, hi, lo);
+}
+
+// (hi + lo) / d, nearly correctly rounded.
+double dd_div(double hi, double lo, double d) {
+  const double q = hi / d;
+  if (!std::isfinite(q) || d == 0) return (hi + lo) / d;
+  const double r = std::fma(-q, d, hi) + lo;
+  return q + r / d;
+}
+
+// Row-major offsets of positions: input[i, k] is at base(i) + k * class_stride.
+struct RowIndex {
+  std::int64_t class_stride = 1;
+  std::int64_t base(const ClassificationPlan& p, const lb_tensor& t, std::int64_t i) const {
+    if (p.unbatched) return 0;
+    const std::int64_t n = i / p.s;
+    std::int64_t rest = i % p.s, off = n * t.strides[0];
+    for (std::int32_t d = t.ndim; d-- > 2;) {
+      off += (rest % t.shape[d]) * t.strides[d];
+      rest /= t.shape[d];
+    }
+    return off;
+  }
+};
+
+RowIndex row_index(const ClassificationPlan& p, const lb_tensor& t) {
+  RowIndex r;
+  r.class_stride = p.unbatched ? t.strides[0] : t.strides[1];
+  return r;
+}
+
+// Contiguous gradient: [i, k] at grad_base(i) + k * grad_stride.
+std::int64_t grad_base(const ClassificationPlan& p, std::int64_t i) {
+  if (p.unbatched) return 0;
+  return (i / p.s) * p.c * p.s + i % p.s;
+}
+std::int64_t grad_stride(const ClassificationPlan& p) { return p.unbatched ? 1 : p.s; }
+
+// One row of logits and its softmax pieces (per thread).
+struct Row {
+  std::vector<double> x, e, tmp;
+  double m = 0, s_hi = 0, s_lo = 0, lse = 0, z = 0;
+  std::int64_t arg = 0;
+  bool nan = false;
+  explicit Row(std::int64_t c) {
+    const std::size_t n = (static_cast<std::size_t>(c) + kRowPad - 1) / kRowPad * kRowPad + kRowPad;
+    x.resize(n);
+    e.resize(n);
+    tmp.resize(n);
+  }
+  // x - m = d_hi + d_lo exactly (d_lo = 0 when d_hi is not finite).
+  void diff(std::int64_t k, double& d_hi, double& d_lo) const {
+    d_hi = x[k] - m;
+    if (!std::isfinite(d_hi)) {
+      d_lo = 0.0;
+      return;
+    }
+    const double bb = d_hi - x[k];
+    d_lo = (x[k] - (d_hi - bb)) + (-m - bb);
+  }
+  double log_prob(std::int64_t k) const {
+    double d_hi, d_lo;
+    diff(k, d_hi, d_lo);
+    return CrossEntropy::log_prob(d_hi, d_lo, lse);
+  }
+};
+
+// Reads row i of t (online max; NaN anywhere, an infinite max or an empty row: a NaN row).
+void gather_row(const ClassificationPlan& p, const lb_tensor& t, std::int64_t i, Row& r) {
+  const RowIndex ri = row_index(p, t);
+  const std::int64_t base = ri.base(p, t, i);
+  double m = -HUGE_VAL;
+  bool nan = false;
+  for (std::int64_t k = 0; k < p.c; ++k) {
+    const double v = load(t, base + k * ri.class_stride);
+    r.x[k] = v;
+    nan = nan || v != v;
+    m = v > m ? v : m;
+  }
+  r.m = m;
+  r.nan = nan || !std::isfinite(m);
+}
+
+// exp(x - m), S = sum of the exps but the argmax's (compensated), lse = log1p(S), z = 1 + S.
+void softmax_row(const KernelTable& k, const ClassificationPlan& p, Row& r) {
+  const std::int64_t C = p.c;
+  if (r.nan) {
+    std::fill(r.e.begin(), r.e.begin() + C, formulas::kNaN);
+    r.s_hi = r.lse = r.z = formulas::kNaN;
+    r.s_lo = 0;
+    return;
+  }
+  const std::size_t padded = (static_cast<std::size_t>(C) + kPad - 1) / kPad * kPad;
+  for (std::size_t j = static_cast<std::size_t>(C); j < padded; ++j) r.x[j] = r.m;
+  formulas::Params fp;
+  fp.s0 = r.m;
+  const double* in[1] = {r.x.data()};
+  k.row_exp(in, r.e.data(), padded, fp);
+  r.arg = C;
+  for (std::int64_t j = 0; j < C; ++j) {
+    double d_hi, d_lo;
+    r.diff(j, d_hi, d_lo);
+    r.e[j] = std::fma(r.e[j], d_lo, r.e[j]);  // exp(d_hi + d_lo) = exp(d_hi) (1 + d_lo)
+    if (r.arg == C && r.x[j] == r.m) r.arg = j;
+    r.tmp[j] = r.e[j];
+  }
+  r.tmp[r.arg] = 0.0;
+  k.sum(r.tmp.data(), static_cast<std::size_t>(C), &r.s_hi, &r.s_lo);
+  const double S = r.s_hi + r.s_lo;
+  r.lse = std::log1p(S);
+  r.z = 1.0 + S;
+}
+
+// The target class of position i, or -1 when ignored (or absent).
+std::int64_t target_of(const ClassificationPlan& p, std::int64_t i) {
+  if (i >= static_cast<std::int64_t>(p.t.size())) return -1;
+  const std::int64_t t = p.t[static_cast<std::size_t>(i)];
+  return t == p.ignore_index ? -1 : t;
+}
+
+std::int64_t layout_positions(const ClassificationPlan& p) { return p.unbatched ? 1 : p.n * p.s; }
+
+bool per_position(const ClassificationPlan& p) {
+  return p.reduction == Reduction::none && !p.unbatched;
+}
+
+// The (W) total weight of the non-ignored targets, serially in position order.
+void total_weight(const ClassificationPlan& p, double& hi, double& lo) {
+  hi = lo = 0.0;
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(p.t.size()); ++i) {
+    const std::int64_t t = target_of(p, i);
+    if (t >= 0) dd_add(hi, lo, p.w[static_cast<std::size_t>(t)], 0.0);
+  }
+}
+
+void check_nll(const ClassificationPlan& p, const Shape& input, const lb_tensor& target,
+               const lb_tensor* weight) {
+  const std::size_t dim = input.size();
+  const Shape ts = shape_of(target);
+  if (dim < 1) bad("Expected 1 or more dimensions (got 0)");
+  if (dim >= 2) {
+    const std::int64_t tb = ts.empty() ? 0 : ts[0];
+    if (input[0] != tb)
+      bad("Expected input batch_size (" + std::to_string(input[0]) +
+          ") to match target batch_size (" + std::to_string(tb) + ").");
+  }
+  const std::int64_t classes = dim == 1 ? input[0] : input[1];
+  if (dim <= 2) {
+    if (ts.size() > 1) bad("0D or 1D target tensor expected, multi-target not supported");
+    if (!((dim == 1 && ts.empty()) || (ts.size() == 1 && input[0] == ts[0])))
+      bad("size mismatch (got input: " + shape_string(input) + ", target: " + shape_string(ts) +
+          ")");
+    if (weight && !(weight->ndim == 1 && weight->shape[0] == classes))
+      bad("weight tensor should be defined either for all " + std::to_string(classes) +
+          " classes or no classes but got weight tensor of shape: " +
+          shape_string(shape_of(*weight)));
+  } else {
+    if (dim != 4) {
+      const Shape want_tail(input.begin() + 2, input.end());
+      const Shape got_tail = ts.empty() ? Shape{} : Shape(ts.begin() + 1, ts.end());
+      if (got_tail != want_tail) bad("Expected target size " + shape_string(ts));
+    } else if (ts.size() != 3) {
+      bad("only batches of spatial targets supported (3D tensors) but got targets of dimension: " +
+          std::to_string(ts.size()));
+    }
+    if (weight && numel(shape_of(*weight)) != classes)
+      bad("weight tensor should be defined either for all or no classes");
+    if (dim == 4 && !(ts[0] == input[0] && ts[1] == input[2] && ts[2] == input[3]))
+      bad("size mismatch (got input: " + shape_string(input) + " , target: " + shape_string(ts));
+  }
+  if (target.dtype != LB_INT64) bad("expected scalar type Long");
+  (void)p;
+}
+
+// multi_margin_loss's checks, in PyTorch's order (docs/losses/multi_margin_loss.md).
+void build_multi_margin(ClassificationPlan& p, const Shape& xs, const Shape& ts,
+                        std::int64_t p_norm) {
+  if (p_norm != 1 && p_norm != 2) bad("only p == 1 and p == 2 supported");
+  p.p2 = p_norm == 2;
+  if (p.weight && p.weight->ndim != 1) bad("weight must be one-dimensional");
+  const std::size_t nd = xs.size();
+  if (!((nd == 2 && xs[1] != 0) || (nd == 1 && xs[0] != 0) || nd == 0))
+    bad("Expected non-empty vector or matrix with optional 0-dim batch size, but got: " +
+        shape_string(xs));
+  p.unbatched = nd <= 1;
+  p.n = nd <= 1 ? 1 : xs[0];
+  p.c = nd == 0 ? 1 : xs[nd - 1];
+  if (!(ts.size() <= 1 && numel(ts) == p.n))
+    bad("inconsistent target size, expected " + std::to_string(p.n) + " but got " +
+        shape_string(ts));
+  if (p.weight && numel(shape_of(*p.weight)) != p.c)
+    bad("inconsistent weight size, expected " + std::to_string(p.c) + " but got " +
+        shape_string(shape_of(*p.weight)));
+  if (!ts.empty()) p.out_shape = {p.n};
+  if (p.n == 0 && p.reduction != Reduction::none)
+    bad("multi_margin_loss of an empty batch with reduction 'mean' or 'sum' is undefined");
+  const lb_tensor& t = *p.target;
+  p.t.resize(static_cast<std::size_t>(p.n));
+  for (std::int64_t i = 0; i < p.n; ++i) {
+    const std::int64_t v = static_cast<const std::int64_t*>(t.data)[offset_of(t, i)];
+    p.t[static_cast<std::size_t>(i)] = v;
+    if (!(v >= 0 && v < p.c))
+      bad("target out of range: " + std::to_string(v) + " not in [0, " + std::to_string(p.c) + ")");
+  }
+  p.positions = p.n;
+  p.w.assign(static_cast<std::size_t>(p.c), 1.0);
+  if (p.weight)
+    for (std::int64_t k = 0; k < p.c; ++k)
+      p.w[static_cast<std::size_t>(k)] = load(*p.weight, offset_of(*p.weight, k));
+  // margin.to<scalar_t>(): rounded to the loss dtype, 16-bit ones included.
+  switch (p.dtype) {
+    case LB_FLOAT32: p.margin = static_cast<float>(p.margin); break;
+    case LB_FLOAT16:
+      p.margin = conformance::half_to_double(conformance::double_to_half(p.margin));
+      break;
+    case LB_BFLOAT16:
+      p.margin = conformance::bfloat16_to_double(conformance::double_to_bfloat16(p.margin));
+      break;
+    default: break;
+  }
+}
+
+// Offset of input[n, k] for multi_margin_loss (0-d, (C) or (N, C) input).
+std::int64_t mm_offset(const ClassificationPlan& p, std::int64_t n, std::int64_t k) {
+  const lb_tensor& x = *p.input;
+  if (x.ndim == 0) return 0;
+  if (x.ndim == 1) return k * x.strides[0];
+  return n * x.strides[0] + k * x.strides[1];
+}
+
+// z_i = margin - x_y + x_i: TwoSum twice, so that its sign is that of the exact sum (but in
+// pathological cases).
+double mm_z(double margin, double xy, double xi) {
+  double s, e, t, f;
+  two_sum(margin, -xy, s, e);
+  two_sum(s, xi, t, f);
+  if (!std::isfinite(t) || !std::isfinite(s)) return (margin - xy) + xi;  // inf, NaN: IEEE's
+  return t + (e + f);
+}
+
+// Row n of multi_margin_loss: the loss sum_i w_y h(z_i) / C, and (when grad) the local
+// gradient row (before the upstream factor and 1/C) into `local`.
+double mm_row(const ClassificationPlan& p, std::int64_t n, std::vector<double>& x, double* local) {
+  const std::int64_t C = p.c;
+  for (std::int64_t k = 0; k < C; ++k) x[k] = load(*p.input, mm_offset(p, n, k));
+  const std::int64_t y = p.t[static_cast<std::size_t>(n)];
+  const double wy = p.w[static_cast<std::size_t>(y)];
+  formulas::Params fp;
+  fp.f0 = p.p2;
+  double hi = 0.0, lo = 0.0, g_hi = 0.0, g_lo = 0.0;
+  for (std::int64_t i = 0; i < C; ++i) {
+    if (i == y) continue;
+    const double z = mm_z(p.margin, x[y], x[i]);
+    if (!(z > 0)) {
+      if (local) local[i] = 0.0;
+      continue;
+    }
+    dd_add(hi, lo, MultiMarginLoss::term(z, wy, fp), 0.0);
+    if (local) {
+      local[i] = MultiMarginLoss::grad(z, wy, fp);
+      dd_add(g_hi, g_lo, -local[i], 0.0);
+    }
+  }
+  if (local) local[y] = g_hi + g_lo;
+  return dd_div(hi, lo, static_cast<double>(C));
+}
+
+void mm_forward(const ClassificationPlan& p, lb_tensor& output, int threads) {
+  const Shape os = shape_of(output);
+  const bool none = p.reduction == Reduction::none;
+  if (none ? os != p.out_shape : numel(os) != 1)
+    bad("output: shape " + shape_string(os) + " does not match the result");
+  const std::int64_t nb = (p.n + kPositionBlock - 1) / kPositionBlock;
+  std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
+#pragma omp parallel num_threads(threads) if (nb > 1)
+  {
+    std::vector<double> x(static_cast<std::size_t>(p.c));
+#pragma omp for schedule(static)
+    for (std::int64_t blk = 0; blk < nb; ++blk) {
+      const std::int64_t end = std::min(p.n, (blk + 1) * kPositionBlock);
+      double hi = 0.0, lo = 0.0;
+      for (std::int64_t n = blk * kPositionBlock; n < end; ++n) {
+        const double v = mm_row(p, n, x, nullptr);
+        if (none)
+          store(output, n, v);
+        else
+          dd_add(hi, lo, v, 0.0);
+      }
+      part[static_cast<std::size_t>(blk) * 2] = hi;
+      part[static_cast<std::size_t>(blk) * 2 + 1] = lo;
+    }
+  }
+  if (none) return;
+  double hi = 0.0, lo = 0.0;
+  for (std::int64_t blk = 0; blk < nb; ++blk)
+    dd_add(hi, lo, part[static_cast<std::size_t>(blk) * 2],
+           part[static_cast<std::size_t>(blk) * 2 + 1]);
+  store(output, 0,
+        p.reduction == Reduction::mean ? dd_div(hi, lo, static_cast<double>(p.n)) : hi + lo);
+}
+
+void mm_backward(const ClassificationPlan& p, const lb_tensor& grad_output, const lb_tensor& gx,
+                 int threads) {
+  const bool none = p.reduction == Reduction::none;
+  const Shape gs = shape_of(grad_output);
+  if (none ? !gs.empty() && gs != p.out_shape : numel(gs) != 1)
+    bad("grad_output has the wrong shape");
+  const double C = static_cast<double>(p.c);
+#pragma omp parallel num_threads(threads) if (p.n > kPositionBlock)
+  {
+    std::vector<double> x(static_cast<std::size_t>(p.c)), local(x.size());
+#pragma omp for schedule(static)
+    for (std::int64_t n = 0; n < p.n; ++n) {
+      mm_row(p, n, x, local.data());
+      double g = load(grad_output, none && !gs.empty() ? offset_of(grad_output, n) : 0);
+      if (p.reduction == Reduction::mean) g = g / static_cast<double>(p.n);
+      for (std::int64_t k = 0; k < p.c; ++k) store(gx, n * p.c + k, local[k] * g / C);
+    }
+  }
+}
+
+}  // namespace
+
+bool is_classification(const char* loss) {
+  if (loss == nullptr) return false;
+  const std::string_view l(loss);
+  return l == "cross_entropy" || l == "nll_loss" || l == "multi_margin_loss";
+}
+
+void build_classification(const lb_call& call, ClassificationPlan& p) {
+  if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
+  const std::string_view id(call.loss);
+  const bool ce = id == "cross_entropy";
+  const bool mm = id == "multi_margin_loss";
+  p.loss = ce ? Loss::cross_entropy : (mm ? Loss::multi_margin_loss : Loss::nll_loss);
+  for (std::int32_t k = 0; k < call.num_inputs; ++k) {
+    const lb_tensor& t = call.inputs[k];
+    const std::string_view name = t.name ? t.name : "";
+    if (t.device.type != LB_DEVICE_CPU) unsupported("tensors must be on the CPU");
+    if (t.ndim > 16) unsupported("more than 16 dimensions");
+    if (name == "input")
+      p.input = &t;
+    else if (name == "target")
+      p.target = &t;
+    else if (name == "weight")
+      p.weight = &t;
+    else
+      unsupported("unknown input '" + std::string(name) + "'");
+  }
+  if (p.input == nullptr || p.target == nullptr) bad("missing input or target");
+  const lb_tensor& x = *p.input;
+  if (x.dtype < LB_FLOAT64 || x.dtype > LB_BFLOAT16) bad("input: a floating dtype is expected");
+  if (p.weight && p.weight->dtype != x.dtype) bad("expected weight to have the input's dtype");
+  p.dtype = x.dtype;
+
+  // Parameters.
+  double e = 0.0;
+  std::int64_t p_norm = 1;
+  for (std::int32_t k = 0; k < call.num_params; ++k) {
+    const lb_param& q = call.params[k];
+    const std::string_view name = q.name ? q.name : "";
+    if (mm && name == "p") {
+      if (q.type != LB_PARAM_INT) bad("p: an integer is expected");
+      p_norm = q.i;
+    } else if (mm && name == "margin") {
+      if (q.type == LB_PARAM_FLOAT)
+        p.margin = q.f;
+      else if (q.type == LB_PARAM_INT)
+        p.margin = static_cast<double>(q.i);
+      else
+        bad("margin: a number is expected");
+    } else if (!mm && name == "ignore_index") {
+      if (q.type != LB_PARAM_INT) bad("ignore_index: an integer is expected");
+      p.ignore_index = q.i;
+    } else if (ce && name == "label_smoothing") {
+      if (q.type == LB_PARAM_FLOAT)
+        e = q.f;
+      else if (q.type == LB_PARAM_INT)
+        e = static_cast<double>(q.i);
+      else
+        bad("label_smoothing: a number is expected");
+    } else {
+      unsupported("unknown parameter '" + std::string(name) + "'");
+    }
+  }
+  const std::string_view red = call.reduction ? call.reduction : "mean";
+  if (red == "none")
+    p.reduction = Reduction::none;
+  else if (red == "sum")
+    p.reduction = Reduction::sum;
+  else if (red == "mean")
+    p.reduction = Reduction::mean;
+  else
+    bad(std::string(red) + " is not a valid value for reduction");
+
+  const Shape xs = shape_of(x);
+  const Shape ts = shape_of(*p.target);
+  if (mm) {
+    build_multi_margin(p, xs, ts, p_norm);
+    return;
+  }
+  p.prob = ce && xs == ts;
+  if (e > 1.0) {
+    std::ostringstream m;
+    m << "label_smoothing must be between 0.0 and 1.0. Got: " << e;
+    bad(m.str());
+  }
+  if (p.prob) {
+    if (p.target->dtype < LB_FLOAT64 || p.target->dtype > LB_BFLOAT16)
+      bad("Expected floating point type for target with class probabilities");
+    if (p.target->dtype != x.dtype) bad("expected target to have the input's dtype");
+    if (p.ignore_index >= 0) bad("ignore_index is not supported for floating point target");
+    if (xs.empty()) bad("Dimension specified as 1 but tensor has no dimensions");
+  } else {
+    if (xs.empty()) bad("Dimension out of range (expected to be in range of [-1, 0], but got 1)");
+    check_nll(p, xs, *p.target, p.weight);
+  }
+  p.unbatched = xs.size() == 1;
+  if (p.unbatched) {
+    p.c = xs[0];
+  } else {
+    p.n = xs[0];
+    p.c = xs[1];
+    p.out_shape.push_back(xs[0]);
+    for (std::size_t d = 2; d < xs.size(); ++d) {
+      p.spatial.push_back(xs[d]);
+      p.s *= xs[d];
+      p.out_shape.push_back(xs[d]);
+    }
+  }
+  if (p.prob && p.weight && !(p.weight->ndim == 1 && p.weight->shape[0] == p.c))
+    bad("cross_entropy: weight tensor should be defined either for all " + std::to_string(p.c) +
+        " classes or no classes but got weight tensor of shape: " +
+        shape_string(shape_of(*p.weight)));
+  p.smoothing = ce && e > 0.0;
+  // PyTorch multiplies by the C++ doubles 1 - e and e / C, converted to the compute type:
+  // double for float64, float32 otherwise (opmath for the 16-bit dtypes).
+  const bool compute_double = p.dtype == LB_FLOAT64;
+  p.keep = compute_type_value(1.0 - e, compute_double);
+  p.spread = compute_type_value(e / static_cast<double>(p.c), compute_double);
+  if (!p.prob && p.smoothing && p.weight && xs.size() > 1 && p.weight->ndim != 1)
+    bad("shape of the weight is invalid for the smoothing term's view [1, C, 1, ...]");
+
+  p.w.assign(static_cast<std::size_t>(p.c), 1.0);
+  if (p.weight)
+    for (std::int64_t k = 0; k < p.c; ++k)
+      p.w[static_cast<std::size_t>(k)] = load(*p.weight, offset_of(*p.weight, k));
+  if (p.prob) {
+    p.positions = layout_positions(p);
+    return;
+  }
+  // Class-index targets (a 1-D input reads target[0] only).
+  const lb_tensor& t = *p.target;
+  const std::int64_t tn = numel(ts);
+  const std::int64_t count = p.unbatched ? std::min<std::int64_t>(tn, 1) : tn;
+  p.t.resize(static_cast<std::size_t>(count));
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t v = static_cast<const std::int64_t*>(t.data)[offset_of(t, i)];
+    p.t[static_cast<std::size_t>(i)] = v;
+    if (v != p.ignore_index && !(v >= 0 && v < p.c))
+      bad("Target " + std::to_string(v) + " is out of bounds.");
+  }
+  p.positions = count;
+}
+
+void run_classification_forward(const KernelTable& k, const ClassificationPlan& p,
+                                lb_tensor& output, int threads) {
+  if (p.loss == Loss::multi_margin_loss) return mm_forward(p, output, threads);
+  const Shape os = shape_of(output);
+  if (per_position(p) ? os != p.out_shape : numel(os) != 1)
+    bad("output: shape " + shape_string(os) + " does not match the result");
+  const std::int64_t P = p.positions;
+  const std::int64_t nb = (P + kPositionBlock - 1) / kPositionBlock;
+  const bool store_each = per_position(p);
+  // Per block: [0] the NLL terms (or probability-mode losses), [1] the smoothing terms.
+  std::vector<double> part(static_cast<std::size_t>(nb) * 4, 0.0);
+  const bool ce = p.loss == Loss::cross_entropy;
+#pragma omp parallel num_threads(threads) if (nb > 1)
+  {
+    Row r(ce ? p.c : 0);
+    std::vector<double> a(kPositionBlock + kRowPad), b(kPositionBlock + kRowPad);
+    const RowIndex xi = row_index(p, *p.input);
+    const RowIndex ti = p.prob ? row_index(p, *p.target) : RowIndex{};
+#pragma omp for schedule(static)
+    for (std::int64_t blk = 0; blk < nb; ++blk) {
+      const std::int64_t start = blk * kPositionBlock;
+      const std::int64_t n = std::min(kPositionBlock, P - start);
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::int64_t i = start + j;
+        double nll = 0.0, smooth = 0.0;
+        if (p.prob) {
+          if (p.c > 0) {
+            gather_row(p, *p.input, i, r);
+            softmax_row(k, p, r);
+          }
+          const std::int64_t tb = ti.base(p, *p.target, i);
+          formulas::Params fp;
+          fp.f0 = p.smoothing;
+          fp.s0 = p.keep;
+          fp.s1 = p.spread;
+          for (std::int64_t c = 0; c < p.c; ++c) {
+            const double tc =
+                CrossEntropy::smoothed_target(load(*p.target, tb + c * ti.class_stride), fp);
+            r.tmp[c] = (r.log_prob(c) * tc) * p.w[static_cast<std::size_t>(c)];
+          }
+          double hi = 0.0, lo = 0.0;
+          if (p.c > 0) k.sum(r.tmp.data(), static_cast<std::size_t>(p.c), &hi, &lo);
+          nll = -(hi + lo);
+        } else {
+          const std::int64_t t = target_of(p, i);
+          if (t >= 0) {
+            const double wt = p.w[static_cast<std::size_t>(t)];
+            if (!ce) {
+              nll =
+                  NllLoss::term(load(*p.input, xi.base(p, *p.input, i) + t * xi.class_stride), wt);
+            } else {
+              gather_row(p, *p.input, i, r);
+              softmax_row(k, p, r);
+              nll = NllLoss::term(r.log_prob(t), wt);
+              if (p.smoothing) {
+                for (std::int64_t c = 0; c < p.c; ++c)
+                  r.tmp[c] = r.log_prob(c) * p.w[static_cast<std::size_t>(c)];
+                double hi, lo;
+                k.sum(r.tmp.data(), static_cast<std::size_t>(p.c), &hi, &lo);
+                smooth = -(hi + lo);
+              }
+            }
+          }
+        }
+        if (store_each)
+          store(output, i, p.smoothing && !p.prob ? p.keep * nll + smooth * p.spread : nll);
+        a[j] = nll;
+        b[j] = smooth;
+      }
+      if (!store_each) {
+        const std::size_t q = static_cast<std::size_t>(blk) * 4;
+        k.sum(a.data(), static_cast<std::size_t>(n), &part[q], &part[q + 1]);
+        k.sum(b.data(), static_cast<std::size_t>(n), &part[q + 2], &part[q + 3]);
+      }
+    }
+  }
+  if (store_each) return;
+  double a_hi = 0.0, a_lo = 0.0, b_hi = 0.0, b_lo = 0.0;
+  for (std::int64_t blk = 0; blk < nb; ++blk) {
+    const std::size_t q = static_cast<std::size_t>(blk) * 4;
+    dd_add(a_hi, a_lo, part[q], part[q + 1]);
+    dd_add(b_hi, b_lo, part[q + 2], part[q + 3]);
+  }
+  double v;
+  if (p.prob) {
+    if (p.reduction == Reduction::mean) {
+      const std::int64_t numel_x = p.c * layout_positions(p);
+      v = numel_x == 0 ? formulas::kNaN : dd_div(a_hi, a_lo, static_cast<double>(P));
+    } else {
+      v = a_hi + a_lo;
+    }
+  } else {
+    double nll = a_hi + a_lo, smooth = b_hi + b_lo;
+    if (p.reduction == Reduction::mean) {
+      double w_hi, w_lo;
+      total_weight(p, w_hi, w_lo);
+      const double W = w_hi + w_lo;
+      nll = dd_div(a_hi, a_lo, W);
+      smooth = dd_div(b_hi, b_lo, W);
+    }
+    v = p.smoothing ? p.keep * nll + smooth * p.spread : nll;
+  }
+  store(output, 0, v);
+}
+
+void run_classification_backward(const KernelTable& k, const ClassificationPlan& p,
+                                 const lb_tensor& grad_output, lb_tensor* grads,
+                                 std::int32_t num_grads, int threads) {
+  const lb_tensor* gx = nullptr;
+  const lb_tensor* gt = nullptr;
+  const lb_tensor* gw = nullptr;
+  for (std::int32_t j = 0; j < num_grads; ++j) {
+    const std::string_view name = grads[j].name ? grads[j].name : "";
+    const lb_tensor* src = nullptr;
+    if (name == "input") {
+      gx = &grads[j];
+      src = p.input;
+    } else if (name == "target" && p.prob) {
+      gt = &grads[j];
+      src = p.target;
+    } else if (name == "weight" && p.prob && p.weight) {
+      gw = &grads[j];
+      src = p.weight;
+    } else {
+      bad("no gradient for input '" + std::string(name) + "'");
+    }
+    if (grads[j].dtype < LB_FLOAT64 || grads[j].dtype > LB_BFLOAT16 ||
+        shape_of(grads[j]) != shape_of(*src))
+      bad("gradient '" + std::string(name) + "': wrong dtype or shape");
+  }
+  if (p.loss == Loss::multi_margin_loss) {
+    if (gx) mm_backward(p, grad_output, *gx, threads);
+    return;
+  }
+  const bool each = per_position(p);
+  const Shape gs = shape_of(grad_output);
+  // A 0-d grad_output (none given: ones) broadcasts.
+  if (each ? !gs.empty() && gs != p.out_shape : numel(gs) != 1)
+    bad("grad_output has the wrong shape");
+  const bool ce = p.loss == Loss::cross_entropy;
+  // The upstream of position i: g_i, or g (over W or the position count for mean).
+  double g0 = each && !gs.empty() ? 0.0 : load(grad_output, 0);
+  double W = 1.0;
+  if (!p.prob && p.reduction == Reduction::mean) {
+    double w_hi, w_lo;
+    total_weight(p, w_hi, w_lo);
+    W = w_hi + w_lo;
+  }
+  const double count = static_cast<double>(p.positions);
+  auto upstream = [&](std::int64_t i) {
+    return each && !gs.empty() ? load(grad_output, offset_of(grad_output, i)) : g0;
+  };
+  const std::int64_t L = layout_positions(p);
+  const std::int64_t gstride = grad_stride(p);
+  std::vector<double> dw_hi(gw ? static_cast<std::size_t>(p.c) : 0, 0.0), dw_lo(dw_hi);
+  const std::int64_t nb = (L + kPositionBlock - 1) / kPositionBlock;
+  // The weight gradient sums over positions: one thread, positions in order (deterministic).
+#pragma omp parallel num_threads(gw ? 1 : threads) if (nb > 1)
+  {
+    Row r(ce ? p.c : 0);
+    std::vector<double> dl((static_cast<std::size_t>(p.c) + kRowPad) / kRowPad * kRowPad + kRowPad);
+    const RowIndex ti = p.prob ? row_index(p, *p.target) : RowIndex{};
+    formulas::Params fp;
+    fp.f0 = p.smoothing;
+    fp.s0 = p.keep;
+    fp.s1 = p.spread;
+#pragma omp for schedule(static)
+    for (std::int64_t blk = 0; blk < nb; ++blk) {
+      const std::int64_t end = std::min(L, (blk + 1) * kPositionBlock);
+      for (std::int64_t i = blk * kPositionBlock; i < end; ++i) {
+        const std::int64_t gb = grad_base(p, i);
+        if (!ce) {
+          if (gx == nullptr) continue;
+          const std::int64_t t = target_of(p, i);
+          const double s = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
+          for (std::int64_t c = 0; c < p.c; ++c)
+            store(*gx, gb + c * gstride,
+                  c == t ? NllLoss::grad(p.w[static_cast<std::size_t>(t)], s) : 0.0);
+          continue;
+        }
+        if (p.c == 0) continue;
+        gather_row(p, *p.input, i, r);
+        double s = upstream(i);
+        std::int64_t t = -1;
+        if (p.prob) {
+          if (p.reduction == Reduction::mean) s = s / count;
+        } else {
+          t = target_of(p, i);
+          if (t < 0) {  // ignored: 0, NaN for a NaN row
+            if (gx)
+              for (std::int64_t c = 0; c < p.c; ++c)
+                store(*gx, gb + c * gstride, r.nan ? formulas::kNaN : 0.0);
+            continue;
+          }
+        }
+        softmax_row(k, p, r);
+        // dl = d loss / d log p.
+        if (p.prob) {
+          const std::int64_t tb = ti.base(p, *p.target, i);
+          const double ms = -s;
+          for (std::int64_t c = 0; c < p.c; ++c) {
+            const double wc = p.w[static_cast<std::size_t>(c)];
+            const double tc =
+                CrossEntropy::smoothed_target(load(*p.target, tb + c * ti.class_stride), fp);
+            const double mw = ms * wc;
+            dl[c] = mw * tc;
+            const double lp = r.log_prob(c);
+            if (gt) {
+              const double d = mw * lp;
+              store(*gt, gb + c * gstride, p.smoothing ? d * p.keep : d);
+            }
+            if (gw) dd_add(dw_hi[c], dw_lo[c], ms * (lp * tc), 0.0);
+          }
+        } else {
+          double s_nll = p.smoothing ? p.keep * s : s;
+          double s_sm = s * p.spread;
+          if (p.reduction == Reduction::mean) {
+            s_nll = s_nll / W;
+            s_sm = s_sm / W;
+          }
+          const double wt = p.w[static_cast<std::size_t>(t)];
+          for (std::int64_t c = 0; c < p.c; ++c) {
+            const double a = c == t ? NllLoss::grad(wt, s_nll) : 0.0;
+            dl[c] = p.smoothing ? a + -s_sm * p.w[static_cast<std::size_t>(c)] : a;
+          }
+        }
+        if (gx == nullptr) continue;
+        for (std::int64_t c = 0; c < p.c; ++c) r.tmp[c] = dl[c];
+        double d_hi, d_lo;
+        k.sum(r.tmp.data(), static_cast<std::size_t>(p.c), &d_hi, &d_lo);
+        for (std::int64_t c = 0; c < p.c; ++c) {
+          const double ec = r.e[c];
+          const double zmc = c == r.arg ? r.s_hi + r.s_lo : 1.0 + ((r.s_hi - ec) + r.s_lo);
+          const double rest = (d_hi - dl[c]) + d_lo;
+          store(*gx, gb + c * gstride, CrossEntropy::grad(dl[c], ec, zmc, rest, r.z));
+        }
+      }
+    }
+  }
+  if (gw)
+    for (std::int64_t c = 0; c < p.c; ++c)
+      store(*gw, c, dw_hi[static_cast<std::size_t>(c)] + dw_lo[static_cast<std::size_t>(c)]);
+}
+
+}  // namespace lossbench::opt

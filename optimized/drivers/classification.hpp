@@ -1,0 +1,63 @@
+#pragma once
+// The classification driver: cross_entropy, nll_loss and multi_margin_loss, inputs of shape (C),
+// (N, C) or (N, C, d1..dk) seen as positions i = (n, s) (S = d1 * ... * dk) by classes. It owns the
+// argument checks (PyTorch 2.2's nll_loss_nd and cross_entropy checks, docs/losses/*.md), the
+// loops, threads and reductions; the per-ISA work is the KernelTable's row_exp and sum.
+//
+// cross_entropy reads each row of logits once (gathered into a per-thread row buffer of C
+// doubles while its max is tracked), computes exp(x - m) and the compensated sum S of the exps
+// other than the argmax's in double (z = 1 + S, lse = log1p(S)), and writes the gradient row
+// once. No temporary of the input's size. Positions are cut into fixed blocks; block partial
+// sums (double-double) are combined in block order, so results are bitwise identical for any
+// thread count.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../kernels.hpp"
+#include "lossbench/abi.h"
+
+namespace lossbench::opt {
+
+// An error of the arguments (LB_BAD_ARGUMENTS) or an unsupported case (LB_UNSUPPORTED).
+struct ClassificationFailure {
+  std::int32_t status;
+  std::string message;
+};
+
+struct ClassificationPlan {
+  Loss loss = Loss::count;
+  std::int32_t dtype = LB_FLOAT32;
+  bool unbatched = false;               // input of shape (C)
+  std::int64_t n = 1, c = 0, s = 1;     // N, C, d1 * ... * dk
+  std::vector<std::int64_t> spatial;    // d1..dk
+  std::vector<std::int64_t> out_shape;  // the 'none' output ({} when unbatched)
+  std::int64_t positions = 0;           // targets read (0 or 1 when unbatched)
+  const lb_tensor* input = nullptr;
+  const lb_tensor* target = nullptr;
+  const lb_tensor* weight = nullptr;
+  std::vector<double> w;        // weights (C), 1 without weight
+  std::vector<std::int64_t> t;  // class-index targets (index modes), per position
+  bool prob = false;            // cross_entropy with probability targets
+  std::int64_t ignore_index = -100;
+  bool smoothing = false;           // label_smoothing > 0
+  double keep = 1.0, spread = 0.0;  // 1 - e and e / C, rounded as PyTorch
+  enum class Reduction { none, sum, mean } reduction = Reduction::mean;
+  // multi_margin_loss: margin (rounded to the dtype), p == 2, the 'none' output shape ((N) with a
+  // 1-D target, else 0-d).
+  double margin = 1.0;
+  bool p2 = false;
+};
+
+bool is_classification(const char* loss);
+// Checks a call as PyTorch 2.2 does; throws ClassificationFailure.
+void build_classification(const lb_call& call, ClassificationPlan& plan);
+
+void run_classification_forward(const KernelTable& k, const ClassificationPlan& plan,
+                                lb_tensor& output, int threads);
+// grads: "input" (both losses), "target" and "weight" (cross_entropy's probability mode).
+void run_classification_backward(const KernelTable& k, const ClassificationPlan& plan,
+                                 const lb_tensor& grad_output, lb_tensor* grads,
+                                 std::int32_t num_grads, int threads);
+
+}  // namespace lossbench::opt

@@ -1,0 +1,347 @@
+// The CTC driver (see ctc.hpp).
+#include "ctc.hpp"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../formulas/ctc_loss.hpp"
+#include "elements.hpp"
+
+namespace lossbench::opt::ctc {
+
+namespace {
+
+using F = formulas::CtcLoss;
+using conformance::load_float;
+using conformance::load_int;
+using conformance::store_float;
+constexpr double kNegInf = -HUGE_VAL;
+
+struct Failure {
+  std::int32_t status;
+  std::string message;
+};
+
+[[noreturn]] void bad(const std::string& m) { throw Failure{LB_BAD_ARGUMENTS, m}; }
+[[noreturn]] void unsupported(const std::string& m) { throw Failure{LB_UNSUPPORTED, m}; }
+
+std::int64_t numel(const lb_tensor& t) {
+  std::int64_t n = 1;
+  for (std::int32_t d = 0; d < t.ndim; ++d) n *= t.shape[d];
+  return n;
+}
+
+const lb_tensor* input(const lb_call& call, std::string_view name) {
+  for (std::int32_t k = 0; k < call.num_inputs; ++k)
+    if (call.inputs[k].name != nullptr && name == call.inputs[k].name) return &call.inputs[k];
+  bad("missing input '" + std::string(name) + "'");
+}
+
+std::int64_t int_at(const lb_tensor& t, std::int64_t flat) {
+  if (t.dtype != LB_INT64) bad("an int64 tensor is expected");
+  return load_int(t.data, conformance::strided_offset(t, flat));
+}
+
+struct Call {
+  const lb_tensor* lp = nullptr;
+  std::int32_t dtype = LB_FLOAT32;
+  std::int64_t T = 0, N = 0, C = 0;
+  std::int64_t st = 0, sn = 0, sc = 0;  // log_probs strides (sn = 0 unbatched)
+  bool unbatched = false;
+  std::int64_t blank = 0;
+  bool zero_infinity = false;
+  bool reduce = false, mean = false;
+  std::vector<std::int64_t> il, tl;
+  std::vector<std::vector<std::int64_t>> targets;
+  double lp_at(std::int64_t t, std::int64_t b, std::int64_t c) const {
+    return load_float(lp->data, lp->dtype, t * st + b * sn + c * sc);
+  }
+};
+
+void build(const lb_call& call, Call& c) {
+  if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
+  const std::string_view red = call.reduction ? call.reduction : "mean";
+  if (red != "none" && red != "mean" && red != "sum")
+    bad(std::string(red) + " is not a valid value for reduction");
+  c.reduce = red != "none";
+  c.mean = red == "mean";
+  for (std::int32_t k = 0; k < call.num_params; ++k) {
+    const lb_param& p = call.params[k];
+    const std::string_view n = p.name ? p.name : "";
+    if (n == "blank" && p.type == LB_PARAM_INT)
+      c.blank = p.i;
+    else if (n == "zero_infinity" && p.type == LB_PARAM_BOOL)
+      c.zero_infinity = p.b != 0;
+    else
+      unsupported("parameter '" + std::string(n) + "'");
+  }
+  const lb_tensor& lp = *input(call, "log_probs");
+  const lb_tensor& tg = *input(call, "targets");
+  const lb_tensor& ilt = *input(call, "input_lengths");
+  const lb_tensor& tlt = *input(call, "target_lengths");
+  for (const lb_tensor* t : {&lp, &tg, &ilt, &tlt})
+    if (t->device.type != LB_DEVICE_CPU) unsupported("tensors must be on the CPU");
+  c.lp = &lp;
+  c.dtype = lp.dtype;
+  if (lp.dtype == LB_FLOAT16) bad("\"ctc_loss_cpu\" not implemented for 'Half'");
+  if (lp.dtype == LB_BFLOAT16) bad("\"ctc_loss_cpu\" not implemented for 'BFloat16'");
+  if (lp.dtype != LB_FLOAT32 && lp.dtype != LB_FLOAT64) bad("log_probs: a floating dtype");
+  c.unbatched = lp.ndim == 2;
+  if (lp.ndim != 2 && lp.ndim != 3)
+    bad("Expected 3-dimensional tensor, but got " + std::to_string(lp.ndim + 1) +
+        "-dimensional tensor for argument #1 'log_probs'");
+  c.T = lp.shape[0];
+  c.st = lp.strides[0];
+  if (c.unbatched) {
+    c.N = 1;
+    c.sn = 0;
+    c.C = lp.shape[1];
+    c.sc = lp.strides[1];
+  } else {
+    c.N = lp.shape[1];
+    c.sn = lp.strides[1];
+    c.C = lp.shape[2];
+    c.sc = lp.strides[2];
+  }
+  if (tg.ndim < 1 || tg.ndim > 2)
+    bad("Expected 1 to 2 dimensions, but got " + std::to_string(tg.ndim) +
+        "-dimensional tensor for argument #2 'targets'");
+  if (c.blank < 0 || c.blank >= c.C) bad("blank must be in label range");
+  if (numel(ilt) != c.N) bad("input_lengths must be of size batch_size");
+  if (numel(tlt) != c.N) bad("target_lengths must be of size batch_size");
+  c.il.resize(static_cast<std::size_t>(c.N));
+  c.tl.resize(static_cast<std::size_t>(c.N));
+  std::int64_t total = 0, most = 0;
+  for (std::int64_t b = 0; b < c.N; ++b) {
+    const auto i = static_cast<std::size_t>(b);
+    c.il[i] = int_at(ilt, b);
+    c.tl[i] = int_at(tlt, b);
+  }
+  for (std::int64_t b = 0; b < c.N; ++b)
+    if (c.il[static_cast<std::size_t>(b)] < 0)
+      bad("Expected input_lengths to have value at least 0, but got value " +
+          std::to_string(c.il[static_cast<std::size_t>(b)]));
+  for (std::int64_t b = 0; b < c.N; ++b) {
+    const std::int64_t v = c.tl[static_cast<std::size_t>(b)];
+    if (v < 0)
+      bad("Expected target_lengths to have value at least 0, but got value " + std::to_string(v));
+    total += v;
+    most = std::max(most, v);
+  }
+  const std::int64_t ts0 = tg.strides[0], ts1 = tg.ndim == 2 ? tg.strides[1] : 0;
+  if (tg.dtype != LB_INT64) bad("targets: int64 expected");
+  if (tg.ndim == 1) {
+    if (tg.shape[0] != total)
+      bad("Expected tensor to have size " + std::to_string(total) +
+          " at dimension 0, but got size " + std::to_string(tg.shape[0]) +
+          " for argument #2 'targets'");
+  } else {
+    if (tg.shape[0] != c.N)
+      bad("Expected tensor to have size " + std::to_string(c.N) + " at dimension 0, but got size " +
+          std::to_string(tg.shape[0]) + " for argument #2 'targets'");
+    if (tg.shape[1] < most)
+      bad("Expected tensor to have size at least " + std::to_string(most) +
+          " at dimension 1, but got size " + std::to_string(tg.shape[1]) +
+          " for argument #2 'targets'");
+  }
+  for (std::int64_t b = 0; b < c.N; ++b)
+    if (c.il[static_cast<std::size_t>(b)] > c.T)
+      bad("Expected input_lengths to have value at most " + std::to_string(c.T) +
+          ", but got value " + std::to_string(c.il[static_cast<std::size_t>(b)]));
+  c.targets.resize(static_cast<std::size_t>(c.N));
+  std::int64_t start = 0;
+  for (std::int64_t b = 0; b < c.N; ++b) {
+    const std::int64_t n = c.tl[static_cast<std::size_t>(b)];
+    auto& v = c.targets[static_cast<std::size_t>(b)];
+    for (std::int64_t s = 0; s < n; ++s) {
+      const std::int64_t off = tg.ndim == 1 ? (start + s) * ts0 : b * ts0 + s * ts1;
+      const std::int64_t x = load_int(tg.data, off);
+      if (x < 0 || x >= c.C)
+        bad("Target " + std::to_string(x) + " is out of bounds: targets must be in [0, " +
+            std::to_string(c.C) + ")");
+      if (x == c.blank) bad("Target " + std::to_string(x) + " equals the blank label");
+      v.push_back(x);
+    }
+    start += n;
+  }
+}
+
+// One sample: log_alpha (L x S') and the nll.
+struct Sample {
+  std::vector<double> la;
+  double nll = 0;
+};
+
+std::int64_t prime(const Call& c, const std::vector<std::int64_t>& tgt, std::int64_t s) {
+  return s % 2 == 0 ? c.blank : tgt[static_cast<std::size_t>(s / 2)];
+}
+
+void alpha(const Call& c, std::int64_t b, Sample& out) {
+  const auto& tgt = c.targets[static_cast<std::size_t>(b)];
+  const std::int64_t L = c.il[static_cast<std::size_t>(b)];
+  const std::int64_t S = static_cast<std::int64_t>(tgt.size()), W = 2 * S + 1;
+  if (L == 0) {  // PyTorch PR #123193's definition (docs/losses/ctc_loss.md)
+    out.nll = S == 0 ? 0.0 : HUGE_VAL;
+    return;
+  }
+  out.la.assign(static_cast<std::size_t>(L * W), kNegInf);
+  auto la = [&](std::int64_t t, std::int64_t s) -> double& {
+    return out.la[static_cast<std::size_t>(t * W + s)];
+  };
+  la(0, 0) = c.lp_at(0, b, c.blank);
+  if (S > 0) la(0, 1) = c.lp_at(0, b, tgt[0]);
+  for (std::int64_t t = 1; t < L; ++t)
+    for (std::int64_t s = 0; s < W; ++s) {
+      const std::int64_t cur = prime(c, tgt, s);
+      const double a1 = la(t - 1, s);
+      const double a2 = s > 0 ? la(t - 1, s - 1) : kNegInf;
+      const double a3 = s > 1 && prime(c, tgt, s - 2) != cur ? la(t - 1, s - 2) : kNegInf;
+      la(t, s) = F::log_add3(a1, a2, a3) + c.lp_at(t, b, cur);
+    }
+  out.nll = S == 0 ? -la(L - 1, 0) : -F::log_add2(la(L - 1, 2 * S), la(L - 1, 2 * S - 1));
+}
+
+// Gradient of sample b into g (T x C, row-major, doubles), upstream gr.
+void beta(const Call& c, std::int64_t b, const Sample& smp, double gr, double* g) {
+  const auto& tgt = c.targets[static_cast<std::size_t>(b)];
+  const std::int64_t L = c.il[static_cast<std::size_t>(b)];
+  const std::int64_t S = static_cast<std::int64_t>(tgt.size()), W = 2 * S + 1;
+  const std::int64_t C = c.C;
+  for (std::int64_t i = 0; i < c.T * C; ++i) g[i] = 0.0;
+  if (L == 0) return;
+  if (c.zero_infinity && smp.nll == HUGE_VAL) return;
+  std::vector<double> lb(static_cast<std::size_t>(L * W), kNegInf);
+  auto bt = [&](std::int64_t t, std::int64_t s) -> double& {
+    return lb[static_cast<std::size_t>(t * W + s)];
+  };
+  auto al = [&](std::int64_t t, std::int64_t s) {
+    return smp.la[static_cast<std::size_t>(t * W + s)];
+  };
+  for (std::int64_t i = 0; i < L * C; ++i) g[i] = kNegInf;
+  bt(L - 1, 2 * S) = c.lp_at(L - 1, b, c.blank);
+  g[(L - 1) * C + c.blank] = al(L - 1, 2 * S) + bt(L - 1, 2 * S);
+  if (S > 0) {
+    const std::int64_t cur = prime(c, tgt, 2 * S - 1);
+    bt(L - 1, 2 * S - 1) = c.lp_at(L - 1, b, cur);
+    g[(L - 1) * C + cur] = al(L - 1, 2 * S - 1) + bt(L - 1, 2 * S - 1);
+  }
+  for (std::int64_t t = L - 2; t >= 0; --t)
+    for (std::int64_t s = 2 * S; s >= 0; --s) {
+      const std::int64_t cur = prime(c, tgt, s);
+      const double b1 = bt(t + 1, s);
+      const double b2 = s < 2 * S ? bt(t + 1, s + 1) : kNegInf;
+      const double b3 = s < 2 * S - 1 && prime(c, tgt, s + 2) != cur ? bt(t + 1, s + 2) : kNegInf;
+      bt(t, s) = F::log_add3(b1, b2, b3) + c.lp_at(t, b, cur);
+      const double lab = al(t, s) + bt(t, s);
+      double& lcab = g[t * C + cur];
+      lcab = lcab == kNegInf ? lab : F::log_add2(lcab, lab);
+    }
+  for (std::int64_t t = 0; t < L; ++t)
+    for (std::int64_t k = 0; k < C; ++k) {
+      double& r = g[t * C + k];
+      r = F::grad(c.lp_at(t, b, k), r, smp.nll, gr);
+    }
+}
+
+double final_nll(const Call& c, double nll) {
+  return c.zero_infinity && nll == HUGE_VAL ? 0.0 : nll;
+}
+
+void set_error(char* error, std::size_t size, const std::string& m) {
+  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
+}
+
+template <class Fn>
+std::int32_t guarded(char* error, std::size_t size, Fn&& f) {
+  try {
+    f();
+    return LB_OK;
+  } catch (const Failure& e) {
+    set_error(error, size, e.message);
+    return e.status;
+  } catch (const std::exception& e) {
+    set_error(error, size, e.what());
+    return LB_INTERNAL_ERROR;
+  }
+}
+
+}  // namespace
+
+bool handles(const char* loss) { return loss != nullptr && std::string_view(loss) == "ctc_loss"; }
+
+std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
+                     std::size_t error_size) {
+  return guarded(error, error_size, [&] {
+    Call c;
+    build(call, c);
+    const std::int64_t want = c.reduce || c.unbatched ? 1 : c.N;
+    if (numel(output) != want) bad("output: wrong shape");
+    std::vector<double> nll(static_cast<std::size_t>(c.N));
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+    for (std::int64_t b = 0; b < c.N; ++b) {
+      Sample smp;
+      alpha(c, b, smp);
+      nll[static_cast<std::size_t>(b)] = final_nll(c, smp.nll);
+    }
+    if (!c.reduce) {
+      for (std::int64_t b = 0; b < c.N; ++b)
+        store_float(output.data, output.dtype, conformance::strided_offset(output, b),
+                    nll[static_cast<std::size_t>(b)]);
+      return;
+    }
+    double s = 0;  // in batch order
+    for (std::int64_t b = 0; b < c.N; ++b) {
+      const auto i = static_cast<std::size_t>(b);
+      s += c.mean ? nll[i] / static_cast<double>(std::max<std::int64_t>(c.tl[i], 1)) : nll[i];
+    }
+    if (c.mean) s /= static_cast<double>(c.N);
+    store_float(output.data, output.dtype, 0, s);
+  });
+}
+
+std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
+                      std::int32_t num_grads, int threads, char* error, std::size_t error_size) {
+  return guarded(error, error_size, [&] {
+    Call c;
+    build(call, c);
+    lb_tensor* gt = nullptr;
+    for (std::int32_t k = 0; k < num_grads; ++k) {
+      if (grads[k].name == nullptr || std::string_view(grads[k].name) != "log_probs")
+        bad(std::string("no gradient for input '") + (grads[k].name ? grads[k].name : "") + "'");
+      if (numel(grads[k]) != numel(*c.lp)) bad("gradient 'log_probs': wrong shape");
+      gt = &grads[k];
+    }
+    if (gt == nullptr) return;
+    const std::int64_t TC = c.T * c.C;
+    std::vector<double> g(static_cast<std::size_t>(c.N * TC));
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+    for (std::int64_t b = 0; b < c.N; ++b) {
+      const auto i = static_cast<std::size_t>(b);
+      double gr = 1.0;
+      if (grad_output != nullptr)
+        gr = load_float(grad_output->data, grad_output->dtype,
+                        c.reduce || c.unbatched ? 0 : conformance::strided_offset(*grad_output, b));
+      if (c.mean)
+        gr = gr /
+             (static_cast<double>(c.N) * static_cast<double>(std::max<std::int64_t>(c.tl[i], 1)));
+      Sample smp;
+      alpha(c, b, smp);
+      beta(c, b, smp, gr, g.data() + b * TC);
+    }
+    // g is (N, T, C); the gradient has log_probs' shape (T, N, C) or (T, C), contiguous.
+    for (std::int64_t t = 0; t < c.T; ++t)
+      for (std::int64_t b = 0; b < c.N; ++b)
+        for (std::int64_t k = 0; k < c.C; ++k)
+          store_float(gt->data, gt->dtype,
+                      conformance::strided_offset(*gt, (t * c.N + b) * c.C + k),
+                      g[static_cast<std::size_t>(b * TC + t * c.C + k)]);
+  });
+}
+
+}  // namespace lossbench::opt::ctc

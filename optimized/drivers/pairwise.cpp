@@ -1,0 +1,695 @@
+// The pairwise driver (see pairwise.hpp). Compiled for the baseline ISA.
+#include "pairwise.hpp"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../formulas/cosine_embedding_loss.hpp"
+#include "../formulas/triplet_margin_loss.hpp"
+#include "../formulas/triplet_margin_with_distance_loss.hpp"
+#include "elements.hpp"
+
+namespace lossbench::opt::pairwise {
+
+namespace {
+
+namespace F = formulas;
+using Shape = std::vector<std::int64_t>;
+using conformance::load_float;
+using conformance::store_float;
+
+// Rows up to this length compute the cosine gradients' numerators by Lagrange's identity
+// (formulas/cosine_embedding_loss.hpp: O(D) per element, exact zeros for parallel rows).
+constexpr std::int64_t kLagrangeMax = 64;
+
+struct Failure {
+  std::int32_t status;
+  std::string message;
+};
+
+[[noreturn]] void bad(const std::string& m) { throw Failure{LB_BAD_ARGUMENTS, m}; }
+[[noreturn]] void unsupported(const std::string& m) { throw Failure{LB_UNSUPPORTED, m}; }
+
+Shape shape_of(const lb_tensor& t) { return Shape(t.shape, t.shape + t.ndim); }
+Shape strides_of(const lb_tensor& t) { return Shape(t.strides, t.strides + t.ndim); }
+
+std::int64_t numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+std::string shape_string(const Shape& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+Shape broadcast(const Shape& a, const Shape& b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape r(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1)
+      bad("The size of tensor a (" + std::to_string(da) + ") must match the size of tensor b (" +
+          std::to_string(db) + ") at non-singleton dimension " + std::to_string(i));
+    r[i] = da == 1 ? db : da;
+  }
+  return r;
+}
+
+Shape contiguous(const Shape& shape) {
+  Shape s(shape.size(), 1);
+  for (std::size_t d = shape.size(); d > 1; --d) s[d - 2] = s[d - 1] * shape[d - 1];
+  return s;
+}
+
+// Strides of a tensor (shape `own`, strides `st`) seen with the broadcast shape `to`: 0 along the
+// dimensions it is broadcast over.
+Shape view_strides(const Shape& own, const Shape& st, const Shape& to) {
+  Shape r(to.size(), 0);
+  const std::size_t lead = to.size() - own.size();
+  for (std::size_t d = 0; d < own.size(); ++d)
+    r[lead + d] = own[d] == 1 && to[lead + d] != 1 ? 0 : st[d];
+  return r;
+}
+
+std::int64_t offset(std::int64_t flat, const Shape& shape, const Shape& st) {
+  std::int64_t off = 0;
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    if (shape[d] == 0) return 0;
+    off += (flat % shape[d]) * st[d];
+    flat /= shape[d];
+  }
+  return off;
+}
+
+double round_to(double v, std::int32_t dtype) {
+  switch (dtype) {
+    case LB_FLOAT32: return static_cast<float>(v);
+    case LB_FLOAT16: return conformance::half_to_double(conformance::double_to_half(v));
+    case LB_BFLOAT16: return conformance::bfloat16_to_double(conformance::double_to_bfloat16(v));
+    default: return v;
+  }
+}
+
+// A pair of tensors (x, y) broadcast to B and reduced over dimension rd: rows over the other
+// dimensions, D elements each.
+struct Rows {
+  const lb_tensor* x = nullptr;
+  const lb_tensor* y = nullptr;
+  Shape shape;  // of the rows (B without rd)
+  std::int64_t D = 1, n = 1;
+  Shape xs, ys, xg, yg;                             // data and gradient strides over the row shape
+  std::int64_t xsd = 0, ysd = 0, xgd = 0, ygd = 0;  // the same along rd
+  std::int64_t xo(std::int64_t r) const { return offset(r, shape, xs); }
+  std::int64_t yo(std::int64_t r) const { return offset(r, shape, ys); }
+  std::int64_t xgo(std::int64_t r) const { return offset(r, shape, xg); }
+  std::int64_t ygo(std::int64_t r) const { return offset(r, shape, yg); }
+  double xv(std::int64_t o, std::int64_t j) const {
+    return load_float(x->data, x->dtype, o + j * xsd);
+  }
+  double yv(std::int64_t o, std::int64_t j) const {
+    return load_float(y->data, y->dtype, o + j * ysd);
+  }
+};
+
+// rd < 0: the last dimension.
+Rows make_rows(const lb_tensor& x, const lb_tensor& y, int rd) {
+  Rows w;
+  w.x = &x;
+  w.y = &y;
+  Shape b = broadcast(shape_of(x), shape_of(y));
+  const bool scalar = b.empty();
+  if (scalar) b = {1};
+  const std::size_t r = rd < 0 ? b.size() - 1 : static_cast<std::size_t>(rd);
+  auto cut = [&](const Shape& s, std::int64_t& along) {
+    along = s[r];
+    Shape o = s;
+    o.erase(o.begin() + static_cast<std::ptrdiff_t>(r));
+    return o;
+  };
+  const Shape sx = shape_of(x), sy = shape_of(y);
+  w.xs = cut(view_strides(sx, strides_of(x), b), w.xsd);
+  w.ys = cut(view_strides(sy, strides_of(y), b), w.ysd);
+  w.xg = cut(view_strides(sx, contiguous(sx), b), w.xgd);
+  w.yg = cut(view_strides(sy, contiguous(sy), b), w.ygd);
+  w.shape = cut(b, w.D);
+  w.n = numel(w.shape);
+  return w;
+}
+
+struct Grad {
+  lb_tensor* out = nullptr;
+  std::vector<double> acc;
+  void init(lb_tensor* t) {
+    out = t;
+    if (t) acc.assign(static_cast<std::size_t>(numel(shape_of(*t))), 0.0);
+  }
+  void add(std::int64_t i, double v) {
+    if (out) acc[static_cast<std::size_t>(i)] += v;
+  }
+  void store() const {
+    if (!out) return;
+    const Shape s = shape_of(*out), st = strides_of(*out);
+    for (std::size_t i = 0; i < acc.size(); ++i)
+      store_float(out->data, out->dtype, offset(static_cast<std::int64_t>(i), s, st), acc[i]);
+  }
+};
+
+// Compensated (Neumaier) sum in index order.
+double sum_in_order(const std::vector<double>& v) {
+  double s = 0, c = 0;
+  for (double x : v) {
+    const double t = s + x;
+    if (!std::isfinite(t) || !std::isfinite(x)) {
+      s = t;
+      c = 0;
+      continue;
+    }
+    c += std::fabs(s) >= std::fabs(x) ? (s - t) + x : (x - t) + s;
+    s = t;
+  }
+  return std::isfinite(s) ? s + c : s;
+}
+
+struct Params {
+  const lb_call& call;
+  std::vector<std::string_view> known;
+  const lb_param* find(std::string_view name) {
+    for (std::int32_t k = 0; k < call.num_params; ++k)
+      if (call.params[k].name != nullptr && name == call.params[k].name) return &call.params[k];
+    return nullptr;
+  }
+  double real(std::string_view name, double def) {
+    const lb_param* p = find(name);
+    if (p == nullptr) return def;
+    if (p->type == LB_PARAM_FLOAT) return p->f;
+    if (p->type == LB_PARAM_INT) return static_cast<double>(p->i);
+    bad(std::string(name) + ": a number is expected");
+  }
+  bool flag(std::string_view name, bool def) {
+    const lb_param* p = find(name);
+    if (p == nullptr) return def;
+    if (p->type == LB_PARAM_BOOL) return p->b != 0;
+    bad(std::string(name) + ": a boolean is expected");
+  }
+  void check_known() {
+    for (std::int32_t k = 0; k < call.num_params; ++k) {
+      const char* n = call.params[k].name;
+      bool ok = false;
+      for (auto s : known) ok = ok || (n != nullptr && s == n);
+      if (!ok) unsupported(std::string("unknown parameter '") + (n ? n : "") + "'");
+    }
+  }
+};
+
+const lb_tensor* input(const lb_call& call, std::string_view name) {
+  for (std::int32_t k = 0; k < call.num_inputs; ++k)
+    if (call.inputs[k].name != nullptr && name == call.inputs[k].name) return &call.inputs[k];
+  bad("missing input '" + std::string(name) + "'");
+}
+
+bool floating(std::int32_t d) { return d >= LB_FLOAT64 && d <= LB_BFLOAT16; }
+
+// The upstream gradient of loss element l (output shape `shape`).
+struct Upstream {
+  const lb_tensor* g = nullptr;
+  bool reduce = false;
+  double divisor = 1.0;  // numel for mean
+  Shape shape, st;
+  double at(std::int64_t l) const {
+    if (g == nullptr) return 1.0 / divisor;
+    if (reduce) return load_float(g->data, g->dtype, 0) / divisor;
+    return load_float(g->data, g->dtype, offset(l, shape, st));
+  }
+};
+
+// ---------------------------------------------------------------- one call
+
+struct Call {
+  enum Kind { cosine_embedding, triplet, triplet_cosine } kind = triplet;
+  std::int32_t dtype = LB_FLOAT32;
+  bool reduce = false, mean = false;
+  Shape out_shape;
+  // cosine_embedding_loss
+  const lb_tensor* target = nullptr;
+  Shape target_st;  // over out_shape
+  Shape row_st;     // rows over out_shape
+  F::Params params;
+  double eps_ce = 0;
+  // triplet
+  bool swap = false;
+  double margin = 0, eps = 0;
+  double p_branch = 2, p_value = 2;
+  Rows rows[3];  // (a, pos), (a, neg), (pos, neg)
+  Shape dist_st[3];
+  int num_rows = 2;
+};
+
+void check_dtypes(std::initializer_list<const lb_tensor*> ts, std::int32_t& dtype) {
+  dtype = -1;
+  for (const lb_tensor* t : ts) {
+    if (t->device.type != LB_DEVICE_CPU) unsupported("tensors must be on the CPU");
+    if (!floating(t->dtype)) bad("a floating dtype is expected");
+    if (dtype < 0) dtype = t->dtype;
+    if (t->dtype != dtype) bad("expected all floating inputs to have one dtype");
+  }
+}
+
+void build(const lb_call& call, Call& c) {
+  if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
+  const std::string_view loss = call.loss;
+  const std::string_view red = call.reduction ? call.reduction : "mean";
+  if (red != "none" && red != "mean" && red != "sum")
+    bad(std::string(red) + " is not a valid value for reduction");
+  c.reduce = red != "none";
+  c.mean = red == "mean";
+  Params params{call, {}};
+  if (loss == "cosine_embedding_loss") {
+    c.kind = Call::cosine_embedding;
+    params.known = {"margin"};
+    const lb_tensor& x1 = *input(call, "input1");
+    const lb_tensor& x2 = *input(call, "input2");
+    const lb_tensor& y = *input(call, "target");
+    check_dtypes({&x1, &x2}, c.dtype);
+    if (y.dtype != LB_INT64 && !floating(y.dtype)) bad("target: unknown dtype");
+    const Shape s1 = shape_of(x1), s2 = shape_of(x2), sy = shape_of(y);
+    if (sy.size() > 1) bad("0D or 1D target tensor expected, multi-target not supported");
+    const std::size_t want = sy.empty() ? 1 : 2;
+    if (s1.size() != want || s2.size() != want)
+      bad(std::string(sy.empty() ? "0D" : "1D") + " target tensor expects " +
+          (sy.empty() ? "1D" : "2D") + " input tensors, but found inputs with sizes " +
+          shape_string(s1) + " and " + shape_string(s2) + ".");
+    c.rows[0] = make_rows(x1, x2, -1);
+    c.out_shape = broadcast(c.rows[0].shape, sy);
+    c.row_st = view_strides(c.rows[0].shape, contiguous(c.rows[0].shape), c.out_shape);
+    c.target = &y;
+    c.target_st = view_strides(sy, strides_of(y), c.out_shape);
+    c.params.s0 = round_to(params.real("margin", 0.0), c.dtype);
+    const double eps32 = static_cast<float>(1e-12);
+    c.eps_ce = c.dtype == LB_FLOAT64 ? eps32 : round_to(eps32, c.dtype);
+  } else {
+    const lb_tensor& a = *input(call, "anchor");
+    const lb_tensor& pos = *input(call, "positive");
+    const lb_tensor& neg = *input(call, "negative");
+    check_dtypes({&a, &pos, &neg}, c.dtype);
+    if (a.ndim != pos.ndim || a.ndim != neg.ndim)
+      bad("The anchor, positive, and negative tensors are expected to have the same number of "
+          "dimensions, but got: anchor " +
+          std::to_string(a.ndim) + "D, positive " + std::to_string(pos.ndim) + "D, and negative " +
+          std::to_string(neg.ndim) + "D inputs");
+    int rd = -1;
+    if (loss == "triplet_margin_loss") {
+      params.known = {"margin", "p", "eps", "swap"};
+      c.margin = params.real("margin", 1.0);
+      c.p_branch = params.real("p", 2.0);
+      c.p_value = c.dtype == LB_FLOAT64 ? c.p_branch : static_cast<float>(c.p_branch);
+      c.eps = params.real("eps", 1e-6);
+      c.swap = params.flag("swap", false);
+    } else {
+      params.known = {"distance_function", "margin", "swap"};
+      c.margin = params.real("margin", 1.0);
+      c.swap = params.flag("swap", false);
+      std::string_view fn = "pairwise_distance";
+      if (const lb_param* f = params.find("distance_function")) {
+        if (f->type == LB_PARAM_STRING && f->s != nullptr)
+          fn = f->s;
+        else if (f->type != LB_PARAM_NONE)
+          bad("distance_function: a name is expected");
+      }
+      if (fn == "cosine") {
+        c.kind = Call::triplet_cosine;
+        c.eps = 1e-8;
+        if (a.ndim < 2)
+          bad("Dimension out of range (expected to be in range of [-1, 0], but got 1)");
+        rd = 1;
+      } else if (fn == "pairwise_distance") {
+        c.eps = 1e-6;
+      } else {
+        unsupported("distance_function '" + std::string(fn) + "' (a registered C++ distance)");
+      }
+    }
+    c.margin = round_to(c.margin, c.dtype);
+    c.eps = round_to(c.eps, c.dtype);
+    c.num_rows = c.swap ? 3 : 2;
+    c.rows[0] = make_rows(a, pos, rd);
+    c.rows[1] = make_rows(a, neg, rd);
+    if (c.swap) c.rows[2] = make_rows(pos, neg, rd);
+    c.out_shape = broadcast(c.rows[0].shape, c.rows[1].shape);
+    if (c.swap) c.out_shape = broadcast(c.out_shape, c.rows[2].shape);
+    for (int k = 0; k < c.num_rows; ++k) {
+      const Rows& w = c.rows[k];
+      c.dist_st[k] = view_strides(w.shape, contiguous(w.shape), c.out_shape);
+      const bool no_identity =
+          c.kind == Call::triplet && (std::isinf(c.p_branch) || c.p_branch < 0);
+      if (w.D == 0 && no_identity && w.n > 0)
+        bad("linalg.vector_norm cannot compute the inf norm on the dimension because this "
+            "dimension is empty and the operation does not have an identity");
+    }
+  }
+  params.check_known();
+  // The cosine losses compute squared norms and products of a row in double without scaling
+  // the row: elements of extreme magnitude (overflow/underflow of the squares, or cancellation
+  // against them) are not handled: LB_UNSUPPORTED.
+  if (c.kind != Call::triplet) {
+    for (std::int32_t k = 0; k < call.num_inputs; ++k) {
+      const lb_tensor& t = call.inputs[k];
+      if (!floating(t.dtype) || std::string_view(t.name ? t.name : "") == "target") continue;
+      const Shape s = shape_of(t), st = strides_of(t);
+      const std::int64_t n = numel(s);
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double v = std::fabs(load_float(t.data, t.dtype, offset(i, s, st)));
+        if (std::isfinite(v) && v != 0 && (v > 0x1p100 || v < 0x1p-100))
+          unsupported("elements of extreme magnitude (row scaling is not implemented)");
+      }
+    }
+  }
+}
+
+// Per-row sums of one pair.
+struct RowData {
+  std::vector<double> d;                // the distance (or cos pieces below)
+  std::vector<double> p, m1, m2, ties;  // dot, squared norms, inf-norm ties
+  std::vector<char> finite;
+};
+
+void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int threads) {
+  o.p.assign(static_cast<std::size_t>(w.n), 0.0);
+  o.m1 = o.p;
+  o.m2 = o.p;
+  o.finite.assign(static_cast<std::size_t>(w.n), 1);
+  const lb_tensor& x = *w.x;
+  const lb_tensor& y = *w.y;
+  const std::int64_t dx = x.ndim ? x.shape[x.ndim - 1] : 1, sx = x.ndim ? x.strides[x.ndim - 1] : 0;
+  const std::int64_t dy = y.ndim ? y.shape[y.ndim - 1] : 1, sy = y.ndim ? y.strides[y.ndim - 1] : 0;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t r = 0; r < w.n; ++r) {
+    const std::int64_t xo = w.xo(r), yo = w.yo(r);
+    double p = 0, a1 = 0, a2 = 0;
+    bool fin = true;
+    for (std::int64_t j = 0; j < w.D; ++j) {
+      const double a = w.xv(xo, j), b = w.yv(yo, j);
+      p += a * b;
+      fin = fin && std::isfinite(a) && std::isfinite(b);
+      if (!own_norms) {
+        a1 += a * a;
+        a2 += b * b;
+      }
+    }
+    if (own_norms) {
+      for (std::int64_t j = 0; j < dx; ++j) {
+        const double a = load_float(x.data, x.dtype, xo + j * sx);
+        a1 += a * a;
+      }
+      for (std::int64_t j = 0; j < dy; ++j) {
+        const double b = load_float(y.data, y.dtype, yo + j * sy);
+        a2 += b * b;
+      }
+    }
+    const auto i = static_cast<std::size_t>(r);
+    o.p[i] = p;
+    o.m1[i] = a1 + eps_add;
+    o.m2[i] = a2 + eps_add;
+    o.finite[i] = fin;
+  }
+}
+
+void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int threads) {
+  o.d.assign(static_cast<std::size_t>(w.n), 0.0);
+  o.ties.assign(static_cast<std::size_t>(w.n), 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t r = 0; r < w.n; ++r) {
+    const std::int64_t xo = w.xo(r), yo = w.yo(r);
+    double acc = norm.start();
+    for (std::int64_t j = 0; j < w.D; ++j) {
+      const double t = norm.term(w.xv(xo, j) - w.yv(yo, j) + eps);
+      acc = norm.summed() ? acc + t : norm.combine(acc, t);
+    }
+    // One element: the norm is |r| exactly for any p (pow(pow(|r|, p), 1 / p) need not be).
+    const double n = w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p)
+                         ? std::fabs(w.xv(xo, 0) - w.yv(yo, 0) + eps)
+                         : norm.finish(acc);
+    double ties = 0;
+    if (!norm.summed())
+      for (std::int64_t j = 0; j < w.D; ++j) {
+        const double v = w.xv(xo, j) - w.yv(yo, j) + eps;
+        ties += std::fabs(v) == n || std::isnan(v) ? 1.0 : 0.0;
+      }
+    o.d[static_cast<std::size_t>(r)] = n;
+    o.ties[static_cast<std::size_t>(r)] = ties;
+  }
+}
+
+F::PNorm pnorm_of(const Call& c) {
+  F::PNorm n(c.kind == Call::triplet ? c.p_branch : 2.0);
+  n.p = c.kind == Call::triplet ? c.p_value : 2.0;
+  return n;
+}
+
+// Distances of the rows of pair k.
+void distances(const Call& c, int k, RowData& o, int threads) {
+  if (c.kind == Call::triplet_cosine) {
+    cosine_rows(c.rows[k], 0.0, false, o, threads);
+    const double e2 = c.eps * c.eps;
+    o.d.resize(o.p.size());
+    for (std::size_t r = 0; r < o.p.size(); ++r)
+      o.d[r] = F::CosineDistance::forward(o.p[r], o.m1[r], o.m2[r], e2, o.finite[r] != 0);
+  } else {
+    norm_rows(c.rows[k], pnorm_of(c), c.eps, o, threads);
+  }
+}
+
+void store_output(const Call& c, const std::vector<double>& loss, lb_tensor& out) {
+  if (c.reduce) {
+    double s = sum_in_order(loss);
+    if (c.mean) s /= static_cast<double>(loss.size());
+    store_float(out.data, out.dtype, 0, s);
+    return;
+  }
+  const Shape s = shape_of(out), st = strides_of(out);
+  for (std::size_t i = 0; i < loss.size(); ++i)
+    store_float(out.data, out.dtype, offset(static_cast<std::int64_t>(i), s, st), loss[i]);
+}
+
+void check_output(const Call& c, const lb_tensor& out) {
+  if (!floating(out.dtype)) bad("output: a floating dtype is expected");
+  const Shape s = shape_of(out);
+  if (c.reduce ? numel(s) != 1 : s != c.out_shape)
+    bad("output: shape " + shape_string(s) + " does not match the result");
+}
+
+void run_forward(const Call& c, lb_tensor& out, int threads) {
+  const std::int64_t n = numel(c.out_shape);
+  std::vector<double> loss(static_cast<std::size_t>(n));
+  if (c.kind == Call::cosine_embedding) {
+    RowData rd;
+    cosine_rows(c.rows[0], c.eps_ce, true, rd, threads);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::int64_t l = 0; l < n; ++l) {
+      const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.row_st));
+      const double y =
+          load_float(c.target->data, c.target->dtype, offset(l, c.out_shape, c.target_st));
+      loss[static_cast<std::size_t>(l)] =
+          F::CosineEmbeddingLoss::forward(rd.p[r], rd.m1[r], rd.m2[r], y, c.params);
+    }
+  } else {
+    RowData d[3];
+    for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], threads);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::int64_t l = 0; l < n; ++l) {
+      double v[3] = {0, 0, 0};
+      for (int k = 0; k < c.num_rows; ++k)
+        v[k] = d[k].d[static_cast<std::size_t>(offset(l, c.out_shape, c.dist_st[k]))];
+      loss[static_cast<std::size_t>(l)] =
+          F::TripletMarginLoss::forward(v[0], v[1], v[2], c.swap, c.margin);
+    }
+  }
+  store_output(c, loss, out);
+}
+
+void run_backward(const Call& c, const Upstream& up, Grad* g) {
+  const std::int64_t n = numel(c.out_shape);
+  if (c.kind == Call::cosine_embedding) {
+    const Rows& w = c.rows[0];
+    RowData rd;
+    cosine_rows(w, c.eps_ce, true, rd, 1);
+    std::vector<double> gcos(static_cast<std::size_t>(w.n), 0.0);
+    for (std::int64_t l = 0; l < n; ++l) {
+      const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.row_st));
+      const double y =
+          load_float(c.target->data, c.target->dtype, offset(l, c.out_shape, c.target_st));
+      gcos[r] += F::CosineEmbeddingLoss::dcos(rd.p[r], rd.m1[r], rd.m2[r], y, up.at(l), c.params);
+    }
+    // One side: x with its own last dimension dx (1 or D), y the other input.
+    auto side = [&](const lb_tensor& x, bool first, Grad& out) {
+      if (!out.out) return;
+      const std::int64_t dx = x.ndim ? x.shape[x.ndim - 1] : 1;
+      for (std::int64_t r = 0; r < w.n; ++r) {
+        const auto i = static_cast<std::size_t>(r);
+        const double m_self = first ? rd.m1[i] : rd.m2[i], m_other = first ? rd.m2[i] : rd.m1[i];
+        const std::int64_t so = first ? w.xo(r) : w.yo(r), oo = first ? w.yo(r) : w.xo(r);
+        const std::int64_t go = first ? w.xgo(r) : w.ygo(r), gsd = first ? w.xgd : w.ygd;
+        auto self = [&](std::int64_t j) { return first ? w.xv(so, j) : w.yv(so, j); };
+        auto other = [&](std::int64_t j) { return first ? w.yv(oo, j) : w.xv(oo, j); };
+        const bool collapsed = dx == 1 && w.D != 1;
+        if (collapsed) {
+          // s2 m1 - p x1 = s2 (x1^2 + EPS) - x1^2 s2 = s2 EPS exactly.
+          double s = 0;
+          for (std::int64_t j = 0; j < w.D; ++j) s += other(j);
+          out.add(go, gcos[i] * F::CosineEmbeddingLoss::dx_from(s * c.eps_ce, m_self, m_other));
+        } else if (w.D <= kLagrangeMax) {
+          double xs[kLagrangeMax], ys[kLagrangeMax];
+          for (std::int64_t j = 0; j < w.D; ++j) {
+            xs[j] = self(j);
+            ys[j] = other(j);
+          }
+          for (std::int64_t j = 0; j < w.D; ++j) {
+            const double num = std::fma(ys[j], c.eps_ce, F::lagrange_numerator(xs, ys, w.D, j));
+            out.add(go + j * gsd, gcos[i] * F::CosineEmbeddingLoss::dx_from(num, m_self, m_other));
+          }
+        } else {
+          for (std::int64_t j = 0; j < w.D; ++j)
+            out.add(go + j * gsd, gcos[i] * F::CosineEmbeddingLoss::dx(rd.p[i], m_self, m_other,
+                                                                       self(j), other(j)));
+        }
+      }
+    };
+    side(*w.x, true, g[0]);
+    side(*w.y, false, g[1]);
+    return;
+  }
+  RowData d[3];
+  for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], 1);
+  std::vector<double> gd[3];
+  for (int k = 0; k < c.num_rows; ++k) gd[k].assign(d[k].d.size(), 0.0);
+  for (std::int64_t l = 0; l < n; ++l) {
+    std::size_t r[3] = {0, 0, 0};
+    double v[3] = {0, 0, 0}, gv[3] = {0, 0, 0};
+    for (int k = 0; k < c.num_rows; ++k) {
+      r[k] = static_cast<std::size_t>(offset(l, c.out_shape, c.dist_st[k]));
+      v[k] = d[k].d[r[k]];
+    }
+    F::TripletMarginLoss::backward(v[0], v[1], v[2], c.swap, c.margin, up.at(l), gv[0], gv[1],
+                                   gv[2]);
+    for (int k = 0; k < c.num_rows; ++k) gd[k][r[k]] += gv[k];
+  }
+  // Pair k: (x, y) gradients into the inputs ix, iy.
+  const int ix[3] = {0, 0, 1}, iy[3] = {1, 2, 2};
+  const F::PNorm norm = pnorm_of(c);
+  for (int k = 0; k < c.num_rows; ++k) {
+    const Rows& w = c.rows[k];
+    Grad& gx = g[ix[k]];
+    Grad& gy = g[iy[k]];
+    for (std::int64_t r = 0; r < w.n; ++r) {
+      const auto i = static_cast<std::size_t>(r);
+      const double G = gd[k][i];
+      const std::int64_t xo = w.xo(r), yo = w.yo(r), xg = w.xgo(r), yg = w.ygo(r);
+      const bool short_row = c.kind == Call::triplet_cosine && w.D <= kLagrangeMax;
+      double xs[kLagrangeMax], ys[kLagrangeMax];
+      for (std::int64_t j = 0; short_row && j < w.D; ++j) {
+        xs[j] = w.xv(xo, j);
+        ys[j] = w.yv(yo, j);
+      }
+      for (std::int64_t j = 0; j < w.D; ++j) {
+        const double x = w.xv(xo, j), y = w.yv(yo, j);
+        if (c.kind == Call::triplet_cosine) {
+          const bool fin = d[k].finite[i] != 0;
+          const double lx = short_row ? F::lagrange_numerator(xs, ys, w.D, j) : F::kNaN;
+          const double ly = short_row ? F::lagrange_numerator(ys, xs, w.D, j) : F::kNaN;
+          gx.add(xg + j * w.xgd,
+                 F::CosineDistance::dx(x, y, d[k].p[i], d[k].m1[i], d[k].m2[i], c.eps, G, fin, lx));
+          gy.add(yg + j * w.ygd,
+                 F::CosineDistance::dx(y, x, d[k].p[i], d[k].m2[i], d[k].m1[i], c.eps, G, fin, ly));
+        } else {
+          const double v = norm.backward(x - y + c.eps, d[k].d[i], G, d[k].ties[i]);
+          gx.add(xg + j * w.xgd, v);
+          gy.add(yg + j * w.ygd, -v);
+        }
+      }
+    }
+  }
+}
+
+void set_error(char* error, std::size_t size, const std::string& m) {
+  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
+}
+
+template <class Fn>
+std::int32_t guarded(char* error, std::size_t size, Fn&& f) {
+  try {
+    f();
+    return LB_OK;
+  } catch (const Failure& e) {
+    set_error(error, size, e.message);
+    return e.status;
+  } catch (const std::exception& e) {
+    set_error(error, size, e.what());
+    return LB_INTERNAL_ERROR;
+  }
+}
+
+}  // namespace
+
+bool handles(const char* loss) {
+  if (loss == nullptr) return false;
+  const std::string_view l(loss);
+  return l == "cosine_embedding_loss" || l == "triplet_margin_loss" ||
+         l == "triplet_margin_with_distance_loss";
+}
+
+std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
+                     std::size_t error_size) {
+  return guarded(error, error_size, [&] {
+    Call c;
+    build(call, c);
+    check_output(c, output);
+    run_forward(c, output, threads);
+  });
+}
+
+std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
+                      std::int32_t num_grads, int /*threads*/, char* error,
+                      std::size_t error_size) {
+  return guarded(error, error_size, [&] {
+    Call c;
+    build(call, c);
+    const bool ce = c.kind == Call::cosine_embedding;
+    const char* names_ce[3] = {"input1", "input2", "target"};
+    const char* names_tr[3] = {"anchor", "positive", "negative"};
+    const char* const* names = ce ? names_ce : names_tr;
+    Grad g[3];
+    for (std::int32_t k = 0; k < num_grads; ++k) {
+      const std::string_view name = grads[k].name ? grads[k].name : "";
+      int which = -1;
+      for (int j = 0; j < (ce ? 2 : 3); ++j)
+        if (name == names[j]) which = j;
+      if (which < 0) bad("no gradient for input '" + std::string(name) + "'");
+      const lb_tensor& in = *input(call, names[which]);
+      if (!floating(grads[k].dtype) || shape_of(grads[k]) != shape_of(in))
+        bad("gradient '" + std::string(name) + "': wrong dtype or shape");
+      g[which].init(&grads[k]);
+    }
+    Upstream up;
+    up.g = grad_output;
+    up.reduce = c.reduce;
+    up.divisor = c.mean ? static_cast<double>(numel(c.out_shape)) : 1.0;
+    up.shape = c.out_shape;
+    if (grad_output != nullptr) {
+      const Shape gs = shape_of(*grad_output);
+      if (c.reduce ? numel(gs) != 1 : gs != c.out_shape) bad("grad_output has the wrong shape");
+      up.st = strides_of(*grad_output);
+    }
+    run_backward(c, up, g);
+    for (auto& x : g) x.store();
+  });
+}
+
+}  // namespace lossbench::opt::pairwise

@@ -1,0 +1,27 @@
+#pragma once
+// multi_margin_loss: the per-class hinge (docs/losses/multi_margin_loss.md). The classification
+// driver (drivers/classification.cpp) computes z_i = margin - x_y + x_i (compensated, so the
+// sign of the hinge test is that of the exact sum) and applies these over the row.
+// f0 = (p == 2).
+#include "common.hpp"
+
+namespace lossbench::opt::formulas {
+inline namespace LOSSBENCH_FORMULA_NS {
+
+struct MultiMarginLoss {
+  // The term of class i: w_y h(z) where z > 0 (a NaN z gives nothing), else 0.
+  template <class V>
+  LOSSBENCH_HD static V term(V z, V w, const Params& p) {
+    const V h = p.f0 ? z * z : z;
+    return vselect(z > V(0.0), h * w, V(0.0));
+  }
+  // Its derivative with respect to x_i (the negative of that with respect to x_y).
+  template <class V>
+  LOSSBENCH_HD static V grad(V z, V w, const Params& p) {
+    const V d = p.f0 ? (V(2.0) * z) * w : w;
+    return vselect(z > V(0.0), d, V(0.0));
+  }
+};
+
+}  // namespace LOSSBENCH_FORMULA_NS
+}  // namespace lossbench::opt::formulas
