@@ -15,6 +15,7 @@
 #include "drivers/classification.hpp"
 #include "drivers/ctc.hpp"
 #include "drivers/elementwise.hpp"
+#include "drivers/multilabel.hpp"
 #include "drivers/pairwise.hpp"
 #include "elements.hpp"
 #include "plan.hpp"
@@ -430,7 +431,7 @@ std::int32_t guarded(char* error, std::size_t size, F&& f) {
 std::int32_t supports_isa(Isa isa, const char* loss, std::int32_t dtype, lb_device device) {
   if (!machine_has(isa) || device.type != LB_DEVICE_CPU) return 0;
   if (find_loss(loss) == nullptr && !is_classification(loss) && !pairwise::handles(loss) &&
-      !ctc::handles(loss))
+      !ctc::handles(loss) && !multilabel::handles(loss))
     return 0;
   return dtype >= LB_FLOAT64 && dtype <= LB_BFLOAT16 ? 1 : 0;
 }
@@ -452,6 +453,11 @@ std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* 
     }
     if (ctc::handles(call->loss)) {
       const std::int32_t s = ctc::forward(*call, *output, driver_threads(), error, size);
+      if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
+      return;
+    }
+    if (multilabel::handles(call->loss)) {
+      const std::int32_t s = multilabel::forward(*call, *output, driver_threads(), error, size);
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }
@@ -511,6 +517,12 @@ std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_ou
     if (ctc::handles(call->loss)) {
       const std::int32_t s =
           ctc::backward(*call, grad_output, grads, num_grads, driver_threads(), error, size);
+      if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
+      return;
+    }
+    if (multilabel::handles(call->loss)) {
+      const std::int32_t s =
+          multilabel::backward(*call, grad_output, grads, num_grads, driver_threads(), error, size);
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }

@@ -10,6 +10,7 @@
 // (it is a rational result held exactly, such as a sum of floats, or an exact midpoint).
 #include <mpfr.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -113,11 +114,29 @@ Certified certify(const Case& c, const CertifyOptions& options) {
 
   const Request request{c, options.grad};
   long bits = options.start_bits;
+  // Absorption guard: a term 2^-k times smaller than another vanishes at any precision below k
+  // bits, and may then vanish at p and at 2p alike, which would look exact. The finer
+  // evaluation therefore always carries at least the binary spread of the inputs' magnitudes
+  // (largest over smallest nonzero finite element) on top of the coarse precision.
+  long spread = 0;
+  {
+    int lo = 0, hi = 0;
+    bool any = false;
+    for (const auto& [name, t] : c.inputs)
+      for (double v : t.values)
+        if (v != 0 && std::isfinite(v)) {
+          const int e = std::ilogb(v);
+          lo = any ? std::min(lo, e) : e;
+          hi = any ? std::max(hi, e) : e;
+          any = true;
+        }
+    spread = any ? hi - lo : 0;
+  }
   set_working_bits(bits);
   Evaluation coarse = evaluate_once(request);
   int evaluations = 1;
   while (true) {
-    const long next = bits * 2;
+    const long next = std::max(bits * 2, bits + spread + 64);
     if (next > options.max_bits)
       throw Error(ErrorKind::Precision,
                   "could not certify the result of " + std::string(c.loss->name) + " within " +

@@ -41,6 +41,8 @@ const std::set<std::string>& my_losses() {
                                           "cross_entropy",
                                           "nll_loss",
                                           "multi_margin_loss",
+                                          "multilabel_margin_loss",
+                                          "multilabel_soft_margin_loss",
                                           "cosine_embedding_loss",
                                           "triplet_margin_loss",
                                           "triplet_margin_with_distance_loss",
@@ -114,8 +116,12 @@ TEST(OptimizedCpu, RegisteredAndDispatched) {
   if (machine_has(Isa::avx2)) {
     EXPECT_EQ(detected_isa(), Isa::avx2);
   }
-  EXPECT_EQ(cpu_impl()->supports("multilabel_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "mean"),
+  EXPECT_NE(cpu_impl()->supports("multilabel_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "mean"),
             0);
+  EXPECT_NE(
+      cpu_impl()->supports("multilabel_soft_margin_loss", LB_BFLOAT16, {LB_DEVICE_CPU, 0}, "none"),
+      0);
+  EXPECT_EQ(cpu_impl()->supports("no_such_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "mean"), 0);
   EXPECT_NE(cpu_impl()->supports("cross_entropy", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "mean"), 0);
   EXPECT_EQ(cpu_impl()->supports("mse_loss", LB_FLOAT32, {LB_DEVICE_CUDA, 0}, "mean"), 0);
   EXPECT_NE(cpu_impl()->supports("mse_loss", LB_BFLOAT16, {LB_DEVICE_CPU, 0}, "mean"), 0);
@@ -268,6 +274,10 @@ TEST(OptimizedCpu, ReductionsBitwiseIdenticalForAnyThreadCount) {
       {"cross_entropy",
        "mean",
        {randn("input", {n / 7, 7}, false), randn("target", {n / 7, 7}, true)}},
+      {"multilabel_soft_margin_loss",
+       "mean",
+       {randn("input", {n / 7, 7}, false), randn("target", {n / 7, 7}, true),
+        randn("weight", {7}, true)}},
       {"triplet_margin_loss",
        "mean",
        {randn("anchor", {n / 7, 7}, false), randn("positive", {n / 7, 7}, false),

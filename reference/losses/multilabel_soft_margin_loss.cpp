@@ -82,15 +82,17 @@ Evaluation evaluate_multilabel_soft_margin_loss(const Request& r) {
       }
       const Real ga = -gl;  // -(A + B): both A and B get -gl
       // A = y * logsigmoid(x), B = (1 - y) * logsigmoid(-x)
-      gy[i] = ga * lpos[i] - ga * lneg[i];
-      const Real g_lpos = ga * yv[i];
-      const Real g_lneg = ga * (1 - yv[i]);
-      // log_sigmoid_backward: grad * sigma(-z) with b = exp(-|z|) (PyTorch's CPU form).
-      const Real b = exp(-abs(xv[i]));
-      const bool nonneg = xv[i] >= 0;  // false for NaN, as the kernel's x < 0 test is
-      const Real sig_negx = nonneg ? b / (1 + b) : 1 / (1 + b);  // sigma(-x)
-      const Real sig_x = nonneg ? 1 / (1 + b) : b / (1 + b);     // sigma(x) = sigma(-(-x))
-      gx[i] = sig_negx * g_lpos - sig_x * g_lneg;
+      // logsigmoid(x) - logsigmoid(-x) = x exactly (also for +-inf and NaN): written as x, so
+      // that a tiny x is not absorbed by the two log(2)-sized terms at the working precision
+      // (which would make a 0 that looks exact at every precision).
+      // A zero comes out as +0, as a - a does in PyTorch's two-term form.
+      const Real gyi = ga * xv[i];
+      gy[i] = iszero(gyi) ? Real(0) : gyi;
+      // sigma(-x) (ga y) - sigma(x) (ga (1 - y)) = ga (y - sigma(x)) = ga ((y - 1/2) -
+      // tanh(x/2)/2): the tanh form keeps a tiny x that y - sigma(x) would absorb when y = 1/2. NaN
+      // gives NaN,
+      // +-inf gives y - 1 or y, as the log_sigmoid_backward kernel does.
+      gx[i] = ga * ((yv[i] - Real(0.5)) - tanh(xv[i] / 2) / 2);
     }
     e.grads["input"] = grad_tensor(x, sum_to(gx, shape, x.shape));
     e.grads["target"] = grad_tensor(y, sum_to(gy, shape, y.shape));

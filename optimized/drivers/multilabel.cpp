@@ -1,0 +1,510 @@
+// The multilabel driver (see multilabel.hpp).
+#include "multilabel.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../formulas/multilabel_margin_loss.hpp"
+#include "../formulas/multilabel_soft_margin_loss.hpp"
+#include "elements.hpp"
+
+namespace lossbench::opt::multilabel {
+
+namespace {
+
+using Shape = std::vector<std::int64_t>;
+using conformance::load_float;
+using conformance::load_int;
+using conformance::store_float;
+using conformance::strided_offset;
+using formulas::MultilabelMarginLoss;
+using formulas::MultilabelSoftMarginLoss;
+
+struct Failure {
+  std::int32_t status;
+  std::string message;
+};
+
+[[noreturn]] void bad(const std::string& m) { throw Failure{LB_BAD_ARGUMENTS, m}; }
+[[noreturn]] void unsupported(const std::string& m) { throw Failure{LB_UNSUPPORTED, m}; }
+
+Shape shape_of(const lb_tensor& t) { return Shape(t.shape, t.shape + t.ndim); }
+
+std::int64_t numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+std::string shape_string(const Shape& s) {
+  std::string r = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+void two_sum(double a, double b, double& s, double& e) {
+  s = a + b;
+  const double bb = s - a;
+  e = (a - (s - bb)) + (b - bb);
+}
+
+// hi + lo += a (a double-double accumulator; IEEE's sum once anything is not finite).
+void dd_add(double& hi, double& lo, double a) {
+  if (!(std::fabs(hi) < HUGE_VAL) || !(std::fabs(a) < HUGE_VAL)) {
+    hi += a;
+    lo = 0.0;
+    return;
+  }
+  double s, e;
+  two_sum(hi, a, s, e);
+  lo += e;
+  two_sum(s, lo, hi, lo);
+}
+
+// (hi + lo) / d, nearly correctly rounded.
+double dd_div(double hi, double lo, double d) {
+  const double q = hi / d;
+  if (!std::isfinite(q) || d == 0) return (hi + lo) / d;
+  const double r = std::fma(-q, d, hi) + lo;
+  return q + r / d;
+}
+
+bool is_float(std::int32_t dtype) { return dtype >= LB_FLOAT64 && dtype <= LB_BFLOAT16; }
+
+struct Common {
+  const lb_tensor* input = nullptr;
+  const lb_tensor* target = nullptr;
+  const lb_tensor* weight = nullptr;
+  enum class Reduction { none, sum, mean } reduction = Reduction::mean;
+};
+
+void read_common(const lb_call& call, Common& c, bool weight_ok) {
+  if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
+  for (std::int32_t k = 0; k < call.num_inputs; ++k) {
+    const lb_tensor& t = call.inputs[k];
+    const std::string_view name = t.name ? t.name : "";
+    if (t.device.type != LB_DEVICE_CPU) unsupported("tensors must be on the CPU");
+    if (t.ndim > 16) unsupported("more than 16 dimensions");
+    if (name == "input")
+      c.input = &t;
+    else if (name == "target")
+      c.target = &t;
+    else if (name == "weight" && weight_ok)
+      c.weight = &t;
+    else
+      unsupported("unknown input '" + std::string(name) + "'");
+  }
+  if (c.input == nullptr || c.target == nullptr) bad("missing input or target");
+  if (!is_float(c.input->dtype)) bad("input: a floating dtype is expected");
+  for (std::int32_t k = 0; k < call.num_params; ++k)
+    unsupported("unknown parameter '" +
+                std::string(call.params[k].name ? call.params[k].name : "") + "'");
+  const std::string_view red = call.reduction ? call.reduction : "mean";
+  if (red == "none")
+    c.reduction = Common::Reduction::none;
+  else if (red == "sum")
+    c.reduction = Common::Reduction::sum;
+  else if (red == "mean")
+    c.reduction = Common::Reduction::mean;
+  else
+    bad(std::string(red) + " is not a valid value for reduction");
+}
+
+// Reduces per-sample losses (in sample order, double-double) and stores the output.
+void reduce_store(const Common& c, const std::vector<double>& v, const Shape& none_shape,
+                  lb_tensor& output) {
+  const std::int64_t n = static_cast<std::int64_t>(v.size());
+  if (c.reduction == Common::Reduction::none) {
+    if (shape_of(output) != none_shape)
+      bad("output: shape " + shape_string(shape_of(output)) + " does not match the result");
+    for (std::int64_t i = 0; i < n; ++i)
+      store_float(output.data, output.dtype, strided_offset(output, i),
+                  v[static_cast<std::size_t>(i)]);
+    return;
+  }
+  std::int64_t count = 1;
+  for (std::int32_t d = 0; d < output.ndim; ++d) count *= output.shape[d];
+  if (count != 1) bad("output: the result is a scalar");
+  double hi = 0.0, lo = 0.0;
+  for (const double x : v) dd_add(hi, lo, x);
+  const double r =
+      c.reduction == Common::Reduction::mean ? dd_div(hi, lo, static_cast<double>(n)) : hi + lo;
+  store_float(output.data, output.dtype, 0, r);
+}
+
+// The upstream of each sample (divided by the sample count for mean); a null or 0-d
+// grad_output of a 'none' call broadcasts.
+std::vector<double> upstreams(const Common& c, const lb_tensor* go, const Shape& none_shape,
+                              std::int64_t n) {
+  std::vector<double> g(static_cast<std::size_t>(n), 1.0);
+  if (go != nullptr) {
+    const Shape gs = shape_of(*go);
+    const bool each = c.reduction == Common::Reduction::none && !gs.empty();
+    if (each ? gs != none_shape : numel(gs) != 1) bad("grad_output has the wrong shape");
+    for (std::int64_t i = 0; i < n; ++i)
+      g[static_cast<std::size_t>(i)] =
+          load_float(go->data, go->dtype, each ? strided_offset(*go, i) : 0);
+  }
+  if (c.reduction == Common::Reduction::mean)
+    for (auto& x : g) x = x / static_cast<double>(n);
+  return g;
+}
+
+// ---- multilabel_margin_loss ----
+
+struct Margin {
+  Common c;
+  std::int64_t n = 1, dim = 1;
+  Shape none_shape;
+  std::vector<std::int64_t> t;  // (n, dim), row-major
+};
+
+void build_margin(const lb_call& call, Margin& m) {
+  read_common(call, m.c, false);
+  const lb_tensor& x = *m.c.input;
+  const lb_tensor& t = *m.c.target;
+  if (t.dtype != LB_INT64) bad("expected scalar type Long but found another dtype (target)");
+  const Shape xs = shape_of(x), ts = shape_of(t);
+  const std::size_t nd = xs.size();
+  if (!((nd == 2 && xs[1] != 0) || (nd == 1 && xs[0] != 0) || nd == 0))
+    bad("Expected non-empty vector or matrix with optional 0-dim batch size, but got: " +
+        shape_string(xs));
+  m.n = nd <= 1 ? 1 : xs[0];
+  m.dim = nd == 0 ? 1 : xs[nd - 1];
+  const bool target_ok = nd <= 1 ? (ts.size() <= 1 && numel(ts) == m.dim) : ts == xs;
+  if (!target_ok)
+    bad("inconsistent target size: " + shape_string(ts) +
+        " for input of size: " + shape_string(xs));
+  if (ts.size() == 2) m.none_shape = {m.n};
+  if (m.n == 0) {
+    if (m.c.reduction != Common::Reduction::none)
+      bad("multilabel_margin_loss of an empty batch (input " + shape_string(xs) +
+          ") with reduction '" + (call.reduction ? call.reduction : "mean") +
+          "' is undefined in PyTorch 2.2 (it returns uninitialised memory)");
+    return;
+  }
+  const std::int64_t total = m.n * m.dim;
+  m.t.resize(static_cast<std::size_t>(total));
+  for (std::int64_t i = 0; i < total; ++i) {
+    const std::int64_t v = load_int(t.data, strided_offset(t, i));
+    if (!(v >= -1 && v < m.dim))
+      bad("argument #2 'target' is out of range: " + std::to_string(v) + " not in [-1, " +
+          std::to_string(m.dim) + ")");
+    m.t[static_cast<std::size_t>(i)] = v;
+  }
+}
+
+// Sample r: the loss (sum of the hinges / C) and, when count != null, the signed count of active
+// pairs per element.
+double margin_row(const Margin& m, std::int64_t r, std::vector<double>& x,
+                  std::vector<char>& is_target, double* count) {
+  const std::int64_t C = m.dim;
+  const lb_tensor& in = *m.c.input;
+  for (std::int64_t k = 0; k < C; ++k)
+    x[static_cast<std::size_t>(k)] = load_float(in.data, in.dtype, strided_offset(in, r * C + k));
+  const std::int64_t* tr = m.t.data() + r * C;
+  const std::int64_t listed = std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
+  std::fill(is_target.begin(), is_target.end(), 0);
+  for (std::int64_t k = 0; k < listed; ++k) is_target[static_cast<std::size_t>(tr[k])] = 1;
+  if (count) std::fill(count, count + C, 0.0);
+  double hi = 0.0, lo = 0.0;
+  for (std::int64_t k = 0; k < listed; ++k) {
+    const std::size_t j = static_cast<std::size_t>(tr[k]);
+    for (std::size_t d = 0; d < static_cast<std::size_t>(C); ++d) {
+      if (is_target[d]) continue;
+      const double z = MultilabelMarginLoss::z(x[j], x[d]);
+      if (!MultilabelMarginLoss::active(z)) continue;
+      dd_add(hi, lo, MultilabelMarginLoss::term(z));
+      if (count) {
+        count[j] -= 1.0;
+        count[d] += 1.0;
+      }
+    }
+  }
+  return dd_div(hi, lo, static_cast<double>(C));
+}
+
+void margin_forward(const lb_call& call, lb_tensor& output, int threads) {
+  Margin m;
+  build_margin(call, m);
+  std::vector<double> loss(static_cast<std::size_t>(m.n));
+#pragma omp parallel num_threads(threads) if (m.n > 64)
+  {
+    std::vector<double> x(static_cast<std::size_t>(m.dim));
+    std::vector<char> is_target(x.size());
+#pragma omp for schedule(static)
+    for (std::int64_t r = 0; r < m.n; ++r)
+      loss[static_cast<std::size_t>(r)] = margin_row(m, r, x, is_target, nullptr);
+  }
+  reduce_store(m.c, loss, m.none_shape, output);
+}
+
+void margin_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
+                     std::int32_t num_grads, int threads) {
+  Margin m;
+  build_margin(call, m);
+  lb_tensor* gx = nullptr;
+  for (std::int32_t k = 0; k < num_grads; ++k) {
+    const std::string_view name = grads[k].name ? grads[k].name : "";
+    if (name != "input") bad("no gradient for input '" + std::string(name) + "'");
+    if (!is_float(grads[k].dtype) || shape_of(grads[k]) != shape_of(*m.c.input))
+      bad("gradient 'input': wrong dtype or shape");
+    gx = &grads[k];
+  }
+  const std::vector<double> g = upstreams(m.c, grad_output, m.none_shape, m.n);
+  if (gx == nullptr) return;
+  const double C = static_cast<double>(m.dim);
+#pragma omp parallel num_threads(threads) if (m.n > 64)
+  {
+    std::vector<double> x(static_cast<std::size_t>(m.dim)), count(x.size());
+    std::vector<char> is_target(x.size());
+#pragma omp for schedule(static)
+    for (std::int64_t r = 0; r < m.n; ++r) {
+      margin_row(m, r, x, is_target, count.data());
+      const double gr = g[static_cast<std::size_t>(r)];
+      for (std::int64_t k = 0; k < m.dim; ++k)
+        store_float(gx->data, gx->dtype, strided_offset(*gx, r * m.dim + k),
+                    MultilabelMarginLoss::grad(count[static_cast<std::size_t>(k)], gr, C));
+    }
+  }
+}
+
+// ---- multilabel_soft_margin_loss ----
+
+Shape broadcast(const Shape& a, const Shape& b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1)
+      bad("The size of tensor a (" + std::to_string(da) + ") must match the size of tensor b (" +
+          std::to_string(db) + ") at non-singleton dimension " + std::to_string(i));
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// Element strides of t seen in the broadcast shape (0 along broadcast dimensions).
+Shape view_strides(const lb_tensor& t, const Shape& shape) {
+  Shape s(shape.size(), 0);
+  const std::size_t off = shape.size() - static_cast<std::size_t>(t.ndim);
+  for (std::int32_t d = 0; d < t.ndim; ++d)
+    if (t.shape[d] != 1) s[off + static_cast<std::size_t>(d)] = t.strides[d];
+  return s;
+}
+
+struct Soft {
+  Common c;
+  Shape shape, out_shape;
+  std::int64_t outer = 1, reduced = 1, inner = 1, classes = 0;
+  Shape sx, sy, sw;  // view strides
+  std::int64_t offset(const Shape& st, std::int64_t flat) const {
+    std::int64_t off = 0;
+    for (std::size_t d = shape.size(); d-- > 0;) {
+      off += (flat % shape[d]) * st[d];
+      flat /= shape[d];
+    }
+    return off;
+  }
+  std::int64_t samples() const { return outer * inner; }
+  // Flat index (in `shape`) of class r of sample o.
+  std::int64_t flat(std::int64_t o, std::int64_t r) const {
+    return ((o / inner) * reduced + r) * inner + o % inner;
+  }
+};
+
+void build_soft(const lb_call& call, Soft& s) {
+  read_common(call, s.c, true);
+  const lb_tensor& x = *s.c.input;
+  if (!is_float(s.c.target->dtype)) bad("target: a floating dtype is expected");
+  if (s.c.weight && !is_float(s.c.weight->dtype)) bad("weight: a floating dtype is expected");
+  for (const lb_tensor* t : {s.c.target, s.c.weight})
+    if (t && t->dtype != x.dtype)
+      bad("expected all floating inputs to have one dtype, but input and " +
+          std::string(t->name ? t->name : "") + " differ");
+  const Shape elem = broadcast(shape_of(*s.c.target), shape_of(x));
+  s.shape = s.c.weight ? broadcast(elem, shape_of(*s.c.weight)) : elem;
+  if (x.ndim == 0) bad("Dimension specified as -1 but tensor has no dimensions");
+  const std::size_t cd = static_cast<std::size_t>(x.ndim - 1);
+  s.classes = x.shape[x.ndim - 1];
+  s.out_shape = s.shape;
+  s.out_shape.erase(s.out_shape.begin() + static_cast<std::ptrdiff_t>(cd));
+  for (std::size_t d = 0; d < cd; ++d) s.outer *= s.shape[d];
+  s.reduced = s.shape[cd];
+  for (std::size_t d = cd + 1; d < s.shape.size(); ++d) s.inner *= s.shape[d];
+  s.sx = view_strides(x, s.shape);
+  s.sy = view_strides(*s.c.target, s.shape);
+  if (s.c.weight) s.sw = view_strides(*s.c.weight, s.shape);
+}
+
+struct SoftElement {
+  double x, y, w;
+};
+
+SoftElement soft_element(const Soft& s, std::int64_t i) {
+  const lb_tensor& x = *s.c.input;
+  const lb_tensor& y = *s.c.target;
+  SoftElement e{load_float(x.data, x.dtype, s.offset(s.sx, i)),
+                load_float(y.data, y.dtype, s.offset(s.sy, i)), 1.0};
+  if (s.c.weight) e.w = load_float(s.c.weight->data, s.c.weight->dtype, s.offset(s.sw, i));
+  return e;
+}
+
+void soft_forward(const lb_call& call, lb_tensor& output, int threads) {
+  Soft s;
+  build_soft(call, s);
+  const std::int64_t n = s.samples();
+  std::vector<double> loss(static_cast<std::size_t>(n));
+  const double C = static_cast<double>(s.classes);
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
+  for (std::int64_t o = 0; o < n; ++o) {
+    double hi = 0.0, lo = 0.0;
+    for (std::int64_t r = 0; r < s.reduced; ++r) {
+      const SoftElement e = soft_element(s, s.flat(o, r));
+      const double l = MultilabelSoftMarginLoss::term(e.x, e.y);
+      dd_add(hi, lo, s.c.weight ? l * e.w : l);
+    }
+    loss[static_cast<std::size_t>(o)] = dd_div(hi, lo, C);  // C = 0: 0 / 0 = NaN
+  }
+  reduce_store(s.c, loss, s.out_shape, output);
+}
+
+// Sums the broadcast gradient `full` (over s.shape) back to the operand's shape, in index order,
+// and stores it into grad.
+void sum_back(const Soft& s, const lb_tensor& operand, const std::vector<double>& full,
+              lb_tensor& grad) {
+  const Shape os = shape_of(operand);
+  const std::int64_t total = numel(s.shape);
+  if (os == s.shape) {
+    for (std::int64_t i = 0; i < total; ++i)
+      store_float(grad.data, grad.dtype, strided_offset(grad, i),
+                  full[static_cast<std::size_t>(i)]);
+    return;
+  }
+  // Contiguous strides of the operand, seen in the broadcast shape.
+  Shape cs(s.shape.size(), 0);
+  const std::size_t off = s.shape.size() - os.size();
+  std::int64_t stride = 1;
+  for (std::size_t d = os.size(); d-- > 0;) {
+    if (os[d] != 1) cs[off + d] = stride;
+    stride *= os[d];
+  }
+  const std::size_t m = static_cast<std::size_t>(numel(os));
+  std::vector<double> hi(m, 0.0), lo(m, 0.0);
+  for (std::int64_t i = 0; i < total; ++i) {
+    const std::size_t k = static_cast<std::size_t>(s.offset(cs, i));
+    dd_add(hi[k], lo[k], full[static_cast<std::size_t>(i)]);
+  }
+  for (std::size_t k = 0; k < m; ++k)
+    store_float(grad.data, grad.dtype, strided_offset(grad, static_cast<std::int64_t>(k)),
+                hi[k] + lo[k]);
+}
+
+void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
+                   std::int32_t num_grads, int threads) {
+  Soft s;
+  build_soft(call, s);
+  lb_tensor* gx = nullptr;
+  lb_tensor* gy = nullptr;
+  lb_tensor* gw = nullptr;
+  for (std::int32_t k = 0; k < num_grads; ++k) {
+    const std::string_view name = grads[k].name ? grads[k].name : "";
+    const lb_tensor* src = nullptr;
+    if (name == "input") {
+      gx = &grads[k];
+      src = s.c.input;
+    } else if (name == "target") {
+      gy = &grads[k];
+      src = s.c.target;
+    } else if (name == "weight" && s.c.weight) {
+      gw = &grads[k];
+      src = s.c.weight;
+    } else {
+      bad("no gradient for input '" + std::string(name) + "'");
+    }
+    if (!is_float(grads[k].dtype) || shape_of(grads[k]) != shape_of(*src))
+      bad("gradient '" + std::string(name) + "': wrong dtype or shape");
+  }
+  const std::int64_t n = s.samples();
+  const std::vector<double> g = upstreams(s.c, grad_output, s.out_shape, n);
+  const std::size_t total = static_cast<std::size_t>(numel(s.shape));
+  std::vector<double> fx(gx ? total : 0), fy(gy ? total : 0), fw(gw ? total : 0);
+  const double C = static_cast<double>(s.classes);
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
+  for (std::int64_t o = 0; o < n; ++o) {
+    const double h = g[static_cast<std::size_t>(o)] / C;  // backward of sum(dim) / C
+    for (std::int64_t r = 0; r < s.reduced; ++r) {
+      const std::int64_t i = s.flat(o, r);
+      const std::size_t u = static_cast<std::size_t>(i);
+      const SoftElement e = soft_element(s, i);
+      const double gl = s.c.weight ? h * e.w : h;
+      if (gx) fx[u] = MultilabelSoftMarginLoss::grad_input(e.x, e.y, gl);
+      if (gy) fy[u] = MultilabelSoftMarginLoss::grad_target(e.x, gl);
+      if (gw)
+        fw[u] = MultilabelSoftMarginLoss::grad_weight(MultilabelSoftMarginLoss::term(e.x, e.y), h);
+    }
+  }
+  if (gx) sum_back(s, *s.c.input, fx, *gx);
+  if (gy) sum_back(s, *s.c.target, fy, *gy);
+  if (gw) sum_back(s, *s.c.weight, fw, *gw);
+}
+
+void set_error(char* error, std::size_t size, const std::string& m) {
+  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
+}
+
+template <class Fn>
+std::int32_t guarded(char* error, std::size_t size, Fn&& f) {
+  try {
+    f();
+    return LB_OK;
+  } catch (const Failure& e) {
+    set_error(error, size, e.message);
+    return e.status;
+  } catch (const std::exception& e) {
+    set_error(error, size, e.what());
+    return LB_INTERNAL_ERROR;
+  }
+}
+
+bool is_margin(const lb_call& call) {
+  return std::string_view(call.loss) == "multilabel_margin_loss";
+}
+
+}  // namespace
+
+bool handles(const char* loss) {
+  if (loss == nullptr) return false;
+  const std::string_view l(loss);
+  return l == "multilabel_margin_loss" || l == "multilabel_soft_margin_loss";
+}
+
+std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
+                     std::size_t error_size) {
+  return guarded(error, error_size, [&] {
+    if (is_margin(call))
+      margin_forward(call, output, threads);
+    else
+      soft_forward(call, output, threads);
+  });
+}
+
+std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
+                      std::int32_t num_grads, int threads, char* error, std::size_t error_size) {
+  return guarded(error, error_size, [&] {
+    if (is_margin(call))
+      margin_backward(call, grad_output, grads, num_grads, threads);
+    else
+      soft_backward(call, grad_output, grads, num_grads, threads);
+  });
+}
+
+}  // namespace lossbench::opt::multilabel
