@@ -36,8 +36,10 @@ bool same_bits(double a, double b) {
   return std::signbit(a) == std::signbit(b) && (a == b);
 }
 
-// Is `fine` (computed at 2p, with `coarse` the same quantity at p) decided?
-bool decide(const Real& coarse, const Real& fine, CertifiedValue& out) {
+// Is `fine` (computed at 2p, with `coarse` the same quantity at p) decided? Equal values are
+// taken as exact only when `equal_is_exact` (see certify()); otherwise `unconfirmed` is set.
+bool decide(const Real& coarse, const Real& fine, CertifiedValue& out, bool equal_is_exact,
+            bool& unconfirmed) {
   mpfr_srcptr c = coarse.backend().data();
   mpfr_srcptr f = fine.backend().data();
   out.value = fine;
@@ -46,6 +48,10 @@ bool decide(const Real& coarse, const Real& fine, CertifiedValue& out) {
     if (!(c_nan && f_nan)) return false;
     out.exact = true;
   } else if (mpfr_equal_p(c, f) && mpfr_signbit(c) == mpfr_signbit(f)) {
+    if (!equal_is_exact && !mpfr_inf_p(f)) {
+      unconfirmed = true;
+      return false;
+    }
     out.exact = true;
   } else {
     if (!mpfr_number_p(c) || !mpfr_number_p(f)) return false;
@@ -75,14 +81,15 @@ bool decide(const Real& coarse, const Real& fine, CertifiedValue& out) {
 
 // Returns the index of the first undecided element, or -1 when all are decided.
 long decide_tensor(const RealTensor& coarse, const RealTensor& fine, CertifiedTensor& out,
-                   const std::string& what) {
+                   const std::string& what, bool equal_is_exact, bool& unconfirmed) {
   if (coarse.shape != fine.shape || coarse.data.size() != fine.data.size())
     throw std::logic_error("reference of " + what + " changed shape with the precision");
   out.dtype = fine.dtype;
   out.shape = fine.shape;
   out.values.resize(fine.data.size());
   for (std::size_t i = 0; i < fine.data.size(); ++i)
-    if (!decide(coarse.data[i], fine.data[i], out.values[i])) return static_cast<long>(i);
+    if (!decide(coarse.data[i], fine.data[i], out.values[i], equal_is_exact, unconfirmed))
+      return static_cast<long>(i);
   return -1;
 }
 
@@ -132,31 +139,45 @@ Certified certify(const Case& c, const CertifyOptions& options) {
         }
     spread = any ? hi - lo : 0;
   }
+  // Equality of the two values proves exactness when the finer evaluation made no rounding at
+  // all (MPFR's inexact flag stays clear). Otherwise equal values are only accepted across a
+  // precision jump of at least `confirm_gap` bits: an absorbed term survives a jump that size
+  // unless it is below 2^-(2048 + 2 spread) of the value.
+  const long confirm_gap = 2048 + 2 * spread;
   set_working_bits(bits);
   Evaluation coarse = evaluate_once(request);
   int evaluations = 1;
+  bool confirm = false;  // an equal but unconfirmed value asks for a confirming jump
   while (true) {
-    const long next = std::max(bits * 2, bits + spread + 64);
+    long next = std::max(bits * 2, bits + spread + 64);
+    if (confirm) next = std::max(next, bits + confirm_gap);
     if (next > options.max_bits)
       throw Error(ErrorKind::Precision,
                   "could not certify the result of " + std::string(c.loss->name) + " within " +
                       std::to_string(options.max_bits) + " bits of working precision");
     set_working_bits(next);
+    mpfr_clear_inexflag();
     Evaluation fine = evaluate_once(request);
+    const bool fine_exact = mpfr_inexflag_p() == 0;
     ++evaluations;
+    const bool equal_is_exact = fine_exact || next - bits >= confirm_gap;
+    bool unconfirmed = false;
     Certified result;
-    bool decided = decide_tensor(coarse.output, fine.output, result.output, "output") < 0;
+    bool decided = decide_tensor(coarse.output, fine.output, result.output, "output",
+                                 equal_is_exact, unconfirmed) < 0;
     for (const auto& [name, g] : fine.grads) {
       if (!decided) break;
       auto it = coarse.grads.find(name);
       if (it == coarse.grads.end()) throw std::logic_error("gradient set changed with precision");
-      decided = decide_tensor(it->second, g, result.grads[name], "grad " + name) < 0;
+      decided = decide_tensor(it->second, g, result.grads[name], "grad " + name, equal_is_exact,
+                              unconfirmed) < 0;
     }
     if (decided) {
       result.precision_bits = static_cast<long>(mpfr_get_prec(Real(0).backend().data()));
       result.evaluations = evaluations;
       return result;
     }
+    confirm = unconfirmed;
     bits = next;
     coarse = std::move(fine);
   }

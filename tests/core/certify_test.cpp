@@ -23,6 +23,19 @@ TEST(Certify, RaisesThePrecisionWhenTheFirstIsNotEnough) {
   EXPECT_EQ(ref::certify(parse(json), o).evaluations, 2);
 }
 
+TEST(Certify, AbsorbedTermsAreNotTakenForExactness) {
+  // sum of squares of 2^50 and 2^-500: 2^100 + 2^-1000. At 192 and at 384 bits (and at the
+  // inputs' spread above that) the 2^-1000 is absorbed and the two evaluations agree; the
+  // inexact flag makes the loop confirm with a jump of 2048 + 2 * 550 bits, which keeps it.
+  const auto r = exact(R"({"loss": "mse_loss", "reduction": "sum", "inputs": {"input": )" +
+                       tensor("float64", {2}, {0x1p50, 0x1p-500}) + R"(, "target": )" +
+                       tensor("float64", {2}, {0, 0}) + "}}");
+  EXPECT_GE(r.evaluations, 3);
+  const ref::Real tail = r.output.values[0].value - ldexp(ref::Real(1), 100);
+  EXPECT_EQ(static_cast<double>(tail), 0x1p-1000);
+  EXPECT_EQ(r.output.rounded_value(0), 0x1p100);
+}
+
 TEST(Certify, ExactMidpointsRoundToEven) {
   // mean(|[1, 1 + 2^-23]|) = 1 + 2^-24: a float32 midpoint, exactly. Ties to even give 1.
   const std::string json = R"({"loss": "l1_loss", "inputs": {"input": )" +
