@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu.hpp"
+#include "drivers/args.hpp"
 #include "drivers/classification.hpp"
 #include "drivers/ctc.hpp"
 #include "drivers/elementwise.hpp"
@@ -23,8 +24,6 @@
 namespace lossbench::opt {
 
 namespace {
-
-using Shape = std::vector<std::int64_t>;
 
 // ---------------------------------------------------------------- ISA
 
@@ -102,42 +101,6 @@ const LossInfo* find_loss(const char* id) {
 }
 
 // ---------------------------------------------------------------- helpers
-
-struct Failure {
-  std::int32_t status;
-  std::string message;
-};
-
-[[noreturn]] void bad(const std::string& m) { throw Failure{LB_BAD_ARGUMENTS, m}; }
-[[noreturn]] void unsupported(const std::string& m) { throw Failure{LB_UNSUPPORTED, m}; }
-
-Shape shape_of(const lb_tensor& t) { return Shape(t.shape, t.shape + t.ndim); }
-
-std::int64_t numel(const Shape& s) {
-  std::int64_t n = 1;
-  for (auto d : s) n *= d;
-  return n;
-}
-
-std::string shape_string(const Shape& s) {
-  std::string r = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-Shape broadcast(const Shape& a, const Shape& b) {
-  const std::size_t n = std::max(a.size(), b.size());
-  Shape r(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    if (da != db && da != 1 && db != 1)
-      bad("The size of tensor a (" + std::to_string(da) + ") must match the size of tensor b (" +
-          std::to_string(db) + ") at non-singleton dimension " + std::to_string(i));
-    r[i] = da == 1 ? db : da;
-  }
-  return r;
-}
 
 // The value PyTorch uses for a double parameter in a kernel of this dtype.
 double round_to(double v, std::int32_t dtype) {
@@ -417,9 +380,6 @@ std::int32_t guarded(char* error, std::size_t size, F&& f) {
     f();
     return LB_OK;
   } catch (const Failure& e) {
-    set_error(error, size, e.message);
-    return e.status;
-  } catch (const ClassificationFailure& e) {
     set_error(error, size, e.message);
     return e.status;
   } catch (const std::exception& e) {

@@ -10,13 +10,13 @@
 #include <sstream>
 #include <string_view>
 
+#include "args.hpp"
 #include "elements.hpp"
 
 namespace lossbench::opt {
 
 namespace {
 
-using Shape = std::vector<std::int64_t>;
 using formulas::CrossEntropy;
 using formulas::MultiMarginLoss;
 using formulas::NllLoss;
@@ -24,25 +24,6 @@ using Reduction = ClassificationPlan::Reduction;
 
 constexpr std::int64_t kPositionBlock = 512;  // positions per block (fixed: determinism)
 constexpr std::size_t kRowPad = 32;           // row buffers: whole sum_block steps of any ISA
-
-[[noreturn]] void bad(const std::string& m) { throw ClassificationFailure{LB_BAD_ARGUMENTS, m}; }
-[[noreturn]] void unsupported(const std::string& m) {
-  throw ClassificationFailure{LB_UNSUPPORTED, m};
-}
-
-Shape shape_of(const lb_tensor& t) { return Shape(t.shape, t.shape + t.ndim); }
-
-std::int64_t numel(const Shape& s) {
-  std::int64_t n = 1;
-  for (auto d : s) n *= d;
-  return n;
-}
-
-std::string shape_string(const Shape& s) {
-  std::string r = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 // Offset (in elements) of the flat index `flat` of t (row-major over its shape).
 std::int64_t offset_of(const lb_tensor& t, std::int64_t flat) {

@@ -15,15 +15,10 @@
 #include <vector>
 
 #include "../kernels.hpp"
+#include "args.hpp"
 #include "lossbench/abi.h"
 
 namespace lossbench::opt {
-
-// An error of the arguments (LB_BAD_ARGUMENTS) or an unsupported case (LB_UNSUPPORTED).
-struct ClassificationFailure {
-  std::int32_t status;
-  std::string message;
-};
 
 struct ClassificationPlan {
   Loss loss = Loss::count;
@@ -50,7 +45,7 @@ struct ClassificationPlan {
 };
 
 bool is_classification(const char* loss);
-// Checks a call as PyTorch 2.2 does; throws ClassificationFailure.
+// Checks a call as PyTorch 2.2 does; throws Failure (args.hpp).
 void build_classification(const lb_call& call, ClassificationPlan& plan);
 
 void run_classification_forward(const KernelTable& k, const ClassificationPlan& plan,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../formulas/ctc_loss.hpp"
+#include "args.hpp"
 #include "elements.hpp"
 
 namespace lossbench::opt::ctc {
@@ -22,14 +23,6 @@ using conformance::load_float;
 using conformance::load_int;
 using conformance::store_float;
 constexpr double kNegInf = -HUGE_VAL;
-
-struct Failure {
-  std::int32_t status;
-  std::string message;
-};
-
-[[noreturn]] void bad(const std::string& m) { throw Failure{LB_BAD_ARGUMENTS, m}; }
-[[noreturn]] void unsupported(const std::string& m) { throw Failure{LB_UNSUPPORTED, m}; }
 
 std::int64_t numel(const lb_tensor& t) {
   std::int64_t n = 1;

@@ -13,41 +13,19 @@
 
 #include "../formulas/multilabel_margin_loss.hpp"
 #include "../formulas/multilabel_soft_margin_loss.hpp"
+#include "args.hpp"
 #include "elements.hpp"
 
 namespace lossbench::opt::multilabel {
 
 namespace {
 
-using Shape = std::vector<std::int64_t>;
 using conformance::load_float;
 using conformance::load_int;
 using conformance::store_float;
 using conformance::strided_offset;
 using formulas::MultilabelMarginLoss;
 using formulas::MultilabelSoftMarginLoss;
-
-struct Failure {
-  std::int32_t status;
-  std::string message;
-};
-
-[[noreturn]] void bad(const std::string& m) { throw Failure{LB_BAD_ARGUMENTS, m}; }
-[[noreturn]] void unsupported(const std::string& m) { throw Failure{LB_UNSUPPORTED, m}; }
-
-Shape shape_of(const lb_tensor& t) { return Shape(t.shape, t.shape + t.ndim); }
-
-std::int64_t numel(const Shape& s) {
-  std::int64_t n = 1;
-  for (auto d : s) n *= d;
-  return n;
-}
-
-std::string shape_string(const Shape& s) {
-  std::string r = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 void two_sum(double a, double b, double& s, double& e) {
   s = a + b;
@@ -277,20 +255,6 @@ void margin_backward(const lb_call& call, const lb_tensor* grad_output, lb_tenso
 }
 
 // ---- multilabel_soft_margin_loss ----
-
-Shape broadcast(const Shape& a, const Shape& b) {
-  const std::size_t n = std::max(a.size(), b.size());
-  Shape out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    if (da != db && da != 1 && db != 1)
-      bad("The size of tensor a (" + std::to_string(da) + ") must match the size of tensor b (" +
-          std::to_string(db) + ") at non-singleton dimension " + std::to_string(i));
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
 
 // Element strides of t seen in the broadcast shape (0 along broadcast dimensions).
 Shape view_strides(const lb_tensor& t, const Shape& shape) {

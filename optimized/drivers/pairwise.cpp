@@ -13,6 +13,7 @@
 #include "../formulas/cosine_embedding_loss.hpp"
 #include "../formulas/triplet_margin_loss.hpp"
 #include "../formulas/triplet_margin_with_distance_loss.hpp"
+#include "args.hpp"
 #include "elements.hpp"
 
 namespace lossbench::opt::pairwise {
@@ -20,50 +21,12 @@ namespace lossbench::opt::pairwise {
 namespace {
 
 namespace F = formulas;
-using Shape = std::vector<std::int64_t>;
 using conformance::load_float;
 using conformance::store_float;
 
 // Rows up to this length compute the cosine gradients' numerators by Lagrange's identity
 // (formulas/cosine_embedding_loss.hpp: O(D) per element, exact zeros for parallel rows).
 constexpr std::int64_t kLagrangeMax = 64;
-
-struct Failure {
-  std::int32_t status;
-  std::string message;
-};
-
-[[noreturn]] void bad(const std::string& m) { throw Failure{LB_BAD_ARGUMENTS, m}; }
-[[noreturn]] void unsupported(const std::string& m) { throw Failure{LB_UNSUPPORTED, m}; }
-
-Shape shape_of(const lb_tensor& t) { return Shape(t.shape, t.shape + t.ndim); }
-Shape strides_of(const lb_tensor& t) { return Shape(t.strides, t.strides + t.ndim); }
-
-std::int64_t numel(const Shape& s) {
-  std::int64_t n = 1;
-  for (auto d : s) n *= d;
-  return n;
-}
-
-std::string shape_string(const Shape& s) {
-  std::string r = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-Shape broadcast(const Shape& a, const Shape& b) {
-  const std::size_t n = std::max(a.size(), b.size());
-  Shape r(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
-    const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
-    if (da != db && da != 1 && db != 1)
-      bad("The size of tensor a (" + std::to_string(da) + ") must match the size of tensor b (" +
-          std::to_string(db) + ") at non-singleton dimension " + std::to_string(i));
-    r[i] = da == 1 ? db : da;
-  }
-  return r;
-}
 
 Shape contiguous(const Shape& shape) {
   Shape s(shape.size(), 1);
