@@ -121,38 +121,6 @@ double element(const lb_tensor& t, std::int64_t flat) {
   return conformance::load_float(t.data, t.dtype, off);
 }
 
-// Parameters: the known names of a loss with their values (defaults when absent).
-struct ParamReader {
-  const lb_call& call;
-  std::vector<std::string_view> known;
-  const lb_param* find(std::string_view name) {
-    for (std::int32_t k = 0; k < call.num_params; ++k)
-      if (call.params[k].name != nullptr && name == call.params[k].name) return &call.params[k];
-    return nullptr;
-  }
-  double real(std::string_view name, double def) {
-    const lb_param* p = find(name);
-    if (p == nullptr) return def;
-    if (p->type == LB_PARAM_FLOAT) return p->f;
-    if (p->type == LB_PARAM_INT) return static_cast<double>(p->i);
-    bad(std::string(name) + ": a number is expected");
-  }
-  bool flag(std::string_view name, bool def) {
-    const lb_param* p = find(name);
-    if (p == nullptr) return def;
-    if (p->type == LB_PARAM_BOOL) return p->b != 0;
-    bad(std::string(name) + ": a boolean is expected");
-  }
-  void check_known() {
-    for (std::int32_t k = 0; k < call.num_params; ++k) {
-      const char* n = call.params[k].name;
-      bool ok = false;
-      for (auto s : known) ok = ok || (n != nullptr && s == n);
-      if (!ok) unsupported(std::string("unknown parameter '") + (n ? n : "") + "'");
-    }
-  }
-};
-
 // ---------------------------------------------------------------- the plan of a call
 
 struct Call {
@@ -369,24 +337,6 @@ const KernelTable& classification_kernels(Isa isa, const ClassificationPlan& p) 
 }
 
 // ---------------------------------------------------------------- the ABI functions
-
-void set_error(char* error, std::size_t size, const std::string& m) {
-  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
-}
-
-template <class F>
-std::int32_t guarded(char* error, std::size_t size, F&& f) {
-  try {
-    f();
-    return LB_OK;
-  } catch (const Failure& e) {
-    set_error(error, size, e.message);
-    return e.status;
-  } catch (const std::exception& e) {
-    set_error(error, size, e.what());
-    return LB_INTERNAL_ERROR;
-  }
-}
 
 std::int32_t supports_isa(Isa isa, const char* loss, std::int32_t dtype, lb_device device) {
   if (!machine_has(isa) || device.type != LB_DEVICE_CPU) return 0;

@@ -3,7 +3,10 @@
 // rule with its message, and the two ways a driver refuses a call (bad arguments, unsupported).
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lossbench/abi.h"
@@ -49,6 +52,58 @@ inline Shape broadcast(const Shape& a, const Shape& b) {
     r[i] = da == 1 ? db : da;
   }
   return r;
+}
+
+// The parameters of a call by name, with the loss's defaults when absent. check_known() refuses
+// a parameter the loss does not know (unsupported, so that a newer caller fails cleanly).
+struct ParamReader {
+  const lb_call& call;
+  std::vector<std::string_view> known;
+  const lb_param* find(std::string_view name) {
+    for (std::int32_t k = 0; k < call.num_params; ++k)
+      if (call.params[k].name != nullptr && name == call.params[k].name) return &call.params[k];
+    return nullptr;
+  }
+  double real(std::string_view name, double def) {
+    const lb_param* p = find(name);
+    if (p == nullptr) return def;
+    if (p->type == LB_PARAM_FLOAT) return p->f;
+    if (p->type == LB_PARAM_INT) return static_cast<double>(p->i);
+    bad(std::string(name) + ": a number is expected");
+  }
+  bool flag(std::string_view name, bool def) {
+    const lb_param* p = find(name);
+    if (p == nullptr) return def;
+    if (p->type == LB_PARAM_BOOL) return p->b != 0;
+    bad(std::string(name) + ": a boolean is expected");
+  }
+  void check_known() {
+    for (std::int32_t k = 0; k < call.num_params; ++k) {
+      const char* n = call.params[k].name;
+      bool ok = false;
+      for (auto s : known) ok = ok || (n != nullptr && s == n);
+      if (!ok) unsupported(std::string("unknown parameter '") + (n ? n : "") + "'");
+    }
+  }
+};
+
+inline void set_error(char* error, std::size_t size, const std::string& m) {
+  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
+}
+
+// Runs f and turns a Failure or another exception into the ABI's status and error string.
+template <class F>
+std::int32_t guarded(char* error, std::size_t size, F&& f) {
+  try {
+    f();
+    return LB_OK;
+  } catch (const Failure& e) {
+    set_error(error, size, e.message);
+    return e.status;
+  } catch (const std::exception& e) {
+    set_error(error, size, e.what());
+    return LB_INTERNAL_ERROR;
+  }
 }
 
 }  // namespace lossbench::opt

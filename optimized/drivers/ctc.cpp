@@ -246,24 +246,6 @@ double final_nll(const Call& c, double nll) {
   return c.zero_infinity && nll == HUGE_VAL ? 0.0 : nll;
 }
 
-void set_error(char* error, std::size_t size, const std::string& m) {
-  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
-}
-
-template <class Fn>
-std::int32_t guarded(char* error, std::size_t size, Fn&& f) {
-  try {
-    f();
-    return LB_OK;
-  } catch (const Failure& e) {
-    set_error(error, size, e.message);
-    return e.status;
-  } catch (const std::exception& e) {
-    set_error(error, size, e.what());
-    return LB_INTERNAL_ERROR;
-  }
-}
-
 }  // namespace
 
 bool handles(const char* loss) { return loss != nullptr && std::string_view(loss) == "ctc_loss"; }

@@ -421,24 +421,6 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
   if (gw) sum_back(s, *s.c.weight, fw, *gw);
 }
 
-void set_error(char* error, std::size_t size, const std::string& m) {
-  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
-}
-
-template <class Fn>
-std::int32_t guarded(char* error, std::size_t size, Fn&& f) {
-  try {
-    f();
-    return LB_OK;
-  } catch (const Failure& e) {
-    set_error(error, size, e.message);
-    return e.status;
-  } catch (const std::exception& e) {
-    set_error(error, size, e.what());
-    return LB_INTERNAL_ERROR;
-  }
-}
-
 bool is_margin(const lb_call& call) {
   return std::string_view(call.loss) == "multilabel_margin_loss";
 }

@@ -143,37 +143,6 @@ double sum_in_order(const std::vector<double>& v) {
   return std::isfinite(s) ? s + c : s;
 }
 
-struct Params {
-  const lb_call& call;
-  std::vector<std::string_view> known;
-  const lb_param* find(std::string_view name) {
-    for (std::int32_t k = 0; k < call.num_params; ++k)
-      if (call.params[k].name != nullptr && name == call.params[k].name) return &call.params[k];
-    return nullptr;
-  }
-  double real(std::string_view name, double def) {
-    const lb_param* p = find(name);
-    if (p == nullptr) return def;
-    if (p->type == LB_PARAM_FLOAT) return p->f;
-    if (p->type == LB_PARAM_INT) return static_cast<double>(p->i);
-    bad(std::string(name) + ": a number is expected");
-  }
-  bool flag(std::string_view name, bool def) {
-    const lb_param* p = find(name);
-    if (p == nullptr) return def;
-    if (p->type == LB_PARAM_BOOL) return p->b != 0;
-    bad(std::string(name) + ": a boolean is expected");
-  }
-  void check_known() {
-    for (std::int32_t k = 0; k < call.num_params; ++k) {
-      const char* n = call.params[k].name;
-      bool ok = false;
-      for (auto s : known) ok = ok || (n != nullptr && s == n);
-      if (!ok) unsupported(std::string("unknown parameter '") + (n ? n : "") + "'");
-    }
-  }
-};
-
 const lb_tensor* input(const lb_call& call, std::string_view name) {
   for (std::int32_t k = 0; k < call.num_inputs; ++k)
     if (call.inputs[k].name != nullptr && name == call.inputs[k].name) return &call.inputs[k];
@@ -235,7 +204,7 @@ void build(const lb_call& call, Call& c) {
     bad(std::string(red) + " is not a valid value for reduction");
   c.reduce = red != "none";
   c.mean = red == "mean";
-  Params params{call, {}};
+  ParamReader params{call, {}};
   if (loss == "cosine_embedding_loss") {
     c.kind = Call::cosine_embedding;
     params.known = {"margin"};
@@ -578,24 +547,6 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
         }
       }
     }
-  }
-}
-
-void set_error(char* error, std::size_t size, const std::string& m) {
-  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
-}
-
-template <class Fn>
-std::int32_t guarded(char* error, std::size_t size, Fn&& f) {
-  try {
-    f();
-    return LB_OK;
-  } catch (const Failure& e) {
-    set_error(error, size, e.message);
-    return e.status;
-  } catch (const std::exception& e) {
-    set_error(error, size, e.what());
-    return LB_INTERNAL_ERROR;
   }
 }
 
