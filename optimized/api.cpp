@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "cpu.hpp"
@@ -129,6 +130,35 @@ struct Call {
   Plan plan;
 };
 
+// Is any element of t outside [lo, hi] (NaN included)? A contiguous float32/float64 tensor is
+// scanned in parallel, without early exit, so that the loop vectorizes: PyTorch's value checks
+// (binary_cross_entropy's input and target, gaussian_nll_loss's var) cost one read.
+bool any_outside(const lb_tensor& t, double lo, double hi) {
+  std::int64_t n = 1, expect = 1;
+  bool dense = true;
+  for (std::int32_t d = t.ndim; d-- > 0;) {
+    if (t.shape[d] != 1 && t.strides[d] != expect) dense = false;
+    expect *= t.shape[d];
+    n *= t.shape[d];
+  }
+  const int threads = n >= (1 << 20) ? driver_threads() : 1;
+  const auto scan = [&](const auto* v) {
+    const auto l = static_cast<std::remove_cvref_t<decltype(*v)>>(lo);
+    const auto h = static_cast<std::remove_cvref_t<decltype(*v)>>(hi);
+    std::int64_t outside = 0;
+#pragma omp parallel for simd num_threads(threads) reduction(+ : outside) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) outside += !(v[i] >= l && v[i] <= h);
+    return outside != 0;
+  };
+  if (dense && t.dtype == LB_FLOAT32) return scan(static_cast<const float*>(t.data));
+  if (dense && t.dtype == LB_FLOAT64) return scan(static_cast<const double*>(t.data));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double a = element(t, i);
+    if (!(a >= lo && a <= hi)) return true;
+  }
+  return false;
+}
+
 void build(const lb_call& call, Call& c) {
   if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
   c.info = find_loss(call.loss);
@@ -220,11 +250,14 @@ void build(const lb_call& call, Call& c) {
             shape_string(x) + ") is deprecated. Please ensure they have the same size.");
       Shape wshape;
       if (c.t[2]) wshape = broadcast(y, shape_of(*c.t[2]));
-      const std::int64_t n = numel(x);
-      for (std::int64_t i = 0; i < n; ++i) {
-        const double a = element(*c.t[0], i), b = element(*c.t[1], i);
-        if (!(a >= 0 && a <= 1)) bad("all elements of input should be between 0 and 1");
-        if (!(b >= 0 && b <= 1)) bad("all elements of target should be between 0 and 1");
+      // PyTorch reports the first offending element, input before target at the same index.
+      if (any_outside(*c.t[0], 0.0, 1.0) || any_outside(*c.t[1], 0.0, 1.0)) {
+        const std::int64_t n = numel(x);
+        for (std::int64_t i = 0; i < n; ++i) {
+          const double a = element(*c.t[0], i), b = element(*c.t[1], i);
+          if (!(a >= 0 && a <= 1)) bad("all elements of input should be between 0 and 1");
+          if (!(b >= 0 && b <= 1)) bad("all elements of target should be between 0 and 1");
+        }
       }
       if (c.t[2] && wshape != x) bad("output with shape doesn't match the broadcast shape");
       shape = x;
@@ -280,8 +313,11 @@ void build(const lb_call& call, Call& c) {
         }
       }
       const std::int64_t nv = numel(v);
-      for (std::int64_t i = 0; i < nv; ++i)
-        if (element(*c.t[2], i) < 0) bad("var has negative entry/entries");
+      // var < 0 is an error; NaN is not (it propagates), so the scan's range is [0, inf] and
+      // the slow loop below decides.
+      if (any_outside(*c.t[2], 0.0, HUGE_VAL))
+        for (std::int64_t i = 0; i < nv; ++i)
+          if (element(*c.t[2], i) < 0) bad("var has negative entry/entries");
       shape = broadcast(broadcast(x, y), var_view);
       p.f0 = params.flag("full", false);
       p.s0 = round_to(params.real("eps", 1e-6), dtype);

@@ -2,6 +2,7 @@
 // The interface between the drivers (ISA-independent: loops, blocks, reductions, threads) and
 // the per-ISA kernels (isa/*.cpp: the formulas applied to a block of doubles, and the block sum).
 #include <cstddef>
+#include <cstdint>
 
 #include "formulas/all.hpp"
 
@@ -28,11 +29,31 @@ using BackwardKernel = void (*)(const double* const* in, const double* g, double
 // Compensated sum of v[0..n) into hi + lo (a double-double); may overwrite v[n..round_up(n)).
 using SumKernel = void (*)(double* v, std::size_t n, double* hi, double* lo);
 
+// The dense fast path of the elementwise driver: every tensor operand is contiguous with the
+// output's shape and of the loss dtype (float32 or float64), so the kernel reads the tensors
+// directly (float32 widened to double in registers), applies the formula and either stores the
+// result rounded once to the dtype or sums it (double-double per lane, like SumKernel): one pass,
+// no block buffers. Elements [start, start + n) of the output index space.
+struct DenseIO {
+  const void* in[kMaxInputs] = {};  // nullptr: the input is the constant below
+  double constant[kMaxInputs] = {};
+  const void* g = nullptr;  // backward: the upstream gradient, or g_constant when null
+  double g_constant = 0.0;
+  void* out[kMaxInputs] = {};  // forward: out[0] or nullptr to reduce; backward: gradients
+};
+using DenseForwardKernel = void (*)(const DenseIO& io, std::int64_t start, std::int64_t n,
+                                    const formulas::Params& p, double* hi, double* lo);
+using DenseBackwardKernel = void (*)(const DenseIO& io, std::int64_t start, std::int64_t n,
+                                     const formulas::Params& p);
+
 struct KernelTable {
   const char* isa;
   ForwardKernel forward[kLossCount];  // null for the classification losses
   BackwardKernel backward[kLossCount];
   SumKernel sum;
+  // The dense fast path, per loss, for float32 ([0]) and float64 ([1]) tensors.
+  DenseForwardKernel dense_forward[kLossCount][2];
+  DenseBackwardKernel dense_backward[kLossCount][2];
   // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).
   ForwardKernel row_exp;
 };

@@ -4,6 +4,7 @@
 // ISA's lane type; lives in that TU's inline namespace (see formulas/common.hpp).
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 #include "../kernels.hpp"
 
@@ -18,7 +19,9 @@ template <>
 struct Traits<double> {
   static constexpr std::size_t kLanes = 1;
   static double load(const double* p) { return *p; }
+  static double load(const float* p) { return static_cast<double>(*p); }
   static void store(double v, double* p) { *p = v; }
+  static void store(double v, float* p) { *p = static_cast<float>(v); }
 };
 
 template <class V, class F>
@@ -92,13 +95,158 @@ void sum_block(double* v, std::size_t n, double* hi, double* lo) {
   }
 }
 
+// Lane sums of the 4 accumulators (s, c) in a fixed order into hi + lo; `plain` (the plain sum
+// of the same terms) decides when a term was infinite or NaN, as in sum_block.
+template <class V>
+void finish_sum(const V* s, const V* c, V plain, double* hi, double* lo) {
+  using T = Traits<V>;
+  constexpr std::size_t kAcc = 4;
+  double lanes_s[kAcc * T::kLanes], lanes_c[kAcc * T::kLanes], lanes_p[T::kLanes];
+  for (std::size_t k = 0; k < kAcc; ++k) {
+    T::store(s[k], lanes_s + k * T::kLanes);
+    T::store(c[k], lanes_c + k * T::kLanes);
+  }
+  T::store(plain, lanes_p);
+  double hs = 0.0, hc = 0.0;
+  for (std::size_t j = 0; j < kAcc * T::kLanes; ++j) {
+    double e;
+    two_sum(hs, lanes_s[j], hs, e);
+    hc += e + lanes_c[j];
+  }
+  two_sum(hs, hc, *hi, *lo);
+  if (!(std::fabs(*hi) < HUGE_VAL)) {
+    double p = 0.0;
+    for (std::size_t j = 0; j < T::kLanes; ++j) p += lanes_p[j];
+    *hi = p;
+    *lo = 0.0;
+  }
+}
+
+// The dense fast path (kernels.hpp: DenseIO): E is float or double, the tensors' element type.
+// The last partial vector goes through a small padded buffer (inputs padded with 0.5, a value
+// every formula accepts; results beyond n are dropped).
+template <class V, class F, class E>
+void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const formulas::Params& p,
+                   double* hi, double* lo) {
+  using T = Traits<V>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const E* src[F::kInputs];
+  V cst[F::kInputs];
+  for (int k = 0; k < F::kInputs; ++k) {
+    src[k] = io.in[k] != nullptr ? static_cast<const E*>(io.in[k]) + start : nullptr;
+    cst[k] = V(io.constant[k]);
+  }
+  const auto eval = [&](const E* const* from, std::int64_t i) {
+    V a[F::kInputs];
+    for (int k = 0; k < F::kInputs; ++k) a[k] = from[k] != nullptr ? T::load(from[k] + i) : cst[k];
+    return F::forward(a, p);
+  };
+  const std::int64_t full = n / L * L;
+  // The tail, evaluated from padded copies.
+  E tail_in[F::kInputs][T::kLanes];
+  const E* tail_src[F::kInputs];
+  const std::int64_t rest = n - full;
+  for (int k = 0; k < F::kInputs; ++k) {
+    tail_src[k] = src[k] != nullptr ? tail_in[k] : nullptr;
+    for (std::int64_t j = 0; j < L; ++j)
+      tail_in[k][j] = src[k] != nullptr && j < rest ? src[k][full + j] : static_cast<E>(0.5);
+  }
+  if (io.out[0] != nullptr) {
+    E* out = static_cast<E*>(io.out[0]) + start;
+    for (std::int64_t i = 0; i < full; i += L) T::store(eval(src, i), out + i);
+    if (rest > 0) {
+      E tmp[T::kLanes];
+      T::store(eval(tail_src, 0), tmp);
+      for (std::int64_t j = 0; j < rest; ++j) out[full + j] = tmp[j];
+    }
+    return;
+  }
+  constexpr std::int64_t kAcc = 4;
+  V s[kAcc], c[kAcc];
+  for (std::int64_t k = 0; k < kAcc; ++k) s[k] = c[k] = V(0.0);
+  V plain(0.0);
+  std::int64_t i = 0;
+  for (; i + kAcc * L <= full; i += kAcc * L) {
+    for (std::int64_t k = 0; k < kAcc; ++k) {
+      const V r = eval(src, i + k * L);
+      V e;
+      two_sum(s[k], r, s[k], e);
+      c[k] = c[k] + e;
+      plain = plain + r;
+    }
+  }
+  for (std::int64_t k = 0; i < full; i += L, ++k) {
+    const V r = eval(src, i);
+    V e;
+    two_sum(s[k], r, s[k], e);
+    c[k] = c[k] + e;
+    plain = plain + r;
+  }
+  if (rest > 0) {
+    double tmp[T::kLanes];
+    T::store(eval(tail_src, 0), tmp);
+    for (std::int64_t j = rest; j < L; ++j) tmp[j] = 0.0;
+    const V r = T::load(tmp);
+    V e;
+    two_sum(s[kAcc - 1], r, s[kAcc - 1], e);
+    c[kAcc - 1] = c[kAcc - 1] + e;
+    plain = plain + r;
+  }
+  finish_sum(s, c, plain, hi, lo);
+}
+
+template <class V, class F, class E>
+void dense_backward(const DenseIO& io, std::int64_t start, std::int64_t n,
+                    const formulas::Params& p) {
+  using T = Traits<V>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const E* src[F::kInputs];
+  E* dst[F::kInputs];
+  V cst[F::kInputs];
+  for (int k = 0; k < F::kInputs; ++k) {
+    src[k] = io.in[k] != nullptr ? static_cast<const E*>(io.in[k]) + start : nullptr;
+    dst[k] = io.out[k] != nullptr ? static_cast<E*>(io.out[k]) + start : nullptr;
+    cst[k] = V(io.constant[k]);
+  }
+  const E* g = io.g != nullptr ? static_cast<const E*>(io.g) + start : nullptr;
+  const V gc(io.g_constant);
+  const std::int64_t full = n / L * L;
+  for (std::int64_t i = 0; i < full; i += L) {
+    V a[F::kInputs], r[F::kInputs];
+    for (int k = 0; k < F::kInputs; ++k) a[k] = src[k] != nullptr ? T::load(src[k] + i) : cst[k];
+    F::backward(a, g != nullptr ? T::load(g + i) : gc, p, r);
+    for (int k = 0; k < F::kInputs; ++k)
+      if (dst[k] != nullptr) T::store(r[k], dst[k] + i);
+  }
+  const std::int64_t rest = n - full;
+  if (rest == 0) return;
+  E tin[F::kInputs][T::kLanes], tg[T::kLanes], tout[T::kLanes];
+  V a[F::kInputs], r[F::kInputs];
+  for (int k = 0; k < F::kInputs; ++k) {
+    for (std::int64_t j = 0; j < L; ++j)
+      tin[k][j] = src[k] != nullptr && j < rest ? src[k][full + j] : static_cast<E>(0.5);
+    a[k] = src[k] != nullptr ? T::load(tin[k]) : cst[k];
+  }
+  for (std::int64_t j = 0; j < L; ++j) tg[j] = g != nullptr && j < rest ? g[full + j] : E(0);
+  F::backward(a, g != nullptr ? T::load(tg) : gc, p, r);
+  for (int k = 0; k < F::kInputs; ++k) {
+    if (dst[k] == nullptr) continue;
+    T::store(r[k], tout);
+    for (std::int64_t j = 0; j < rest; ++j) dst[k][full + j] = tout[j];
+  }
+}
+
 template <class V>
 KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
-#define LOSSBENCH_OPT_FILL(id, F)                                        \
-  t.forward[static_cast<int>(Loss::id)] = forward_block<V, formulas::F>; \
-  t.backward[static_cast<int>(Loss::id)] = backward_block<V, formulas::F>;
+#define LOSSBENCH_OPT_FILL(id, F)                                                          \
+  t.forward[static_cast<int>(Loss::id)] = forward_block<V, formulas::F>;                   \
+  t.backward[static_cast<int>(Loss::id)] = backward_block<V, formulas::F>;                 \
+  t.dense_forward[static_cast<int>(Loss::id)][0] = dense_forward<V, formulas::F, float>;   \
+  t.dense_forward[static_cast<int>(Loss::id)][1] = dense_forward<V, formulas::F, double>;  \
+  t.dense_backward[static_cast<int>(Loss::id)][0] = dense_backward<V, formulas::F, float>; \
+  t.dense_backward[static_cast<int>(Loss::id)][1] = dense_backward<V, formulas::F, double>;
   LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_FILL)
 #undef LOSSBENCH_OPT_FILL
   t.sum = sum_block<V>;

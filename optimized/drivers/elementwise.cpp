@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 #include "elements.hpp"
 
@@ -146,6 +147,37 @@ void dd_add(double& hi, double& lo, double a_hi, double a_lo) {
   hi = s2;
 }
 
+// The dense fast path applies when every tensor operand is contiguous with the output's shape
+// and of the loss dtype, float32 or float64 (index 0 or 1 of the dense kernel tables), and so are
+// the other tensors the call writes or reads (`others`, nullptr entries ignored). -1 otherwise.
+int dense_kind(const Plan& plan, std::initializer_list<const lb_tensor*> others) {
+  if (plan.dtype != LB_FLOAT32 && plan.dtype != LB_FLOAT64) return -1;
+  for (int j = 0; j < plan.num_inputs; ++j) {
+    const Operand& op = plan.in[j];
+    if (op.tensor == nullptr) continue;
+    if (!op.dense || op.tensor->dtype != plan.dtype) return -1;
+  }
+  for (const lb_tensor* t : others)
+    if (t != nullptr && t->dtype != plan.dtype) return -1;
+  return plan.dtype == LB_FLOAT32 ? 0 : 1;
+}
+
+DenseIO dense_inputs(const Plan& plan) {
+  DenseIO io;
+  for (int j = 0; j < plan.num_inputs; ++j) {
+    io.in[j] = plan.in[j].tensor != nullptr ? plan.in[j].tensor->data : nullptr;
+    io.constant[j] = plan.in[j].constant;
+  }
+  return io;
+}
+
+double finish(const Plan& plan, const std::vector<double>& part_hi,
+              const std::vector<double>& part_lo) {
+  double hi = 0.0, lo = 0.0;
+  for (std::size_t b = 0; b < part_hi.size(); ++b) dd_add(hi, lo, part_hi[b], part_lo[b]);
+  return plan.divisor == 1.0 ? hi + lo : dd_div(hi, lo, plan.divisor);
+}
+
 }  // namespace
 
 Operand make_operand(const lb_tensor& t, const std::vector<std::int64_t>& view_shape,
@@ -200,6 +232,20 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
   const int li = static_cast<int>(plan.loss);
   const std::int64_t nb = num_blocks(plan.numel);
   std::vector<double> part_hi(static_cast<std::size_t>(nb)), part_lo(static_cast<std::size_t>(nb));
+  const int kind = dense_kind(plan, {&output});
+  if (kind >= 0 && k.dense_forward[li][kind] != nullptr) {
+    DenseIO io = dense_inputs(plan);
+    io.out[0] = plan.reduce ? nullptr : output.data;
+    const auto kernel = k.dense_forward[li][kind];
+#pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::int64_t start = b * kBlock;
+      kernel(io, start, std::min(kBlock, plan.numel - start), plan.params, &part_hi[b],
+             &part_lo[b]);
+    }
+    if (plan.reduce) store_one(output.data, output.dtype, 0, finish(plan, part_hi, part_lo));
+    return;
+  }
 #pragma omp parallel num_threads(threads) if (nb > 1)
   {
     Buffers buf(1);
@@ -220,10 +266,7 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
     }
   }
   if (!plan.reduce) return;
-  double hi = 0.0, lo = 0.0;
-  for (std::int64_t b = 0; b < nb; ++b) dd_add(hi, lo, part_hi[b], part_lo[b]);
-  const double v = plan.divisor == 1.0 ? hi + lo : dd_div(hi, lo, plan.divisor);
-  store_one(output.data, output.dtype, 0, v);
+  store_one(output.data, output.dtype, 0, finish(plan, part_hi, part_lo));
 }
 
 void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_output,
@@ -245,6 +288,24 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
   if (plan.reduce) g_reduced = load(grad_output.data, grad_output.dtype, 0) / plan.divisor;
   const Operand g_op =
       plan.reduce ? constant_operand(g_reduced, plan.shape) : make_operand(grad_output, plan.shape);
+  const int kind = sum_back || !(plan.reduce || g_op.dense)
+                       ? -1
+                       : dense_kind(plan, {grads[0], grads[1], grads[2], grads[3],
+                                           plan.reduce ? nullptr : &grad_output});
+  if (kind >= 0 && k.dense_backward[li][kind] != nullptr) {
+    DenseIO io = dense_inputs(plan);
+    io.g = plan.reduce ? nullptr : grad_output.data;
+    io.g_constant = g_reduced;
+    for (int j = 0; j < plan.num_inputs; ++j)
+      io.out[j] = grads[j] != nullptr ? grads[j]->data : nullptr;
+    const auto kernel = k.dense_backward[li][kind];
+#pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::int64_t start = b * kBlock;
+      kernel(io, start, std::min(kBlock, plan.numel - start), plan.params);
+    }
+    return;
+  }
 #pragma omp parallel num_threads(sum_back ? 1 : threads) if (nb > 1)
   {
     Buffers buf(plan.num_inputs);

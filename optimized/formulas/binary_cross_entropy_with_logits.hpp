@@ -15,13 +15,18 @@ struct BinaryCrossEntropyWithLogits {
   LOSSBENCH_HD static V forward(const V* in, const Params& p) {
     const V x = in[0], y = in[1], w = in[2], pw = in[3];
     const V c0 = V(1.0) - y, c1 = pw * y;
-    const V finite_value = vselect(x == V(0.0), (c0 + c1) * V(0.69314718055994530942),
-                                   c0 * softplus(x) + c1 * softplus(-x));
-    const V m = relu(-x);
-    const V lse = vlog(vexp(-m) + vexp(-x - m));
-    const V literal = p.f0 ? c0 * x + ((pw - V(1.0)) * y + V(1.0)) * (lse + m) : (c0 * x + m) + lse;
+    V sp, sp_neg;
+    softplus_pair(x, sp, sp_neg);
+    V value = vselect(x == V(0.0), (c0 + c1) * V(0.69314718055994530942), c0 * sp + c1 * sp_neg);
     const auto finite = visfinite(x) & visfinite(y) & visfinite(pw);
-    return vselect(finite, finite_value, literal) * w;
+    if (vany(!finite)) {
+      const V m = relu(-x);
+      const V lse = vlog(vexp(-m) + vexp(-x - m));
+      const V literal =
+          p.f0 ? c0 * x + ((pw - V(1.0)) * y + V(1.0)) * (lse + m) : (c0 * x + m) + lse;
+      value = vselect(finite, value, literal);
+    }
+    return value * w;
   }
   template <class V>
   LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
@@ -30,11 +35,18 @@ struct BinaryCrossEntropyWithLogits {
     // Finite values: (1 - y) sigmoid(x) - t sigmoid(-x), which keeps the small gradients of
     // saturated logits (sigmoid(x) - y would round them to 0); PyTorch's formula otherwise.
     const auto finite = visfinite(x) & visfinite(y) & visfinite(pw);
-    const V sx = sigmoid(x);
-    const V gf = (V(1.0) - y) * sx - t * sigmoid(-x);
+    V sx, snx;
+    sigmoid_pair(x, sx, snx);
+    const V gf = (V(1.0) - y) * sx - t * snx;
     const V gl = p.f0 ? ((t + V(1.0)) - y) * sx - t : sx - y;
     out[0] = vselect(finite, gf, gl) * g * w;
-    out[1] = p.f0 ? (pw * softplus(-x) - softplus(x)) * g * w : -x * g * w;
+    if (p.f0) {
+      V sp, sp_neg;
+      softplus_pair(x, sp, sp_neg);
+      out[1] = (pw * sp_neg - sp) * g * w;
+    } else {
+      out[1] = -x * g * w;
+    }
     out[2] = V(0.0);
     out[3] = V(0.0);
   }

@@ -6,6 +6,7 @@
 // operators + - * / and unary -, comparisons, and the free functions below, found by ordinary
 // lookup for double and by argument-dependent lookup for the SIMD wrapper:
 //   vselect(mask, a, b)  a where mask, else b (both evaluated)
+//   vany(mask)           true when the mask holds in any lane (to skip a rarely needed branch)
 //   vabs, vexp, vexpm1, vlog, vlog1p, visnan, visinf, visfinite, vsign (sgn with sgn(0) = sgn(NaN)
 //   = 0) masks combine with & | and negate with !
 // Formulas compute in double whatever the tensor dtype (float-in / double-inside); the drivers
@@ -49,6 +50,7 @@ LOSSBENCH_HD inline double vlog1p(double x) { return std::log1p(x); }
 LOSSBENCH_HD inline bool visnan(double x) { return x != x; }
 LOSSBENCH_HD inline bool visinf(double x) { return std::fabs(x) == HUGE_VAL; }
 LOSSBENCH_HD inline bool visfinite(double x) { return std::fabs(x) < HUGE_VAL; }
+LOSSBENCH_HD inline bool vany(bool m) { return m; }
 LOSSBENCH_HD inline double vsign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
 
 // max(t, 0) that keeps NaN (t < 0 is false for NaN).
@@ -61,6 +63,23 @@ LOSSBENCH_HD inline V relu(V t) {
 template <class V>
 LOSSBENCH_HD inline V softplus(V t) {
   return relu(t) + vlog1p(vexp(-vabs(t)));
+}
+
+// softplus(t) and softplus(-t) from one exp and one log1p (log1p(exp(-|t|)) is common to both).
+template <class V>
+LOSSBENCH_HD inline void softplus_pair(V t, V& sp, V& sp_neg) {
+  const V l = vlog1p(vexp(-vabs(t)));
+  sp = relu(t) + l;
+  sp_neg = relu(-t) + l;
+}
+
+// sigmoid(t) and sigmoid(-t) from one exp and one division (same values as sigmoid() below).
+template <class V>
+LOSSBENCH_HD inline void sigmoid_pair(V t, V& s, V& s_neg) {
+  const V e = vexp(-vabs(t));
+  const V r = V(1.0) / (V(1.0) + e);
+  s = vselect(t >= V(0.0), r, e * r);
+  s_neg = vselect(-t >= V(0.0), r, e * r);
 }
 
 // 1 / (1 + exp(-t)) for finite t, stable on both sides.

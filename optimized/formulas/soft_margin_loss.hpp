@@ -20,8 +20,12 @@ struct SoftMarginLoss {
   LOSSBENCH_HD static void backward(const V* in, V g, const Params&, V* out) {
     const V y = in[1];
     const V t = -(in[0] * y);
-    const V z = vexp(t);
-    out[0] = vselect(visfinite(t), -y * sigmoid(t) * g, -(y * z) / (V(1.0) + z) * g);
+    out[0] = -y * sigmoid(t) * g;
+    const auto finite = visfinite(t);
+    if (vany(!finite)) {
+      const V z = vexp(t);
+      out[0] = vselect(finite, out[0], -(y * z) / (V(1.0) + z) * g);
+    }
     out[1] = V(0.0);  // target is not differentiable
   }
 };

@@ -4,6 +4,9 @@
 // isa/avx512.cpp only: each is compiled with its own -m flags and HWY_COMPILE_ONLY_STATIC, so
 // hwy::HWY_NAMESPACE is N_AVX2 or N_AVX3 and nothing here is shared between them.
 //
+// The math wrappers are forced inline so that the compiler can share one evaluation between the
+// branches of a formula that both use it (e.g. kl_div's log y).
+//
 // Highway's contrib math is documented for a valid range only (Exp: x <= 706; Log: x > 0;
 // Log1p: x >= 0); the wrappers below give the IEEE special values outside it (exp: inf, 0, NaN;
 // log: -inf at 0, NaN below 0, inf at inf; subnormals rescaled), and log1p is computed from log
@@ -48,11 +51,14 @@ inline VD vabs(VD x) { return VD(hn::Abs(x.v)); }
 inline MD visnan(VD x) { return {hn::IsNaN(x.v)}; }  // (Ne is an ordered compare)
 inline MD visfinite(VD x) { return {hn::Lt(hn::Abs(x.v), hn::Set(D(), HUGE_VAL))}; }
 inline MD visinf(VD x) { return {hn::Eq(hn::Abs(x.v), hn::Set(D(), HUGE_VAL))}; }
+// Is the mask true in any lane? (Formulas compute a rarely needed branch, such as PyTorch's
+// literal expression for infinite inputs, only when some lane needs it.)
+inline bool vany(MD m) { return !hn::AllFalse(D(), m.m); }
 inline VD vsign(VD x) {
   return vselect(x > VD(0.0), VD(1.0), vselect(x < VD(0.0), VD(-1.0), VD(0.0)));
 }
 
-inline VD vexp(VD x) {
+HWY_INLINE VD vexp(VD x) {
   const D d;
   // Highway's Exp is valid up to 706: above, exp(x/2)^2 (overflows to inf past 709.78).
   const MD big = x > VD(700.0);
@@ -65,7 +71,7 @@ inline VD vexp(VD x) {
   return vselect(visnan(x), x, r);
 }
 
-inline VD vlog(VD x) {
+HWY_INLINE VD vlog(VD x) {
   const D d;
   const MD tiny = (x < VD(0x1p-1022)) & (x > VD(0.0));
   const VD scaled = vselect(tiny, x * VD(0x1p54), x);
@@ -78,7 +84,7 @@ inline VD vlog(VD x) {
 }
 
 // expm1: Highway's Expm1 (4 ULP of double) where it is valid, exp(x) - 1 above 700.
-inline VD vexpm1(VD x) {
+HWY_INLINE VD vexpm1(VD x) {
   const D d;
   const MD regular = visfinite(x) & (x < VD(700.0));
   VD r(hn::Expm1(d, vselect(regular, x, VD(0.0)).v));
@@ -88,7 +94,7 @@ inline VD vexpm1(VD x) {
 
 // log1p(x) = log(u) * x / (u - 1) with u = 1 + x rounded (Goldberg): a few ULPs of double for
 // every x > -1, from an accurate log.
-inline VD vlog1p(VD x) {
+HWY_INLINE VD vlog1p(VD x) {
   const VD u = VD(1.0) + x;
   VD r = vlog(u) * (x / (u - VD(1.0)));
   r = vselect(u == VD(1.0), x, r);
@@ -105,6 +111,15 @@ struct Traits<simd::VD> {
   static constexpr std::size_t kLanes = HWY_LANES(double);
   static simd::VD load(const double* p) { return simd::VD(simd::hn::LoadU(simd::D(), p)); }
   static void store(simd::VD v, double* p) { simd::hn::StoreU(v.v, simd::D(), p); }
+  // float32 tensors: widened exactly to double on load, rounded once (to nearest) on store.
+  static simd::VD load(const float* p) {
+    const simd::hn::Rebind<float, simd::D> df;
+    return simd::VD(simd::hn::PromoteTo(simd::D(), simd::hn::LoadU(df, p)));
+  }
+  static void store(simd::VD v, float* p) {
+    const simd::hn::Rebind<float, simd::D> df;
+    simd::hn::StoreU(simd::hn::DemoteTo(df, v.v), df, p);
+  }
 };
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace lossbench::opt::kernels

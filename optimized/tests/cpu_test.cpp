@@ -303,5 +303,116 @@ TEST(OptimizedCpu, ReductionsBitwiseIdenticalForAnyThreadCount) {
   }
 }
 
+// ---------------------------------------------------------------- dense and gathered paths
+
+// One elementwise call with every tensor either contiguous (the driver's dense fast path: the
+// kernel reads the tensors directly) or laid out with stride 2 (the gather path: converted into
+// block buffers first). Outputs, gradients and grad_output are contiguous, as the ABI has them.
+// Returns the output followed by the requested gradients, as double.
+template <class E>
+std::vector<double> run_layout(const char* impl_name, const char* loss, const char* reduction,
+                               const std::vector<std::vector<double>>& values,
+                               const std::vector<const char*>& names, bool strided) {
+  const std::int32_t dtype = sizeof(E) == 4 ? LB_FLOAT32 : LB_FLOAT64;
+  const auto n = static_cast<std::int64_t>(values[0].size());
+  const std::int64_t step = strided ? 2 : 1;
+  std::int64_t shape[1] = {n}, strides[1] = {step}, unit[1] = {1};
+  const std::int64_t zero[1] = {0};
+  std::vector<std::vector<E>> data;
+  std::vector<lb_tensor> views;
+  for (std::size_t k = 0; k < values.size(); ++k) {
+    data.emplace_back(static_cast<std::size_t>(n * step), E(0));
+    for (std::int64_t i = 0; i < n; ++i) data[k][i * step] = static_cast<E>(values[k][i]);
+  }
+  for (std::size_t k = 0; k < values.size(); ++k)
+    views.push_back({names[k], data[k].data(), dtype, 1, shape, strides, {LB_DEVICE_CPU, 0}});
+  lb_call call{};
+  call.struct_size = sizeof call;
+  call.loss = loss;
+  call.reduction = reduction;
+  call.inputs = views.data();
+  call.num_inputs = static_cast<std::int32_t>(views.size());
+  call.device = {LB_DEVICE_CPU, 0};
+  const lb_impl* impl = conformance::find_implementation(impl_name);
+  const bool none = std::strcmp(reduction, "none") == 0;
+  std::vector<E> out(static_cast<std::size_t>(none ? n : 1));
+  lb_tensor o{"output", out.data(), dtype, none ? 1 : 0, shape, unit, {LB_DEVICE_CPU, 0}};
+  char err[256] = {};
+  EXPECT_EQ(impl->forward(&call, &o, err, sizeof err), LB_OK) << err;
+  std::vector<E> gout(static_cast<std::size_t>(none ? n * step : 1), E(0));
+  for (std::int64_t i = 0; i < (none ? n : 1); ++i) gout[i * (none ? step : 1)] = E(0.75);
+  lb_tensor go{"grad_output",         gout.data(),       dtype, none ? 1 : 0, shape,
+               none ? strides : zero, {LB_DEVICE_CPU, 0}};
+  std::vector<std::vector<E>> gdata;
+  std::vector<lb_tensor> grads;
+  for (std::size_t k = 0; k < 2; ++k) gdata.emplace_back(static_cast<std::size_t>(n), E(0));
+  for (std::size_t k = 0; k < 2; ++k)
+    grads.push_back({names[k], gdata[k].data(), dtype, 1, shape, unit, {LB_DEVICE_CPU, 0}});
+  // The first input's gradient is always defined; the second (a target) only for some losses:
+  // ask for both where the loss differentiates both, else for the first only.
+  const bool both = std::strcmp(loss, "mse_loss") == 0 || std::strcmp(loss, "l1_loss") == 0 ||
+                    std::strcmp(loss, "kl_div") == 0;
+  EXPECT_EQ(impl->backward(&call, &go, grads.data(), both ? 2 : 1, err, sizeof err), LB_OK) << err;
+  std::vector<double> result;
+  for (const E v : out) result.push_back(static_cast<double>(v));
+  for (std::size_t k = 0; k < (both ? 2u : 1u); ++k)
+    for (const E v : gdata[k]) result.push_back(static_cast<double>(v));
+  return result;
+}
+
+template <class E>
+void expect_dense_matches_gathered() {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> unit(0.001, 0.999);
+  const std::int64_t n = 2 * 4096 + 4096 / 2 + 5;  // blocks, a partial block, a partial vector
+  auto draw = [&](bool probability) {
+    std::vector<double> v;
+    for (std::int64_t i = 0; i < n; ++i)
+      v.push_back(static_cast<double>(static_cast<E>(probability ? unit(rng) : normal(rng))));
+    return v;
+  };
+  struct Case {
+    const char* loss;
+    std::vector<const char*> names;
+    std::vector<bool> probability;
+  };
+  const std::vector<Case> cases = {
+      {"mse_loss", {"input", "target"}, {false, false}},
+      {"l1_loss", {"input", "target"}, {false, false}},
+      {"binary_cross_entropy_with_logits", {"input", "target"}, {false, true}},
+      {"binary_cross_entropy", {"input", "target"}, {true, true}},
+      {"soft_margin_loss", {"input", "target"}, {false, false}},
+      {"kl_div", {"input", "target"}, {false, true}},
+      {"huber_loss", {"input", "target"}, {false, false}},
+  };
+  for (const char* impl : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    if (conformance::find_implementation(impl)->supports("mse_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0},
+                                                         "sum") == 0)
+      continue;
+    for (const auto& c : cases) {
+      std::vector<std::vector<double>> values;
+      for (bool p : c.probability) values.push_back(draw(p));
+      // 'none': the same formula, rounded once, on the same values: bitwise equal.
+      const auto dense = run_layout<E>(impl, c.loss, "none", values, c.names, false);
+      const auto gathered = run_layout<E>(impl, c.loss, "none", values, c.names, true);
+      ASSERT_EQ(dense.size(), gathered.size());
+      EXPECT_EQ(std::memcmp(dense.data(), gathered.data(), dense.size() * sizeof(double)), 0)
+          << impl << " " << c.loss << " none";
+      // 'sum': both sum double-doubles, in a different order; the results (rounded to E) agree
+      // to within one unit of E's last place.
+      const auto ds = run_layout<E>(impl, c.loss, "sum", values, c.names, false);
+      const auto gs = run_layout<E>(impl, c.loss, "sum", values, c.names, true);
+      const double ulp = std::ldexp(std::fabs(gs[0]), sizeof(E) == 4 ? -23 : -52);
+      EXPECT_LE(std::fabs(ds[0] - gs[0]), ulp) << impl << " " << c.loss << " sum";
+      for (std::size_t i = 1; i < ds.size(); ++i)
+        ASSERT_EQ(ds[i], gs[i]) << impl << " " << c.loss << " sum gradient element " << i - 1;
+    }
+  }
+}
+
+TEST(OptimizedCpu, DensePathMatchesGatheredPathFloat32) { expect_dense_matches_gathered<float>(); }
+TEST(OptimizedCpu, DensePathMatchesGatheredPathFloat64) { expect_dense_matches_gathered<double>(); }
+
 }  // namespace
 }  // namespace lossbench::opt
