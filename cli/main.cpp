@@ -1,11 +1,15 @@
 // lossbench: the command-line program.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "cli.hpp"
 #include "corpus.hpp"
@@ -29,6 +33,36 @@ std::string read_text(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Replaces this process with `PYTHON SRC/reports/report.py ARGS...`. SRC: $LOSSBENCH_SOURCE_DIR,
+// else the source folder this program was built from; PYTHON: $LOSSBENCH_REPORT_PYTHON, else
+// SRC/.venv-report/bin/python.
+int run_report(const std::vector<std::string>& args) {
+  const char* src_env = std::getenv("LOSSBENCH_SOURCE_DIR");
+  const std::string src = src_env && *src_env ? src_env : LOSSBENCH_SOURCE_DIR;
+  const char* py_env = std::getenv("LOSSBENCH_REPORT_PYTHON");
+  const std::string python = py_env && *py_env ? py_env : src + "/.venv-report/bin/python";
+  const std::string script = src + "/reports/report.py";
+  if (!std::filesystem::exists(script)) {
+    std::cerr << "lossbench report: " << script
+              << " not found (set LOSSBENCH_SOURCE_DIR to lossbench's source folder)\n";
+    return kExitBadInput;
+  }
+  if (access(python.c_str(), X_OK) != 0) {
+    std::cerr << "lossbench report: " << python
+              << " not found: run scripts/report-venv.sh (or set LOSSBENCH_REPORT_PYTHON)\n";
+    return kExitBadInput;
+  }
+  std::vector<std::string> all{python, script};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::cout.flush();
+  execv(python.c_str(), argv.data());
+  std::cerr << "lossbench report: cannot run " << python << "\n";
+  return kExitInternal;
 }
 
 }  // namespace
@@ -95,6 +129,14 @@ int main(int argc, char** argv) {
   accu->add_option("--torch", cmp_torch, "PyTorch's outputs (tools/torch_golden.py)");
   accu->add_option("--out", cmp_out, "Output file (default: standard output)");
 
+  // lossbench report: reports/report.py, run with the venv's python (scripts/report-venv.sh);
+  // every argument after `report` goes to it unchanged.
+  auto* report = app.add_subcommand(
+      "report",
+      "Write a report folder (README.md, index.html, plots) from check and bench JSON "
+      "(reports/README.md; arguments go to reports/report.py, try report --help)");
+  report->allow_extras()->prefix_command()->set_help_flag();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -106,6 +148,7 @@ int main(int argc, char** argv) {
     if (auto code =
             lossbench::conformance::run_scorer_commands(*scorer, case_path, eval_grad, eval_json))
       return *code;
+    if (*report) return run_report(report->remaining());
     if (*list) {
       if (list_json)
         std::cout << lossbench::cli::catalog_json().dump(2) << "\n";

@@ -1,10 +1,14 @@
 // `check`: score an implementation against the golden corpus.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <thread>
 
 #include "conformance.hpp"
 #include "lossbench/error.hpp"
@@ -14,6 +18,42 @@ namespace lossbench::conformance {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Where and when the scores were measured, for reports: the date (UTC), the commit
+// (LOSSBENCH_GIT_COMMIT, as benchmarks/run.sh and scripts/publish-report.sh set it), the CPU, its
+// vector extensions, the thread count a backend would use and the compiler.
+ojson run_context() {
+  char date[32] = "unknown";
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  if (gmtime_r(&now, &utc)) std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  std::string cpu = "unknown", isa;
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    if (line.rfind("model name", 0) == 0 && cpu == "unknown") cpu = line.substr(colon + 2);
+    if (line.rfind("flags", 0) == 0 && isa.empty()) {
+      const std::string flags = line.substr(colon) + " ";
+      for (const char* f : {"avx512f", "avx2", "fma", "f16c"})
+        if (flags.find(" " + std::string(f) + " ") != std::string::npos)
+          isa += (isa.empty() ? "" : " ") + std::string(f);
+    }
+  }
+  const char* commit = std::getenv("LOSSBENCH_GIT_COMMIT");
+  const char* threads = std::getenv("LOSSBENCH_CPU_THREADS");
+  const char* isa_cap = std::getenv("LOSSBENCH_CPU_ISA");
+  ojson c;
+  c["date"] = date;
+  c["git_commit"] = commit ? commit : "unknown";
+  c["cpu_model"] = cpu;
+  c["cpu_flags"] = isa.empty() ? "none of avx512f avx2 fma f16c" : isa;
+  if (isa_cap) c["isa_cap"] = isa_cap;
+  c["threads"] = threads ? std::string(threads)
+                         : std::to_string(std::max(1u, std::thread::hardware_concurrency()));
+  c["compiler"] = __VERSION__;
+  return c;
+}
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
@@ -278,6 +318,22 @@ int run_check(const CheckOptions& o, std::ostream& out, std::ostream& err) {
       return 2;
     }
   }
+  // A results file's header line says what wrote it (tools/torch_golden.py: torch_version, ...).
+  ojson results_header;
+  if (!o.results.empty()) {
+    std::ifstream in(o.results);
+    std::string first;
+    std::getline(in, first);
+    const ojson j = ojson::parse(first, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.contains("header") && j["header"].is_object()) {
+      results_header = j["header"];
+      if (results_header.contains("version") && results_header["version"].is_string())
+        impl_version = results_header["version"].get<std::string>();
+      else if (results_header.contains("torch_version") &&
+               results_header["torch_version"].is_string())
+        impl_version = "torch " + results_header["torch_version"].get<std::string>();
+    }
+  }
 
   if (!o.repro_dir.empty()) {
     std::error_code ec;
@@ -363,6 +419,8 @@ int run_check(const CheckOptions& o, std::ostream& out, std::ostream& err) {
     j["version"] = impl_version;
     j["corpus"] = o.golden;
     j["shard"] = std::to_string(o.shard_index) + "/" + std::to_string(o.shard_count);
+    j["context"] = run_context();
+    if (!results_header.is_null()) j["results_header"] = results_header;
     j["summary"] = counts;
     j["ok"] = ok;
     auto cases = ojson::array();

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev libhwy-dev
   python3 python3-venv
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do
