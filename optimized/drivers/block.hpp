@@ -95,18 +95,18 @@ void sum_block(double* v, std::size_t n, double* hi, double* lo) {
   }
 }
 
-// Lane sums of the 4 accumulators (s, c) in a fixed order into hi + lo; `plain` (the plain sum
-// of the same terms) decides when a term was infinite or NaN, as in sum_block.
+// Lane sums of the 4 accumulators (s, c) in a fixed order into hi + lo. Returns false when the
+// sum is not finite (a term was infinite or NaN, or the sum overflowed): the compensation is then
+// meaningless and the caller sums the terms plainly, as sum_block does.
 template <class V>
-void finish_sum(const V* s, const V* c, V plain, double* hi, double* lo) {
+bool finish_sum(const V* s, const V* c, double* hi, double* lo) {
   using T = Traits<V>;
   constexpr std::size_t kAcc = 4;
-  double lanes_s[kAcc * T::kLanes], lanes_c[kAcc * T::kLanes], lanes_p[T::kLanes];
+  double lanes_s[kAcc * T::kLanes], lanes_c[kAcc * T::kLanes];
   for (std::size_t k = 0; k < kAcc; ++k) {
     T::store(s[k], lanes_s + k * T::kLanes);
     T::store(c[k], lanes_c + k * T::kLanes);
   }
-  T::store(plain, lanes_p);
   double hs = 0.0, hc = 0.0;
   for (std::size_t j = 0; j < kAcc * T::kLanes; ++j) {
     double e;
@@ -114,12 +114,7 @@ void finish_sum(const V* s, const V* c, V plain, double* hi, double* lo) {
     hc += e + lanes_c[j];
   }
   two_sum(hs, hc, *hi, *lo);
-  if (!(std::fabs(*hi) < HUGE_VAL)) {
-    double p = 0.0;
-    for (std::size_t j = 0; j < T::kLanes; ++j) p += lanes_p[j];
-    *hi = p;
-    *lo = 0.0;
-  }
+  return std::fabs(*hi) < HUGE_VAL;
 }
 
 // The dense fast path (kernels.hpp: DenseIO): E is float or double, the tensors' element type.
@@ -164,35 +159,31 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   constexpr std::int64_t kAcc = 4;
   V s[kAcc], c[kAcc];
   for (std::int64_t k = 0; k < kAcc; ++k) s[k] = c[k] = V(0.0);
-  V plain(0.0);
-  std::int64_t i = 0;
-  for (; i + kAcc * L <= full; i += kAcc * L) {
-    for (std::int64_t k = 0; k < kAcc; ++k) {
-      const V r = eval(src, i + k * L);
-      V e;
-      two_sum(s[k], r, s[k], e);
-      c[k] = c[k] + e;
-      plain = plain + r;
-    }
-  }
-  for (std::int64_t k = 0; i < full; i += L, ++k) {
-    const V r = eval(src, i);
+  const auto add = [&](V r, std::int64_t k) {
     V e;
     two_sum(s[k], r, s[k], e);
     c[k] = c[k] + e;
-    plain = plain + r;
-  }
+  };
+  double tail[T::kLanes];
   if (rest > 0) {
-    double tmp[T::kLanes];
-    T::store(eval(tail_src, 0), tmp);
-    for (std::int64_t j = rest; j < L; ++j) tmp[j] = 0.0;
-    const V r = T::load(tmp);
-    V e;
-    two_sum(s[kAcc - 1], r, s[kAcc - 1], e);
-    c[kAcc - 1] = c[kAcc - 1] + e;
-    plain = plain + r;
+    T::store(eval(tail_src, 0), tail);
+    for (std::int64_t j = rest; j < L; ++j) tail[j] = 0.0;
   }
-  finish_sum(s, c, plain, hi, lo);
+  std::int64_t i = 0;
+  for (; i + kAcc * L <= full; i += kAcc * L)
+    for (std::int64_t k = 0; k < kAcc; ++k) add(eval(src, i + k * L), k);
+  for (std::int64_t k = 0; i < full; i += L, ++k) add(eval(src, i), k);
+  if (rest > 0) add(T::load(tail), kAcc - 1);
+  if (finish_sum(s, c, hi, lo)) return;
+  // Not finite: IEEE's plain sum of the same terms (inf, -inf or NaN), evaluated again.
+  V plain(0.0);
+  for (i = 0; i < full; i += L) plain = plain + eval(src, i);
+  if (rest > 0) plain = plain + T::load(tail);
+  double lanes[T::kLanes];
+  T::store(plain, lanes);
+  *hi = 0.0;
+  for (std::int64_t j = 0; j < L; ++j) *hi += lanes[j];
+  *lo = 0.0;
 }
 
 template <class V, class F, class E>
