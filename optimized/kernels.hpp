@@ -54,6 +54,9 @@ struct KernelTable {
   // The dense fast path, per loss, for float32 ([0]) and float64 ([1]) tensors.
   DenseForwardKernel dense_forward[kLossCount][2];
   DenseBackwardKernel dense_backward[kLossCount][2];
+  // The ISA's vector math (0 exp, 1 log, 2 log1p, 3 expm1) on n doubles (n a multiple of kPad),
+  // for tests/cpu_test.cpp.
+  void (*math)(int fn, const double* in, double* out, std::size_t n);
   // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).
   ForwardKernel row_exp;
 };

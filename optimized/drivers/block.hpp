@@ -169,11 +169,21 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
     T::store(eval(tail_src, 0), tail);
     for (std::int64_t j = rest; j < L; ++j) tail[j] = 0.0;
   }
+  // Every index into s and c is a constant after unrolling, so the accumulators stay in
+  // registers (a variable index would put them in memory, on the loop's critical path).
   std::int64_t i = 0;
-  for (; i + kAcc * L <= full; i += kAcc * L)
+  for (; i + kAcc * L <= full; i += kAcc * L) {
+#pragma GCC unroll 4
     for (std::int64_t k = 0; k < kAcc; ++k) add(eval(src, i + k * L), k);
-  for (std::int64_t k = 0; i < full; i += L, ++k) add(eval(src, i), k);
-  if (rest > 0) add(T::load(tail), kAcc - 1);
+  }
+  // At most 3 whole vectors and the tail are left: one more round, padded with zeros.
+  V left[kAcc];
+  std::int64_t count = 0;
+  for (std::int64_t r = i; r < full; r += L) left[count++] = eval(src, r);
+  if (rest > 0) left[count++] = T::load(tail);
+  for (std::int64_t k = count; k < kAcc; ++k) left[k] = V(0.0);
+#pragma GCC unroll 4
+  for (std::int64_t k = 0; k < kAcc; ++k) add(left[k], k);
   if (finish_sum(s, c, hi, lo)) return;
   // Not finite: IEEE's plain sum of the same terms (inf, -inf or NaN), evaluated again.
   V plain(0.0);
@@ -228,6 +238,16 @@ void dense_backward(const DenseIO& io, std::int64_t start, std::int64_t n,
 }
 
 template <class V>
+void math_block(int fn, const double* in, double* out, std::size_t n) {
+  using T = Traits<V>;
+  using formulas::vexp, formulas::vexpm1, formulas::vlog, formulas::vlog1p;
+  for (std::size_t i = 0; i < n; i += T::kLanes) {
+    const V x = T::load(in + i);
+    T::store(fn == 0 ? vexp(x) : fn == 1 ? vlog(x) : fn == 2 ? vlog1p(x) : vexpm1(x), out + i);
+  }
+}
+
+template <class V>
 KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
@@ -241,6 +261,7 @@ KernelTable make_table(const char* isa) {
   LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_FILL)
 #undef LOSSBENCH_OPT_FILL
   t.sum = sum_block<V>;
+  t.math = math_block<V>;
   t.row_exp = forward_block<V, formulas::CrossEntropyExp>;
   return t;
 }

@@ -13,6 +13,7 @@
 // for the whole domain (x > -1 included).
 #include <hwy/contrib/math/math-inl.h>
 #include <hwy/highway.h>
+#include <immintrin.h>
 
 #include "../drivers/block.hpp"
 
@@ -58,6 +59,129 @@ inline VD vsign(VD x) {
   return vselect(x > VD(0.0), VD(1.0), vselect(x < VD(0.0), VD(-1.0), VD(0.0)));
 }
 
+#if HWY_TARGET == HWY_AVX3
+// AVX-512: exp and log without division, from 16-entry tables held in two registers each
+// (vpermt2pd) and short polynomials, with getexp/getmant/scalef doing the exponent work. These
+// serve the float32 and 16-bit dtypes only (float64 losses with exp/log run the scalar path with
+// glibc's functions, api.cpp), so their target is a relative error of a few units of 2^-53, far
+// below float32's 2^-24: tests/cpu_test.cpp (VectorMath) holds them to 2^-50 against glibc.
+namespace avx512math {
+
+inline __m512d table(const double (&t)[16], __m512i idx) {
+  return _mm512_permutex2var_pd(_mm512_loadu_pd(t), idx, _mm512_loadu_pd(t + 8));
+}
+
+// exp(x) for every double x but NaN: x = (16 e + j) ln2/16 + r, |r| <= ln2/32;
+// exp(x) = 2^e 2^(j/16) p(r) with a degree-7 Taylor polynomial (error < 2^-59); scalef rounds
+// once into the subnormal range and overflows to inf; x is clamped to +-1000 first.
+inline __m512d exp_core(__m512d x) {
+  static constexpr double kPow2[16] = {
+      0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
+      0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
+      0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+      0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
+  x = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(-1000.0)), _mm512_set1_pd(1000.0));
+  const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(0x1.71547652b82fep+4)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // ln2/16 in two parts; the first has 33 bits, so k times it is exact for |k| < 2^20.
+  __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(0x1.62e42fef00000p-5), x);
+  r = _mm512_fnmadd_pd(k, _mm512_set1_pd(0x1.473de6af278edp-38), r);
+  const __m512d e = _mm512_roundscale_pd(_mm512_mul_pd(k, _mm512_set1_pd(1.0 / 16)),
+                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512i j = _mm512_cvttpd_epi64(_mm512_fnmadd_pd(e, _mm512_set1_pd(16.0), k));
+  __m512d p = _mm512_set1_pd(1.0 / 5040);
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 720));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 120));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 24));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 6));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.5));
+  p = _mm512_fmadd_pd(p, _mm512_mul_pd(r, r), r);  // p(r) - 1
+  const __m512d t = table(kPow2, j);
+  return _mm512_scalef_pd(_mm512_fmadd_pd(t, p, t), e);
+}
+
+// log(x) for x > 0 finite (subnormals included): x = 2^e m, m in [0.75, 1.5), m in one of 16
+// intervals of width 3/64 with a point c (c = 1 exactly on the interval around 1, so that the
+// result keeps its relative accuracy near x = 1); r = m / c - 1 = m invc - 1 (one FMA),
+// |r| <= 2^-5; log x = e ln2 + log c + log1p(r), log1p by its degree-11 Taylor polynomial
+// (relative error < 2^-53).
+inline __m512d log_core(__m512d x) {
+  static constexpr double kInvC[16] = {
+      0x1.4afd6a052bf5bp+0, 0x1.3813813813814p+0, 0x1.27350b8812735p+0, 0x1.1811811811812p+0,
+      0x1.0a6810a6810a7p+0, 0x1.0000000000000p+0, 0x1.e573ac901e574p-1, 0x1.d0cb58f6ec074p-1,
+      0x1.bdd2b899406f7p-1, 0x1.ac5701ac5701bp-1, 0x1.9c2d14ee4a102p-1, 0x1.8d3018d3018d3p-1,
+      0x1.7f405fd017f40p-1, 0x1.724287f46debcp-1, 0x1.661ec6a5122f9p-1, 0x1.5ac056b015ac0p-1};
+  // -log(kInvC[j]), correctly rounded.
+  static constexpr double kLogC[16] = {
+      -0x1.07138604d5864p-2, -0x1.95a5adcf70182p-3, -0x1.23d712a49c201p-3,
+      -0x1.700d30aeac0e8p-4, -0x1.466aed42de3f9p-5, 0x0.0p+0,
+      0x1.b42dd711971b9p-5,  0x1.8c345d6319b23p-4,  0x1.1b72ad52f67a2p-3,
+      0x1.6d60fe719d21bp-3,  0x1.bc286742d8cd4p-3,  0x1.0402594b4d041p-2,
+      0x1.2895a13de86a4p-2,  0x1.4be5f957778a1p-2,  0x1.6e08eaa2ba1e4p-2,
+      0x1.8f11e873662c8p-2};
+  const __m512d m1 = _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+  const __mmask8 big = _mm512_cmp_pd_mask(m1, _mm512_set1_pd(1.5), _CMP_GE_OQ);
+  const __m512d m = _mm512_mask_mul_pd(m1, big, m1, _mm512_set1_pd(0.5));
+  const __m512d e =
+      _mm512_mask_add_pd(_mm512_getexp_pd(x), big, _mm512_getexp_pd(x), _mm512_set1_pd(1.0));
+  const __m512i j = _mm512_cvttpd_epi64(
+      _mm512_mul_pd(_mm512_sub_pd(m, _mm512_set1_pd(0.75)), _mm512_set1_pd(64.0 / 3)));
+  const __m512d r = _mm512_fmsub_pd(m, table(kInvC, j), _mm512_set1_pd(1.0));
+  __m512d p = _mm512_set1_pd(1.0 / 11);
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 10));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 9));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 8));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 7));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 6));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 5));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 4));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 3));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 2));
+  p = _mm512_fmadd_pd(p, _mm512_mul_pd(r, r), r);  // log1p(r)
+  // ln2 in two parts; the first has 42 bits, so e times it is exact.
+  const __m512d low = _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.ef35793c76730p-45), p);
+  return _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.62e42fefa3800p-1),
+                         _mm512_add_pd(table(kLogC, j), low));
+}
+
+// 1 / u to about 2^-56 for u normal: rcp14 and two Newton steps.
+inline __m512d reciprocal(__m512d u) {
+  __m512d y = _mm512_rcp14_pd(u);
+  for (int k = 0; k < 2; ++k) {
+    const __m512d err = _mm512_fnmadd_pd(u, y, _mm512_set1_pd(1.0));
+    y = _mm512_fmadd_pd(y, err, y);
+  }
+  return y;
+}
+
+}  // namespace avx512math
+
+HWY_INLINE VD vexp(VD x) {
+  VD r(hn::Vec<D>{avx512math::exp_core(x.v.raw)});
+  return vselect(visnan(x), x, r);
+}
+
+HWY_INLINE VD vlog(VD x) {
+  const MD regular = (x > VD(0.0)) & visfinite(x);
+  VD r(hn::Vec<D>{avx512math::log_core(vselect(regular, x, VD(1.0)).v.raw)});
+  r = vselect(x == VD(0.0), VD(-HUGE_VAL), r);
+  r = vselect(x == VD(HUGE_VAL), x, r);
+  return vselect((x < VD(0.0)) | visnan(x), VD(__builtin_nan("")), r);
+}
+
+// log1p(x) = log(u) + (x - (u - 1)) / u with u = 1 + x rounded: the second term is the rounding
+// error of u, tiny, so an approximate reciprocal serves; x - (u - 1) is exact for u <= 2.
+HWY_INLINE VD vlog1p(VD x) {
+  const VD u = VD(1.0) + x;
+  const MD usable = (u > VD(0x1p-1000)) & (u < VD(0x1p+1000));
+  const VD inv(hn::Vec<D>{avx512math::reciprocal(vselect(usable, u, VD(1.0)).v.raw)});
+  const VD correction = vselect(usable, (x - (u - VD(1.0))) * inv, VD(0.0));
+  VD r = vlog(u) + correction;
+  r = vselect(u == VD(1.0), x, r);
+  return vselect(x == VD(HUGE_VAL), x, r);
+}
+
+#else
 HWY_INLINE VD vexp(VD x) {
   const D d;
   // Highway's Exp is valid up to 706: above, exp(x/2)^2 (overflows to inf past 709.78).
@@ -83,15 +207,6 @@ HWY_INLINE VD vlog(VD x) {
   return vselect((x < VD(0.0)) | visnan(x), VD(__builtin_nan("")), r);
 }
 
-// expm1: Highway's Expm1 (4 ULP of double) where it is valid, exp(x) - 1 above 700.
-HWY_INLINE VD vexpm1(VD x) {
-  const D d;
-  const MD regular = visfinite(x) & (x < VD(700.0));
-  VD r(hn::Expm1(d, vselect(regular, x, VD(0.0)).v));
-  r = vselect(regular, r, vexp(x) - VD(1.0));  // inf, -1 at -inf, NaN
-  return vselect(visnan(x), x, r);
-}
-
 // log1p(x) = log(u) * x / (u - 1) with u = 1 + x rounded (Goldberg): a few ULPs of double for
 // every x > -1, from an accurate log.
 HWY_INLINE VD vlog1p(VD x) {
@@ -99,6 +214,16 @@ HWY_INLINE VD vlog1p(VD x) {
   VD r = vlog(u) * (x / (u - VD(1.0)));
   r = vselect(u == VD(1.0), x, r);
   return vselect(x == VD(HUGE_VAL), x, r);
+}
+#endif  // HWY_TARGET == HWY_AVX3
+
+// expm1: Highway's Expm1 (4 ULP of double) where it is valid, exp(x) - 1 above 700.
+HWY_INLINE VD vexpm1(VD x) {
+  const D d;
+  const MD regular = visfinite(x) & (x < VD(700.0));
+  VD r(hn::Expm1(d, vselect(regular, x, VD(0.0)).v));
+  r = vselect(regular, r, vexp(x) - VD(1.0));  // inf, -1 at -inf, NaN
+  return vselect(visnan(x), x, r);
 }
 
 }  // namespace LOSSBENCH_FORMULA_NS
