@@ -57,6 +57,12 @@ struct KernelTable {
   // The ISA's vector math (0 exp, 1 log, 2 log1p, 3 expm1) on n doubles (n a multiple of kPad),
   // for tests/cpu_test.cpp.
   void (*math)(int fn, const double* in, double* out, std::size_t n);
+  // cross_entropy over a contiguous float32 row of C logits (classification.cpp's fast path):
+  // ce_row: m = max, s_hi + s_lo = sum of exp(x - m) less 1 (the argmax's term), a double-double;
+  // false when the row has a NaN or an infinite max (the general path handles those rows).
+  bool (*ce_row_f32)(const float* x, std::int64_t c, double* m, double* s_hi, double* s_lo);
+  // ce_grad_row: out[k] = exp(x[k] - m) * scale, rounded once to float32.
+  void (*ce_grad_row_f32)(const float* x, std::int64_t c, double m, double scale, float* out);
   // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).
   ForwardKernel row_exp;
 };

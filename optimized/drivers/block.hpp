@@ -237,6 +237,77 @@ void dense_backward(const DenseIO& io, std::int64_t start, std::int64_t n,
   }
 }
 
+// cross_entropy rows (kernels.hpp: ce_row_f32, ce_grad_row_f32). The last partial vector is
+// read from a copy padded with -inf (exp gives 0 there).
+template <class V>
+bool ce_row_f32(const float* x, std::int64_t C, double* m_out, double* s_hi, double* s_lo) {
+  using T = Traits<V>;
+  using formulas::vany, formulas::vexp, formulas::visnan, formulas::vselect;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const std::int64_t full = C / L * L, rest = C - full;
+  float tail[T::kLanes];
+  for (std::int64_t j = 0; j < L; ++j) tail[j] = j < rest ? x[full + j] : -HUGE_VALF;
+  V mx(-HUGE_VAL);
+  auto nan = visnan(mx);
+  for (std::int64_t i = 0; i <= full; i += L) {
+    if (i == full && rest == 0) break;
+    const V v = i < full ? T::load(x + i) : T::load(tail);
+    nan = nan | visnan(v);
+    mx = vselect(v > mx, v, mx);
+  }
+  if (vany(nan)) return false;
+  double lanes[T::kLanes];
+  T::store(mx, lanes);
+  double m = -HUGE_VAL;
+  for (std::int64_t j = 0; j < L; ++j) m = lanes[j] > m ? lanes[j] : m;
+  if (!(std::fabs(m) < HUGE_VAL)) return false;
+  constexpr std::int64_t kAcc = 4;
+  V s[kAcc], c[kAcc];
+  for (std::int64_t k = 0; k < kAcc; ++k) s[k] = c[k] = V(0.0);
+  const V vm(m);
+  const auto add = [&](V r, std::int64_t k) {
+    V e;
+    two_sum(s[k], r, s[k], e);
+    c[k] = c[k] + e;
+  };
+  std::int64_t i = 0;
+  for (; i + kAcc * L <= full; i += kAcc * L) {
+#pragma GCC unroll 4
+    for (std::int64_t k = 0; k < kAcc; ++k) add(vexp(T::load(x + i + k * L) - vm), k);
+  }
+  V left[kAcc];
+  std::int64_t count = 0;
+  for (std::int64_t r = i; r < full; r += L) left[count++] = vexp(T::load(x + r) - vm);
+  if (rest > 0) left[count++] = vexp(T::load(tail) - vm);
+  for (std::int64_t k = count; k < kAcc; ++k) left[k] = V(0.0);
+#pragma GCC unroll 4
+  for (std::int64_t k = 0; k < kAcc; ++k) add(left[k], k);
+  double hi, lo;
+  finish_sum(s, c, &hi, &lo);
+  // The argmax's term is exp(0) = 1 exactly; hi >= 1, and hi - 1 is exact while hi < 2.
+  double e;
+  two_sum(hi - 1.0, lo, *s_hi, e);
+  *s_lo = e;
+  *m_out = m;
+  return true;
+}
+
+template <class V>
+void ce_grad_row_f32(const float* x, std::int64_t C, double m, double scale, float* out) {
+  using T = Traits<V>;
+  using formulas::vexp;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const std::int64_t full = C / L * L, rest = C - full;
+  const V vm(m), vs(scale);
+  for (std::int64_t i = 0; i < full; i += L) T::store(vexp(T::load(x + i) - vm) * vs, out + i);
+  if (rest == 0) return;
+  float tail[T::kLanes];
+  for (std::int64_t j = 0; j < L; ++j) tail[j] = j < rest ? x[full + j] : -HUGE_VALF;
+  float res[T::kLanes];
+  T::store(vexp(T::load(tail) - vm) * vs, res);
+  for (std::int64_t j = 0; j < rest; ++j) out[full + j] = res[j];
+}
+
 template <class V>
 void math_block(int fn, const double* in, double* out, std::size_t n) {
   using T = Traits<V>;
@@ -262,6 +333,8 @@ KernelTable make_table(const char* isa) {
 #undef LOSSBENCH_OPT_FILL
   t.sum = sum_block<V>;
   t.math = math_block<V>;
+  t.ce_row_f32 = ce_row_f32<V>;
+  t.ce_grad_row_f32 = ce_grad_row_f32<V>;
   t.row_exp = forward_block<V, formulas::CrossEntropyExp>;
   return t;
 }

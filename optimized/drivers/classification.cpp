@@ -189,6 +189,14 @@ void softmax_row(const KernelTable& k, const ClassificationPlan& p, Row& r) {
   r.z = 1.0 + S;
 }
 
+// cross_entropy's float32 fast path (KernelTable::ce_row_f32): class-index targets without
+// label smoothing, float32 logits with contiguous classes. x - m is exact in double for float32
+// x and m wherever exp(x - m) is not negligible, so the general path's correction term vanishes.
+bool ce_fast_path(const ClassificationPlan& p, const RowIndex& xi) {
+  return p.loss == Loss::cross_entropy && !p.prob && !p.smoothing && p.c > 0 &&
+         p.input->dtype == LB_FLOAT32 && xi.class_stride == 1;
+}
+
 // The target class of position i, or -1 when ignored (or absent).
 std::int64_t target_of(const ClassificationPlan& p, std::int64_t i) {
   if (i >= static_cast<std::int64_t>(p.t.size())) return -1;
@@ -559,6 +567,7 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
     std::vector<double> a(kPositionBlock + kRowPad), b(kPositionBlock + kRowPad);
     const RowIndex xi = row_index(p, *p.input);
     const RowIndex ti = p.prob ? row_index(p, *p.target) : RowIndex{};
+    const bool fast = ce_fast_path(p, xi);
 #pragma omp for schedule(static)
     for (std::int64_t blk = 0; blk < nb; ++blk) {
       const std::int64_t start = blk * kPositionBlock;
@@ -591,6 +600,14 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
             if (!ce) {
               nll =
                   NllLoss::term(load(*p.input, xi.base(p, *p.input, i) + t * xi.class_stride), wt);
+            } else if (double m, s_hi, s_lo;
+                       fast && k.ce_row_f32(static_cast<const float*>(p.input->data) +
+                                                xi.base(p, *p.input, i),
+                                            p.c, &m, &s_hi, &s_lo)) {
+              // The float32 fast path (no smoothing): one read of the row's logits.
+              const float xt =
+                  static_cast<const float*>(p.input->data)[xi.base(p, *p.input, i) + t];
+              nll = NllLoss::term(CrossEntropy::log_prob(xt - m, 0.0, std::log1p(s_hi + s_lo)), wt);
             } else {
               gather_row(p, *p.input, i, r);
               softmax_row(k, p, r);
@@ -703,6 +720,9 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
     Row r(ce ? p.c : 0);
     std::vector<double> dl((static_cast<std::size_t>(p.c) + kRowPad) / kRowPad * kRowPad + kRowPad);
     const RowIndex ti = p.prob ? row_index(p, *p.target) : RowIndex{};
+    const RowIndex xi = row_index(p, *p.input);
+    const bool fast =
+        gx != nullptr && gx->dtype == LB_FLOAT32 && gstride == 1 && ce_fast_path(p, xi);
     formulas::Params fp;
     fp.f0 = p.smoothing;
     fp.s0 = p.keep;
@@ -722,6 +742,24 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           continue;
         }
         if (p.c == 0) continue;
+        if (fast) {
+          const std::int64_t t = target_of(p, i);
+          const float* x = static_cast<const float*>(p.input->data) + xi.base(p, *p.input, i);
+          double m, s_hi, s_lo;
+          if (t >= 0 && k.ce_row_f32(x, p.c, &m, &s_hi, &s_lo)) {
+            // grad_k = p_k dl_t' with dl = d loss / d log p = (0, .., dl_t, .., 0): for k != t
+            // -e_k dl_t / z, and at t dl_t (z - e_t) / z (CrossEntropy::grad).
+            const double s_nll = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
+            const double dl_t = NllLoss::grad(p.w[static_cast<std::size_t>(t)], s_nll);
+            const double z = 1.0 + (s_hi + s_lo);
+            float* out = static_cast<float*>(gx->data) + gb;
+            k.ce_grad_row_f32(x, p.c, m, -dl_t / z, out);
+            const double e_t = std::exp(static_cast<double>(x[t]) - m);
+            const double zmt = x[t] == m ? s_hi + s_lo : 1.0 + ((s_hi - e_t) + s_lo);
+            out[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
+            continue;
+          }
+        }
         gather_row(p, *p.input, i, r);
         double s = upstream(i);
         std::int64_t t = -1;
