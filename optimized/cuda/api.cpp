@@ -1,18 +1,24 @@
 // The ABI of the CUDA backend (cuda.hpp). Argument checks and plans are the CPU backend's
-// (plan.hpp), run on a host description of the call: tensors keep their device pointers, except
-// the few whose values the checks read (binary_cross_entropy's input and target,
-// gaussian_nll_loss's var), which are copied to the host for the check. The kernels are in
-// driver.cu.
+// (plan.hpp for the elementwise losses; the checked calls of drivers/classification.hpp,
+// ctc.hpp, multilabel.hpp for the others), run on a host description of the call: tensors keep
+// their device pointers, except the few whose values the checks read (reads_values() below:
+// binary_cross_entropy's input and target, gaussian_nll_loss's var, class-index targets and
+// weights, CTC's targets and lengths, multilabel_margin_loss's target), which are copied to the
+// host first. The kernels are in driver.cu (elementwise), classification.cu, ctc.cu and
+// multilabel.cu.
 #include <cuda_runtime_api.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cuda.hpp"
 #include "driver.hpp"
+#include "drivers/args.hpp"
 #include "elements.hpp"
+#include "families.hpp"
 #include "plan.hpp"
 
 namespace lossbench::opt {
@@ -20,10 +26,6 @@ namespace lossbench::opt {
 namespace {
 
 constexpr lb_device kDevice{LB_DEVICE_CUDA, 0};
-
-void set_error(char* error, std::size_t size, const std::string& m) {
-  if (error != nullptr && size > 0) std::snprintf(error, size, "%s", m.c_str());
-}
 
 struct Availability {
   bool ok = false;
@@ -40,6 +42,57 @@ const Availability& availability() {
     return r;
   }();
   return a;
+}
+
+enum class Family {
+  elementwise,
+  classification,
+  ctc,
+  multilabel_margin,
+  multilabel_soft,
+  pairwise,
+  none
+};
+
+Family family_of(const char* loss) {
+  if (loss == nullptr) return Family::none;
+  if (plans_loss(loss)) return Family::elementwise;
+  if (is_classification(loss)) return Family::classification;
+  if (ctc::handles(loss)) return Family::ctc;
+  const std::string_view l(loss);
+  if (l == "multilabel_margin_loss") return Family::multilabel_margin;
+  if (l == "multilabel_soft_margin_loss") return Family::multilabel_soft;
+  if (pairwise::handles(loss)) return Family::pairwise;
+  return Family::none;
+}
+
+// Do the CPU code's checks (or its plan) read the values of this input? Those are copied to the
+// host; the others stay on the device and are only described.
+bool reads_values(const lb_call& call, const lb_tensor& t) {
+  if (t.name == nullptr) return false;
+  const char* loss = call.loss;
+  const std::string_view n(t.name);
+  switch (family_of(loss)) {
+    case Family::elementwise: return checks_values(loss, t.name);
+    case Family::pairwise: {
+      // The cosine losses' extreme-magnitude check reads every element of their inputs.
+      if (std::string_view(loss) == "cosine_embedding_loss") return n != "target";
+      if (std::string_view(loss) != "triplet_margin_with_distance_loss") return false;
+      for (std::int32_t k = 0; k < call.num_params; ++k) {
+        const lb_param& q = call.params[k];
+        if (q.name != nullptr && std::string_view(q.name) == "distance_function" &&
+            q.type == LB_PARAM_STRING && q.s != nullptr && std::string_view(q.s) == "cosine")
+          return true;
+      }
+      return false;
+    }
+    case Family::classification:  // class indices (multi_margin_loss reads any dtype's bits)
+      return n == "weight" || (n == "target" && (t.dtype == LB_INT64 ||
+                                                 std::string_view(loss) == "multi_margin_loss"));
+    case Family::ctc: return n == "targets" || n == "input_lengths" || n == "target_lengths";
+    case Family::multilabel_margin: return n == "target";
+    default: return false;
+  }
 }
 
 // The host description of the call's inputs: shapes and strides as given, device pointers,
@@ -64,7 +117,7 @@ std::int32_t host_view(const lb_call& in, HostView& v, std::string& error) {
       return LB_UNSUPPORTED;
     }
     t.device = {LB_DEVICE_CPU, 0};
-    if (!checks_values(in.loss, t.name)) continue;
+    if (!reads_values(in, t)) continue;
     // The span of storage the tensor covers (strides may be negative or zero).
     std::int64_t lo = 0, hi = 0;
     bool empty = false;
@@ -102,6 +155,150 @@ void device_pointers(const lb_call& in, const HostView& v, const PlannedCall& pc
   }
 }
 
+// The device pointer of a tensor of the host view (nullptr for none).
+const void* device_data(const lb_call& in, const HostView& v, const lb_tensor* t) {
+  return t == nullptr ? nullptr : in.inputs[t - v.tensors.data()].data;
+}
+
+// An output or gradient tensor described as the CPU code's checks expect (on the host).
+lb_tensor described(const lb_tensor& t) {
+  lb_tensor d = t;
+  d.device = {LB_DEVICE_CPU, 0};
+  return d;
+}
+
+cuda::PairwiseData pairwise_data(const lb_call& in, const HostView& v) {
+  cuda::PairwiseData d;
+  for (std::size_t k = 0; k < v.tensors.size() && k < cuda::PairwiseData::kMax; ++k) {
+    d.host[k] = &v.tensors[k];
+    d.device[k] = in.inputs[k].data;
+  }
+  return d;
+}
+
+void refuse_many_classes(const multilabel::Margin& m) {
+  if (m.dim > cuda::kMultilabelMaxClasses)
+    unsupported("multilabel_margin_loss with more than " +
+                std::to_string(cuda::kMultilabelMaxClasses) + " classes on CUDA");
+}
+
+void fail_on(const std::string& cuda_error) {
+  if (!cuda_error.empty()) throw Failure{LB_INTERNAL_ERROR, cuda_error};
+}
+
+// The row losses' forward and backward: the CPU code's checks on the host view, then the kernels.
+void row_forward(const lb_call& in, const HostView& v, const lb_tensor& output) {
+  const lb_tensor out = described(output);
+  switch (family_of(in.loss)) {
+    case Family::classification: {
+      ClassificationPlan p;
+      build_classification(v.call, p);
+      check_classification_output(p, out);
+      const bool mean = p.reduction == ClassificationPlan::Reduction::mean;
+      const double W = !p.prob && mean && p.loss != Loss::multi_margin_loss
+                           ? classification_total_weight(p)
+                           : 1.0;
+      const cuda::ClassificationData d{device_data(in, v, p.input), device_data(in, v, p.target),
+                                       device_data(in, v, p.weight)};
+      fail_on(cuda::classification_forward(p, d, W, output));
+      return;
+    }
+    case Family::ctc: {
+      ctc::Call c;
+      ctc::build(v.call, c);
+      ctc::check_output(c, out);
+      fail_on(cuda::ctc_forward(c, device_data(in, v, c.lp), output));
+      return;
+    }
+    case Family::multilabel_margin: {
+      multilabel::Margin m;
+      multilabel::build(v.call, m);
+      multilabel::check_output(m.c, m.none_shape, out);
+      refuse_many_classes(m);
+      fail_on(cuda::multilabel_margin_forward(m, device_data(in, v, m.c.input), output));
+      return;
+    }
+    case Family::multilabel_soft: {
+      multilabel::Soft s;
+      multilabel::build(v.call, s);
+      multilabel::check_output(s.c, s.out_shape, out);
+      const cuda::SoftData d{device_data(in, v, s.c.input), device_data(in, v, s.c.target),
+                             device_data(in, v, s.c.weight)};
+      fail_on(cuda::multilabel_soft_forward(s, d, output));
+      return;
+    }
+    case Family::pairwise: {
+      pairwise::Call c;
+      pairwise::build(v.call, c);
+      pairwise::check_output(c, out);
+      fail_on(cuda::pairwise_forward(c, pairwise_data(in, v), output));
+      return;
+    }
+    default: unsupported(std::string("loss '") + (in.loss ? in.loss : "") + "'");
+  }
+}
+
+void row_backward(const lb_call& in, const HostView& v, const lb_tensor* grad_output,
+                  lb_tensor* grads, std::int32_t num_grads) {
+  switch (family_of(in.loss)) {
+    case Family::classification: {
+      ClassificationPlan p;
+      build_classification(v.call, p);
+      const lb_tensor *gx = nullptr, *gt = nullptr, *gw = nullptr;
+      match_classification_grads(p, grad_output, grads, num_grads, gx, gt, gw);
+      const bool mean = p.reduction == ClassificationPlan::Reduction::mean;
+      const double W = !p.prob && mean && p.loss != Loss::multi_margin_loss
+                           ? classification_total_weight(p)
+                           : 1.0;
+      const cuda::ClassificationData d{device_data(in, v, p.input), device_data(in, v, p.target),
+                                       device_data(in, v, p.weight)};
+      fail_on(cuda::classification_backward(p, d, W, grad_output, gx, gt, gw));
+      return;
+    }
+    case Family::ctc: {
+      ctc::Call c;
+      ctc::build(v.call, c);
+      const lb_tensor* g = ctc::match_grads(c, grads, num_grads);
+      if (g != nullptr) fail_on(cuda::ctc_backward(c, device_data(in, v, c.lp), grad_output, *g));
+      return;
+    }
+    case Family::multilabel_margin: {
+      multilabel::Margin m;
+      multilabel::build(v.call, m);
+      const lb_tensor* gx = multilabel::match_margin_grads(m, grads, num_grads);
+      multilabel::check_grad_output(m.c, grad_output, m.none_shape);
+      refuse_many_classes(m);
+      if (gx != nullptr)
+        fail_on(
+            cuda::multilabel_margin_backward(m, device_data(in, v, m.c.input), grad_output, *gx));
+      return;
+    }
+    case Family::multilabel_soft: {
+      multilabel::Soft s;
+      multilabel::build(v.call, s);
+      lb_tensor *gx = nullptr, *gy = nullptr, *gw = nullptr;
+      multilabel::match_soft_grads(s, grads, num_grads, gx, gy, gw);
+      multilabel::check_grad_output(s.c, grad_output, s.out_shape);
+      const cuda::SoftData d{device_data(in, v, s.c.input), device_data(in, v, s.c.target),
+                             device_data(in, v, s.c.weight)};
+      if (gx != nullptr || gy != nullptr || gw != nullptr)
+        fail_on(cuda::multilabel_soft_backward(s, d, grad_output, gx, gy, gw));
+      return;
+    }
+    case Family::pairwise: {
+      pairwise::Call c;
+      pairwise::build(v.call, c);
+      lb_tensor* g[3] = {};
+      pairwise::match_grads(v.call, c, grads, num_grads, g);
+      pairwise::check_grad_output(c, grad_output);
+      if (g[0] != nullptr || g[1] != nullptr || g[2] != nullptr)
+        fail_on(cuda::pairwise_backward(c, pairwise_data(in, v), grad_output, g));
+      return;
+    }
+    default: unsupported(std::string("loss '") + (in.loss ? in.loss : "") + "'");
+  }
+}
+
 std::int32_t finish(const std::string& cuda_error, char* error, std::size_t size) {
   if (cuda_error.empty()) return LB_OK;
   set_error(error, size, cuda_error);
@@ -110,7 +307,7 @@ std::int32_t finish(const std::string& cuda_error, char* error, std::size_t size
 
 std::int32_t cuda_supports(const char* loss, std::int32_t dtype, lb_device device, const char*) {
   if (!availability().ok || device.type != LB_DEVICE_CUDA || device.index != 0) return 0;
-  return plans_loss(loss) && dtype >= LB_FLOAT64 && dtype <= LB_BFLOAT16 ? 1 : 0;
+  return family_of(loss) != Family::none && dtype >= LB_FLOAT64 && dtype <= LB_BFLOAT16 ? 1 : 0;
 }
 
 std::int32_t cuda_forward(const lb_call* call, lb_tensor* output, char* error, std::size_t size) {
@@ -124,6 +321,8 @@ std::int32_t cuda_forward(const lb_call* call, lb_tensor* output, char* error, s
   lb_tensor out = *output;
   out.device = {LB_DEVICE_CPU, 0};
   std::int32_t status = host_view(*call, v, message);
+  if (status == LB_OK && family_of(call->loss) != Family::elementwise)
+    return guarded(error, size, [&] { row_forward(*call, v, *output); });
   if (status == LB_OK) status = plan_forward(v.call, out, pc, message);
   if (status != LB_OK) {
     set_error(error, size, message);
@@ -145,6 +344,8 @@ std::int32_t cuda_backward(const lb_call* call, const lb_tensor* grad_output, lb
   HostView v;
   PlannedCall pc;
   std::int32_t status = host_view(*call, v, message);
+  if (status == LB_OK && family_of(call->loss) != Family::elementwise)
+    return guarded(error, size, [&] { row_backward(*call, v, grad_output, grads, num_grads); });
   if (status == LB_OK) status = plan_backward(v.call, grad_output, grads, num_grads, pc, message);
   if (status != LB_OK) {
     set_error(error, size, message);

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 
+#include "device.cuh"
 #include "driver.hpp"
 #include "elements.hpp"
 
@@ -22,60 +23,16 @@ namespace lossbench::opt::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-constexpr std::int64_t kMaxBlocks = 1024;
-
-struct DD {
-  double hi;
-  double lo;
-};
-
-// hi + lo += a (the CPU driver's compensated step; infinities and NaN: IEEE's sum).
-__device__ void dd_add(DD& s, double a_hi, double a_lo) {
-  if (!(fabs(s.hi) < HUGE_VAL) || !(fabs(a_hi) < HUGE_VAL)) {
-    s.hi += a_hi;
-    s.lo = 0.0;
-    return;
-  }
-  const double t = s.hi + a_hi;
-  const double bb = t - s.hi;
-  const double e = (s.hi - (t - bb)) + (a_hi - bb);
-  double lo = s.lo + a_lo + e;
-  const double t2 = t + lo;
-  lo = lo - (t2 - t);
-  s.hi = t2;
-  s.lo = lo;
-}
-
-// (hi + lo) / d rounded to double (nearly correctly).
-__device__ double dd_div(double hi, double lo, double d) {
-  const double q = hi / d;
-  if (!(fabs(q) < HUGE_VAL) || d == 0) return (hi + lo) / d;
-  const double r = fma(-q, d, hi) + lo;
-  return q + r / d;
-}
-
-__device__ double load(const void* p, std::int32_t dtype, std::int64_t i) {
-  switch (dtype) {
-    case LB_FLOAT64: return static_cast<const double*>(p)[i];
-    case LB_FLOAT32: return static_cast<const float*>(p)[i];
-    case LB_FLOAT16: return conformance::half_to_double(static_cast<const std::uint16_t*>(p)[i]);
-    case LB_BFLOAT16:
-      return conformance::bfloat16_to_double(static_cast<const std::uint16_t*>(p)[i]);
-    case LB_INT64: return static_cast<double>(static_cast<const std::int64_t*>(p)[i]);
-    default: return __builtin_nan("");
-  }
-}
-
-__device__ void store(void* p, std::int32_t dtype, std::int64_t i, double v) {
-  switch (dtype) {
-    case LB_FLOAT64: static_cast<double*>(p)[i] = v; break;
-    case LB_FLOAT32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
-    case LB_FLOAT16: static_cast<std::uint16_t*>(p)[i] = conformance::double_to_half(v); break;
-    case LB_BFLOAT16: static_cast<std::uint16_t*>(p)[i] = conformance::double_to_bfloat16(v); break;
-    default: break;
-  }
-}
+using dev::block_sum;
+using dev::DD;
+using dev::dd_add;
+using dev::dd_div;
+using dev::grid_for;
+using dev::kMaxBlocks;
+using dev::kThreads;
+using dev::load;
+using dev::store;
+using dev::text;
 
 // Element i (flat, of the output's index space) of an operand.
 __device__ double operand(const DevOperand& op, int ndim, const std::int64_t* shape,
@@ -88,22 +45,6 @@ __device__ double operand(const DevOperand& op, int ndim, const std::int64_t* sh
     rest /= shape[d];
   }
   return load(op.data, op.dtype, off);
-}
-
-// Combines the block's per-thread sums in a fixed tree; thread 0 gets the total. Every thread
-// of the block must call it.
-__device__ DD block_sum(DD v) {
-  __shared__ DD s[kThreads];
-  const int t = static_cast<int>(threadIdx.x);
-  s[t] = v;
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (t < half) dd_add(s[t], s[t + half].hi, s[t + half].lo);
-    __syncthreads();
-  }
-  const DD r = s[0];
-  __syncthreads();  // s is reused by the next call
-  return r;
 }
 
 template <class F>
@@ -222,14 +163,6 @@ Scratch& partial_scratch() {
   return s;
 }
 
-int grid_for(std::int64_t n) {
-  return static_cast<int>(std::clamp<std::int64_t>((n + kThreads - 1) / kThreads, 1, kMaxBlocks));
-}
-
-std::string text(cudaError_t e) {
-  return e == cudaSuccess ? std::string() : std::string("CUDA: ") + cudaGetErrorString(e);
-}
-
 template <class F>
 cudaError_t launch_forward(const DevPlan& p, void* out, std::int32_t out_dtype) {
   const int grid = grid_for(p.numel);
@@ -250,6 +183,37 @@ cudaError_t launch_backward(const DevPlan& p, const BackwardArgs& a) {
 }
 
 }  // namespace
+
+cudaError_t dev::sum_back(const double* full, int ndim, const std::int64_t* shape,
+                          const std::int64_t* grad_strides, std::int64_t grad_numel, void* dst,
+                          std::int32_t dtype) {
+  if (grad_numel == 0) return cudaSuccess;
+  SumBackArgs s;
+  s.scratch = full;
+  s.dst = dst;
+  s.dtype = dtype;
+  s.ndim = ndim;
+  s.numel = grad_numel;
+  std::int64_t stride = 1, total = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    s.shape[d] = shape[d];
+    s.grad_strides[d] = grad_strides[d];
+    s.out_strides[d] = stride;
+    stride *= shape[d];
+    total *= shape[d];
+  }
+  for (int d = 0; d < ndim; ++d)
+    if (s.grad_strides[d] == 0 && s.shape[d] > 1) {
+      s.bdims[s.num_bdims++] = d;
+      s.count *= s.shape[d];
+    }
+  if (total == 0)  // an empty broadcast: the gradient is zeros (all bits 0 in every dtype)
+    return cudaMemset(dst, 0,
+                      static_cast<std::size_t>(grad_numel) * conformance::element_size(dtype));
+  const int grid = static_cast<int>(std::min<std::int64_t>(grad_numel, 65535));
+  sum_back_kernel<<<grid, kThreads>>>(s);
+  return cudaGetLastError();
+}
 
 DevOperand to_dev_operand(const Operand& op, const void* device_data, int ndim) {
   DevOperand d;
@@ -351,28 +315,8 @@ std::string backward(const DevPlan& plan, const DevOperand& g, const DevGrad* gr
   }
   for (int j = 0; j < plan.num_inputs && e == cudaSuccess; ++j) {
     if (grads[j].data == nullptr || plan.in[j].dense || grads[j].numel == 0) continue;
-    SumBackArgs s;
-    s.scratch = static_cast<const double*>(a.dst[j]);
-    s.dst = grads[j].data;
-    s.dtype = grads[j].dtype;
-    s.ndim = plan.ndim;
-    s.numel = grads[j].numel;
-    std::int64_t stride = 1;
-    for (int d = plan.ndim - 1; d >= 0; --d) {
-      s.shape[d] = plan.shape[d];
-      s.grad_strides[d] = plan.in[j].grad_strides[d];
-      s.out_strides[d] = stride;
-      stride *= plan.shape[d];
-    }
-    for (int d = 0; d < plan.ndim; ++d)
-      if (s.grad_strides[d] == 0 && s.shape[d] > 1) {
-        s.bdims[s.num_bdims++] = d;
-        s.count *= s.shape[d];
-      }
-    if (plan.numel == 0) s.count = 0;  // an empty broadcast: the gradient is zeros
-    const int grid = static_cast<int>(std::min<std::int64_t>(s.numel, 65535));
-    sum_back_kernel<<<grid, kThreads>>>(s);
-    e = cudaGetLastError();
+    e = dev::sum_back(static_cast<const double*>(a.dst[j]), plan.ndim, plan.shape,
+                      plan.in[j].grad_strides, grads[j].numel, grads[j].data, grads[j].dtype);
   }
   if (e == cudaSuccess) e = cudaDeviceSynchronize();
   if (scratch != nullptr) cudaFree(scratch);

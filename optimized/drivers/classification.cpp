@@ -128,13 +128,7 @@ struct Row {
   }
   // x - m = d_hi + d_lo exactly (d_lo = 0 when d_hi is not finite).
   void diff(std::int64_t k, double& d_hi, double& d_lo) const {
-    d_hi = x[k] - m;
-    if (!std::isfinite(d_hi)) {
-      d_lo = 0.0;
-      return;
-    }
-    const double bb = d_hi - x[k];
-    d_lo = (x[k] - (d_hi - bb)) + (-m - bb);
+    CrossEntropy::diff(x[k], m, d_hi, d_lo);
   }
   double log_prob(std::int64_t k) const {
     double d_hi, d_lo;
@@ -178,7 +172,7 @@ void softmax_row(const KernelTable& k, const ClassificationPlan& p, Row& r) {
   for (std::int64_t j = 0; j < C; ++j) {
     double d_hi, d_lo;
     r.diff(j, d_hi, d_lo);
-    r.e[j] = std::fma(r.e[j], d_lo, r.e[j]);  // exp(d_hi + d_lo) = exp(d_hi) (1 + d_lo)
+    r.e[j] = CrossEntropy::refine_exp(r.e[j], d_lo);
     if (r.arg == C && r.x[j] == r.m) r.arg = j;
     r.tmp[j] = r.e[j];
   }
@@ -314,16 +308,6 @@ std::int64_t mm_offset(const ClassificationPlan& p, std::int64_t n, std::int64_t
   return n * x.strides[0] + k * x.strides[1];
 }
 
-// z_i = margin - x_y + x_i: TwoSum twice, so that its sign is that of the exact sum (but in
-// pathological cases).
-double mm_z(double margin, double xy, double xi) {
-  double s, e, t, f;
-  two_sum(margin, -xy, s, e);
-  two_sum(s, xi, t, f);
-  if (!std::isfinite(t) || !std::isfinite(s)) return (margin - xy) + xi;  // inf, NaN: IEEE's
-  return t + (e + f);
-}
-
 // Row n of multi_margin_loss: the loss sum_i w_y h(z_i) / C, and (when grad) the local
 // gradient row (before the upstream factor and 1/C) into `local`.
 double mm_row(const ClassificationPlan& p, std::int64_t n, std::vector<double>& x, double* local) {
@@ -336,7 +320,7 @@ double mm_row(const ClassificationPlan& p, std::int64_t n, std::vector<double>& 
   double hi = 0.0, lo = 0.0, g_hi = 0.0, g_lo = 0.0;
   for (std::int64_t i = 0; i < C; ++i) {
     if (i == y) continue;
-    const double z = mm_z(p.margin, x[y], x[i]);
+    const double z = MultiMarginLoss::z(p.margin, x[y], x[i]);
     if (!(z > 0)) {
       if (local) local[i] = 0.0;
       continue;
@@ -352,10 +336,8 @@ double mm_row(const ClassificationPlan& p, std::int64_t n, std::vector<double>& 
 }
 
 void mm_forward(const ClassificationPlan& p, lb_tensor& output, int threads) {
-  const Shape os = shape_of(output);
+  check_classification_output(p, output);
   const bool none = p.reduction == Reduction::none;
-  if (none ? os != p.out_shape : numel(os) != 1)
-    bad("output: shape " + shape_string(os) + " does not match the result");
   const std::int64_t nb = (p.n + kPositionBlock - 1) / kPositionBlock;
   std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
 #pragma omp parallel num_threads(threads) if (nb > 1)
@@ -389,8 +371,6 @@ void mm_backward(const ClassificationPlan& p, const lb_tensor& grad_output, cons
                  int threads) {
   const bool none = p.reduction == Reduction::none;
   const Shape gs = shape_of(grad_output);
-  if (none ? !gs.empty() && gs != p.out_shape : numel(gs) != 1)
-    bad("grad_output has the wrong shape");
   const double C = static_cast<double>(p.c);
 #pragma omp parallel num_threads(threads) if (p.n > kPositionBlock)
   {
@@ -552,9 +532,7 @@ void build_classification(const lb_call& call, ClassificationPlan& p) {
 void run_classification_forward(const KernelTable& k, const ClassificationPlan& p,
                                 lb_tensor& output, int threads) {
   if (p.loss == Loss::multi_margin_loss) return mm_forward(p, output, threads);
-  const Shape os = shape_of(output);
-  if (per_position(p) ? os != p.out_shape : numel(os) != 1)
-    bad("output: shape " + shape_string(os) + " does not match the result");
+  check_classification_output(p, output);
   const std::int64_t P = p.positions;
   const std::int64_t nb = (P + kPositionBlock - 1) / kPositionBlock;
   const bool store_each = per_position(p);
@@ -669,43 +647,18 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
   const lb_tensor* gx = nullptr;
   const lb_tensor* gt = nullptr;
   const lb_tensor* gw = nullptr;
-  for (std::int32_t j = 0; j < num_grads; ++j) {
-    const std::string_view name = grads[j].name ? grads[j].name : "";
-    const lb_tensor* src = nullptr;
-    if (name == "input") {
-      gx = &grads[j];
-      src = p.input;
-    } else if (name == "target" && p.prob) {
-      gt = &grads[j];
-      src = p.target;
-    } else if (name == "weight" && p.prob && p.weight) {
-      gw = &grads[j];
-      src = p.weight;
-    } else {
-      bad("no gradient for input '" + std::string(name) + "'");
-    }
-    if (grads[j].dtype < LB_FLOAT64 || grads[j].dtype > LB_BFLOAT16 ||
-        shape_of(grads[j]) != shape_of(*src))
-      bad("gradient '" + std::string(name) + "': wrong dtype or shape");
-  }
+  match_classification_grads(p, &grad_output, grads, num_grads, gx, gt, gw);
   if (p.loss == Loss::multi_margin_loss) {
     if (gx) mm_backward(p, grad_output, *gx, threads);
     return;
   }
   const bool each = per_position(p);
   const Shape gs = shape_of(grad_output);
-  // A 0-d grad_output (none given: ones) broadcasts.
-  if (each ? !gs.empty() && gs != p.out_shape : numel(gs) != 1)
-    bad("grad_output has the wrong shape");
   const bool ce = p.loss == Loss::cross_entropy;
   // The upstream of position i: g_i, or g (over W or the position count for mean).
   double g0 = each && !gs.empty() ? 0.0 : load(grad_output, 0);
   double W = 1.0;
-  if (!p.prob && p.reduction == Reduction::mean) {
-    double w_hi, w_lo;
-    total_weight(p, w_hi, w_lo);
-    W = w_hi + w_lo;
-  }
+  if (!p.prob && p.reduction == Reduction::mean) W = classification_total_weight(p);
   const double count = static_cast<double>(p.positions);
   auto upstream = [&](std::int64_t i) {
     return each && !gs.empty() ? load(grad_output, offset_of(grad_output, i)) : g0;
@@ -821,6 +774,51 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
   if (gw)
     for (std::int64_t c = 0; c < p.c; ++c)
       store(*gw, c, dw_hi[static_cast<std::size_t>(c)] + dw_lo[static_cast<std::size_t>(c)]);
+}
+
+void check_classification_output(const ClassificationPlan& p, const lb_tensor& output) {
+  const Shape os = shape_of(output);
+  const bool each =
+      p.loss == Loss::multi_margin_loss ? p.reduction == Reduction::none : per_position(p);
+  if (each ? os != p.out_shape : numel(os) != 1)
+    bad("output: shape " + shape_string(os) + " does not match the result");
+}
+
+void match_classification_grads(const ClassificationPlan& p, const lb_tensor* grad_output,
+                                lb_tensor* grads, std::int32_t num_grads, const lb_tensor*& gx,
+                                const lb_tensor*& gt, const lb_tensor*& gw) {
+  gx = gt = gw = nullptr;
+  for (std::int32_t j = 0; j < num_grads; ++j) {
+    const std::string_view name = grads[j].name ? grads[j].name : "";
+    const lb_tensor* src = nullptr;
+    if (name == "input") {
+      gx = &grads[j];
+      src = p.input;
+    } else if (name == "target" && p.prob) {
+      gt = &grads[j];
+      src = p.target;
+    } else if (name == "weight" && p.prob && p.weight) {
+      gw = &grads[j];
+      src = p.weight;
+    } else {
+      bad("no gradient for input '" + std::string(name) + "'");
+    }
+    if (grads[j].dtype < LB_FLOAT64 || grads[j].dtype > LB_BFLOAT16 ||
+        shape_of(grads[j]) != shape_of(*src))
+      bad("gradient '" + std::string(name) + "': wrong dtype or shape");
+  }
+  // A 0-d grad_output (none given: ones) broadcasts.
+  const Shape gs = grad_output != nullptr ? shape_of(*grad_output) : Shape{};
+  const bool mm = p.loss == Loss::multi_margin_loss;
+  const bool each = mm ? p.reduction == Reduction::none : per_position(p);
+  if ((!mm || gx != nullptr) && (each ? !gs.empty() && gs != p.out_shape : numel(gs) != 1))
+    bad("grad_output has the wrong shape");
+}
+
+double classification_total_weight(const ClassificationPlan& p) {
+  double hi, lo;
+  total_weight(p, hi, lo);
+  return hi + lo;
 }
 
 }  // namespace lossbench::opt

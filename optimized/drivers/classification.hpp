@@ -48,6 +48,17 @@ bool is_classification(const char* loss);
 // Checks a call as PyTorch 2.2 does; throws Failure (args.hpp).
 void build_classification(const lb_call& call, ClassificationPlan& plan);
 
+// The shared pieces of the drivers' checks (also used by the CUDA backend, optimized/cuda/):
+// the output's shape; the gradient tensors by name ("input", and "target" and "weight" of
+// cross_entropy's probability mode) and grad_output's shape (nullptr: ones, 0-d); the total
+// weight W of the non-ignored targets (the mean's divisor of the index modes), summed in
+// position order.
+void check_classification_output(const ClassificationPlan& plan, const lb_tensor& output);
+void match_classification_grads(const ClassificationPlan& plan, const lb_tensor* grad_output,
+                                lb_tensor* grads, std::int32_t num_grads, const lb_tensor*& gx,
+                                const lb_tensor*& gt, const lb_tensor*& gw);
+double classification_total_weight(const ClassificationPlan& plan);
+
 void run_classification_forward(const KernelTable& k, const ClassificationPlan& plan,
                                 lb_tensor& output, int threads);
 // grads: "input" (both losses), "target" and "weight" (cross_entropy's probability mode).

@@ -41,21 +41,7 @@ std::int64_t int_at(const lb_tensor& t, std::int64_t flat) {
   return load_int(t.data, conformance::strided_offset(t, flat));
 }
 
-struct Call {
-  const lb_tensor* lp = nullptr;
-  std::int32_t dtype = LB_FLOAT32;
-  std::int64_t T = 0, N = 0, C = 0;
-  std::int64_t st = 0, sn = 0, sc = 0;  // log_probs strides (sn = 0 unbatched)
-  bool unbatched = false;
-  std::int64_t blank = 0;
-  bool zero_infinity = false;
-  bool reduce = false, mean = false;
-  std::vector<std::int64_t> il, tl;
-  std::vector<std::vector<std::int64_t>> targets;
-  double lp_at(std::int64_t t, std::int64_t b, std::int64_t c) const {
-    return load_float(lp->data, lp->dtype, t * st + b * sn + c * sc);
-  }
-};
+}  // namespace
 
 void build(const lb_call& call, Call& c) {
   if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
@@ -165,6 +151,8 @@ void build(const lb_call& call, Call& c) {
   }
 }
 
+namespace {
+
 // One sample: log_alpha (L x S') and the nll.
 struct Sample {
   std::vector<double> la;
@@ -255,8 +243,7 @@ std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* 
   return guarded(error, error_size, [&] {
     Call c;
     build(call, c);
-    const std::int64_t want = c.reduce || c.unbatched ? 1 : c.N;
-    if (numel(output) != want) bad("output: wrong shape");
+    check_output(c, output);
     std::vector<double> nll(static_cast<std::size_t>(c.N));
 #pragma omp parallel for num_threads(threads) schedule(dynamic)
     for (std::int64_t b = 0; b < c.N; ++b) {
@@ -285,13 +272,7 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
   return guarded(error, error_size, [&] {
     Call c;
     build(call, c);
-    lb_tensor* gt = nullptr;
-    for (std::int32_t k = 0; k < num_grads; ++k) {
-      if (grads[k].name == nullptr || std::string_view(grads[k].name) != "log_probs")
-        bad(std::string("no gradient for input '") + (grads[k].name ? grads[k].name : "") + "'");
-      if (numel(grads[k]) != numel(*c.lp)) bad("gradient 'log_probs': wrong shape");
-      gt = &grads[k];
-    }
+    lb_tensor* gt = match_grads(c, grads, num_grads);
     if (gt == nullptr) return;
     const std::int64_t TC = c.T * c.C;
     std::vector<double> g(static_cast<std::size_t>(c.N * TC));
@@ -317,6 +298,22 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
                       conformance::strided_offset(*gt, (t * c.N + b) * c.C + k),
                       g[static_cast<std::size_t>(b * TC + t * c.C + k)]);
   });
+}
+
+void check_output(const Call& c, const lb_tensor& output) {
+  const std::int64_t want = c.reduce || c.unbatched ? 1 : c.N;
+  if (numel(output) != want) bad("output: wrong shape");
+}
+
+lb_tensor* match_grads(const Call& c, lb_tensor* grads, std::int32_t num_grads) {
+  lb_tensor* gt = nullptr;
+  for (std::int32_t k = 0; k < num_grads; ++k) {
+    if (grads[k].name == nullptr || std::string_view(grads[k].name) != "log_probs")
+      bad(std::string("no gradient for input '") + (grads[k].name ? grads[k].name : "") + "'");
+    if (numel(grads[k]) != numel(*c.lp)) bad("gradient 'log_probs': wrong shape");
+    gt = &grads[k];
+  }
+  return gt;
 }
 
 }  // namespace lossbench::opt::ctc

@@ -56,13 +56,6 @@ double dd_div(double hi, double lo, double d) {
 
 bool is_float(std::int32_t dtype) { return dtype >= LB_FLOAT64 && dtype <= LB_BFLOAT16; }
 
-struct Common {
-  const lb_tensor* input = nullptr;
-  const lb_tensor* target = nullptr;
-  const lb_tensor* weight = nullptr;
-  enum class Reduction { none, sum, mean } reduction = Reduction::mean;
-};
-
 void read_common(const lb_call& call, Common& c, bool weight_ok) {
   if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
   for (std::int32_t k = 0; k < call.num_inputs; ++k) {
@@ -99,17 +92,13 @@ void read_common(const lb_call& call, Common& c, bool weight_ok) {
 void reduce_store(const Common& c, const std::vector<double>& v, const Shape& none_shape,
                   lb_tensor& output) {
   const std::int64_t n = static_cast<std::int64_t>(v.size());
+  check_output(c, none_shape, output);
   if (c.reduction == Common::Reduction::none) {
-    if (shape_of(output) != none_shape)
-      bad("output: shape " + shape_string(shape_of(output)) + " does not match the result");
     for (std::int64_t i = 0; i < n; ++i)
       store_float(output.data, output.dtype, strided_offset(output, i),
                   v[static_cast<std::size_t>(i)]);
     return;
   }
-  std::int64_t count = 1;
-  for (std::int32_t d = 0; d < output.ndim; ++d) count *= output.shape[d];
-  if (count != 1) bad("output: the result is a scalar");
   double hi = 0.0, lo = 0.0;
   for (const double x : v) dd_add(hi, lo, x);
   const double r =
@@ -122,10 +111,10 @@ void reduce_store(const Common& c, const std::vector<double>& v, const Shape& no
 std::vector<double> upstreams(const Common& c, const lb_tensor* go, const Shape& none_shape,
                               std::int64_t n) {
   std::vector<double> g(static_cast<std::size_t>(n), 1.0);
+  check_grad_output(c, go, none_shape);
   if (go != nullptr) {
     const Shape gs = shape_of(*go);
     const bool each = c.reduction == Common::Reduction::none && !gs.empty();
-    if (each ? gs != none_shape : numel(gs) != 1) bad("grad_output has the wrong shape");
     for (std::int64_t i = 0; i < n; ++i)
       g[static_cast<std::size_t>(i)] =
           load_float(go->data, go->dtype, each ? strided_offset(*go, i) : 0);
@@ -136,13 +125,6 @@ std::vector<double> upstreams(const Common& c, const lb_tensor* go, const Shape&
 }
 
 // ---- multilabel_margin_loss ----
-
-struct Margin {
-  Common c;
-  std::int64_t n = 1, dim = 1;
-  Shape none_shape;
-  std::vector<std::int64_t> t;  // (n, dim), row-major
-};
 
 void build_margin(const lb_call& call, Margin& m) {
   read_common(call, m.c, false);
@@ -228,14 +210,7 @@ void margin_backward(const lb_call& call, const lb_tensor* grad_output, lb_tenso
                      std::int32_t num_grads, int threads) {
   Margin m;
   build_margin(call, m);
-  lb_tensor* gx = nullptr;
-  for (std::int32_t k = 0; k < num_grads; ++k) {
-    const std::string_view name = grads[k].name ? grads[k].name : "";
-    if (name != "input") bad("no gradient for input '" + std::string(name) + "'");
-    if (!is_float(grads[k].dtype) || shape_of(grads[k]) != shape_of(*m.c.input))
-      bad("gradient 'input': wrong dtype or shape");
-    gx = &grads[k];
-  }
+  lb_tensor* gx = match_margin_grads(m, grads, num_grads);
   const std::vector<double> g = upstreams(m.c, grad_output, m.none_shape, m.n);
   if (gx == nullptr) return;
   const double C = static_cast<double>(m.dim);
@@ -264,26 +239,6 @@ Shape view_strides(const lb_tensor& t, const Shape& shape) {
     if (t.shape[d] != 1) s[off + static_cast<std::size_t>(d)] = t.strides[d];
   return s;
 }
-
-struct Soft {
-  Common c;
-  Shape shape, out_shape;
-  std::int64_t outer = 1, reduced = 1, inner = 1, classes = 0;
-  Shape sx, sy, sw;  // view strides
-  std::int64_t offset(const Shape& st, std::int64_t flat) const {
-    std::int64_t off = 0;
-    for (std::size_t d = shape.size(); d-- > 0;) {
-      off += (flat % shape[d]) * st[d];
-      flat /= shape[d];
-    }
-    return off;
-  }
-  std::int64_t samples() const { return outer * inner; }
-  // Flat index (in `shape`) of class r of sample o.
-  std::int64_t flat(std::int64_t o, std::int64_t r) const {
-    return ((o / inner) * reduced + r) * inner + o % inner;
-  }
-};
 
 void build_soft(const lb_call& call, Soft& s) {
   read_common(call, s.c, true);
@@ -379,24 +334,7 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
   lb_tensor* gx = nullptr;
   lb_tensor* gy = nullptr;
   lb_tensor* gw = nullptr;
-  for (std::int32_t k = 0; k < num_grads; ++k) {
-    const std::string_view name = grads[k].name ? grads[k].name : "";
-    const lb_tensor* src = nullptr;
-    if (name == "input") {
-      gx = &grads[k];
-      src = s.c.input;
-    } else if (name == "target") {
-      gy = &grads[k];
-      src = s.c.target;
-    } else if (name == "weight" && s.c.weight) {
-      gw = &grads[k];
-      src = s.c.weight;
-    } else {
-      bad("no gradient for input '" + std::string(name) + "'");
-    }
-    if (!is_float(grads[k].dtype) || shape_of(grads[k]) != shape_of(*src))
-      bad("gradient '" + std::string(name) + "': wrong dtype or shape");
-  }
+  match_soft_grads(s, grads, num_grads, gx, gy, gw);
   const std::int64_t n = s.samples();
   const std::vector<double> g = upstreams(s.c, grad_output, s.out_shape, n);
   const std::size_t total = static_cast<std::size_t>(numel(s.shape));
@@ -452,5 +390,61 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
       soft_backward(call, grad_output, grads, num_grads, threads);
   });
 }
+
+void check_output(const Common& c, const Shape& none_shape, const lb_tensor& output) {
+  if (c.reduction == Common::Reduction::none) {
+    if (shape_of(output) != none_shape)
+      bad("output: shape " + shape_string(shape_of(output)) + " does not match the result");
+    return;
+  }
+  std::int64_t count = 1;
+  for (std::int32_t d = 0; d < output.ndim; ++d) count *= output.shape[d];
+  if (count != 1) bad("output: the result is a scalar");
+}
+
+void check_grad_output(const Common& c, const lb_tensor* go, const Shape& none_shape) {
+  if (go == nullptr) return;
+  const Shape gs = shape_of(*go);
+  const bool each = c.reduction == Common::Reduction::none && !gs.empty();
+  if (each ? gs != none_shape : numel(gs) != 1) bad("grad_output has the wrong shape");
+}
+
+lb_tensor* match_margin_grads(const Margin& m, lb_tensor* grads, std::int32_t num_grads) {
+  lb_tensor* gx = nullptr;
+  for (std::int32_t k = 0; k < num_grads; ++k) {
+    const std::string_view name = grads[k].name ? grads[k].name : "";
+    if (name != "input") bad("no gradient for input '" + std::string(name) + "'");
+    if (!is_float(grads[k].dtype) || shape_of(grads[k]) != shape_of(*m.c.input))
+      bad("gradient 'input': wrong dtype or shape");
+    gx = &grads[k];
+  }
+  return gx;
+}
+
+void match_soft_grads(const Soft& s, lb_tensor* grads, std::int32_t num_grads, lb_tensor*& gx,
+                      lb_tensor*& gy, lb_tensor*& gw) {
+  gx = gy = gw = nullptr;
+  for (std::int32_t k = 0; k < num_grads; ++k) {
+    const std::string_view name = grads[k].name ? grads[k].name : "";
+    const lb_tensor* src = nullptr;
+    if (name == "input") {
+      gx = &grads[k];
+      src = s.c.input;
+    } else if (name == "target") {
+      gy = &grads[k];
+      src = s.c.target;
+    } else if (name == "weight" && s.c.weight) {
+      gw = &grads[k];
+      src = s.c.weight;
+    } else {
+      bad("no gradient for input '" + std::string(name) + "'");
+    }
+    if (!is_float(grads[k].dtype) || shape_of(grads[k]) != shape_of(*src))
+      bad("gradient '" + std::string(name) + "': wrong dtype or shape");
+  }
+}
+
+void build(const lb_call& call, Margin& m) { build_margin(call, m); }
+void build(const lb_call& call, Soft& s) { build_soft(call, s); }
 
 }  // namespace lossbench::opt::multilabel

@@ -45,13 +45,7 @@ Shape view_strides(const Shape& own, const Shape& st, const Shape& to) {
 }
 
 std::int64_t offset(std::int64_t flat, const Shape& shape, const Shape& st) {
-  std::int64_t off = 0;
-  for (std::size_t d = shape.size(); d-- > 0;) {
-    if (shape[d] == 0) return 0;
-    off += (flat % shape[d]) * st[d];
-    flat /= shape[d];
-  }
-  return off;
+  return row_offset(flat, shape, st);
 }
 
 double round_to(double v, std::int32_t dtype) {
@@ -62,27 +56,6 @@ double round_to(double v, std::int32_t dtype) {
     default: return v;
   }
 }
-
-// A pair of tensors (x, y) broadcast to B and reduced over dimension rd: rows over the other
-// dimensions, D elements each.
-struct Rows {
-  const lb_tensor* x = nullptr;
-  const lb_tensor* y = nullptr;
-  Shape shape;  // of the rows (B without rd)
-  std::int64_t D = 1, n = 1;
-  Shape xs, ys, xg, yg;                             // data and gradient strides over the row shape
-  std::int64_t xsd = 0, ysd = 0, xgd = 0, ygd = 0;  // the same along rd
-  std::int64_t xo(std::int64_t r) const { return offset(r, shape, xs); }
-  std::int64_t yo(std::int64_t r) const { return offset(r, shape, ys); }
-  std::int64_t xgo(std::int64_t r) const { return offset(r, shape, xg); }
-  std::int64_t ygo(std::int64_t r) const { return offset(r, shape, yg); }
-  double xv(std::int64_t o, std::int64_t j) const {
-    return load_float(x->data, x->dtype, o + j * xsd);
-  }
-  double yv(std::int64_t o, std::int64_t j) const {
-    return load_float(y->data, y->dtype, o + j * ysd);
-  }
-};
 
 // rd < 0: the last dimension.
 Rows make_rows(const lb_tensor& x, const lb_tensor& y, int rd) {
@@ -166,26 +139,6 @@ struct Upstream {
 
 // ---------------------------------------------------------------- one call
 
-struct Call {
-  enum Kind { cosine_embedding, triplet, triplet_cosine } kind = triplet;
-  std::int32_t dtype = LB_FLOAT32;
-  bool reduce = false, mean = false;
-  Shape out_shape;
-  // cosine_embedding_loss
-  const lb_tensor* target = nullptr;
-  Shape target_st;  // over out_shape
-  Shape row_st;     // rows over out_shape
-  F::Params params;
-  double eps_ce = 0;
-  // triplet
-  bool swap = false;
-  double margin = 0, eps = 0;
-  double p_branch = 2, p_value = 2;
-  Rows rows[3];  // (a, pos), (a, neg), (pos, neg)
-  Shape dist_st[3];
-  int num_rows = 2;
-};
-
 void check_dtypes(std::initializer_list<const lb_tensor*> ts, std::int32_t& dtype) {
   dtype = -1;
   for (const lb_tensor* t : ts) {
@@ -195,6 +148,8 @@ void check_dtypes(std::initializer_list<const lb_tensor*> ts, std::int32_t& dtyp
     if (t->dtype != dtype) bad("expected all floating inputs to have one dtype");
   }
 }
+
+}  // namespace
 
 void build(const lb_call& call, Call& c) {
   if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
@@ -306,6 +261,8 @@ void build(const lb_call& call, Call& c) {
   }
 }
 
+namespace {
+
 // Per-row sums of one pair.
 struct RowData {
   std::vector<double> d;                // the distance (or cos pieces below)
@@ -411,12 +368,16 @@ void store_output(const Call& c, const std::vector<double>& loss, lb_tensor& out
     store_float(out.data, out.dtype, offset(static_cast<std::int64_t>(i), s, st), loss[i]);
 }
 
+}  // namespace
+
 void check_output(const Call& c, const lb_tensor& out) {
   if (!floating(out.dtype)) bad("output: a floating dtype is expected");
   const Shape s = shape_of(out);
   if (c.reduce ? numel(s) != 1 : s != c.out_shape)
     bad("output: shape " + shape_string(s) + " does not match the result");
 }
+
+namespace {
 
 void run_forward(const Call& c, lb_tensor& out, int threads) {
   const std::int64_t n = numel(c.out_shape);
@@ -575,35 +536,46 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
   return guarded(error, error_size, [&] {
     Call c;
     build(call, c);
-    const bool ce = c.kind == Call::cosine_embedding;
-    const char* names_ce[3] = {"input1", "input2", "target"};
-    const char* names_tr[3] = {"anchor", "positive", "negative"};
-    const char* const* names = ce ? names_ce : names_tr;
+    lb_tensor* gt[3] = {};
+    match_grads(call, c, grads, num_grads, gt);
+    check_grad_output(c, grad_output);
     Grad g[3];
-    for (std::int32_t k = 0; k < num_grads; ++k) {
-      const std::string_view name = grads[k].name ? grads[k].name : "";
-      int which = -1;
-      for (int j = 0; j < (ce ? 2 : 3); ++j)
-        if (name == names[j]) which = j;
-      if (which < 0) bad("no gradient for input '" + std::string(name) + "'");
-      const lb_tensor& in = *input(call, names[which]);
-      if (!floating(grads[k].dtype) || shape_of(grads[k]) != shape_of(in))
-        bad("gradient '" + std::string(name) + "': wrong dtype or shape");
-      g[which].init(&grads[k]);
-    }
+    for (int k = 0; k < 3; ++k) g[k].init(gt[k]);
     Upstream up;
     up.g = grad_output;
     up.reduce = c.reduce;
     up.divisor = c.mean ? static_cast<double>(numel(c.out_shape)) : 1.0;
     up.shape = c.out_shape;
-    if (grad_output != nullptr) {
-      const Shape gs = shape_of(*grad_output);
-      if (c.reduce ? numel(gs) != 1 : gs != c.out_shape) bad("grad_output has the wrong shape");
-      up.st = strides_of(*grad_output);
-    }
+    if (grad_output != nullptr) up.st = strides_of(*grad_output);
     run_backward(c, up, g);
     for (auto& x : g) x.store();
   });
+}
+
+void match_grads(const lb_call& call, const Call& c, lb_tensor* grads, std::int32_t num_grads,
+                 lb_tensor** out) {
+  const bool ce = c.kind == Call::cosine_embedding;
+  const char* names_ce[3] = {"input1", "input2", "target"};
+  const char* names_tr[3] = {"anchor", "positive", "negative"};
+  const char* const* names = ce ? names_ce : names_tr;
+  for (int j = 0; j < 3; ++j) out[j] = nullptr;
+  for (std::int32_t k = 0; k < num_grads; ++k) {
+    const std::string_view name = grads[k].name ? grads[k].name : "";
+    int which = -1;
+    for (int j = 0; j < (ce ? 2 : 3); ++j)
+      if (name == names[j]) which = j;
+    if (which < 0) bad("no gradient for input '" + std::string(name) + "'");
+    const lb_tensor& in = *input(call, names[which]);
+    if (!floating(grads[k].dtype) || shape_of(grads[k]) != shape_of(in))
+      bad("gradient '" + std::string(name) + "': wrong dtype or shape");
+    out[which] = &grads[k];
+  }
+}
+
+void check_grad_output(const Call& c, const lb_tensor* grad_output) {
+  if (grad_output == nullptr) return;
+  const Shape gs = shape_of(*grad_output);
+  if (c.reduce ? numel(gs) != 1 : gs != c.out_shape) bad("grad_output has the wrong shape");
 }
 
 }  // namespace lossbench::opt::pairwise

@@ -10,11 +10,76 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../formulas/common.hpp"
+#include "args.hpp"
+#include "elements.hpp"
 #include "lossbench/abi.h"
 
 namespace lossbench::opt::pairwise {
 
 bool handles(const char* loss);
+
+// Offset of the row-major flat index `flat` over `shape` with strides `st` (0 for an empty shape).
+inline std::int64_t row_offset(std::int64_t flat, const Shape& shape, const Shape& st) {
+  std::int64_t off = 0;
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    if (shape[d] == 0) return 0;
+    off += (flat % shape[d]) * st[d];
+    flat /= shape[d];
+  }
+  return off;
+}
+
+// Checked calls (shared with the CUDA backend, optimized/cuda/).
+// A pair of tensors (x, y) broadcast to B and reduced over dimension rd: rows over the other
+// dimensions, D elements each.
+struct Rows {
+  const lb_tensor* x = nullptr;
+  const lb_tensor* y = nullptr;
+  Shape shape;  // of the rows (B without rd)
+  std::int64_t D = 1, n = 1;
+  Shape xs, ys, xg, yg;                             // data and gradient strides over the row shape
+  std::int64_t xsd = 0, ysd = 0, xgd = 0, ygd = 0;  // the same along rd
+  std::int64_t xo(std::int64_t r) const { return row_offset(r, shape, xs); }
+  std::int64_t yo(std::int64_t r) const { return row_offset(r, shape, ys); }
+  std::int64_t xgo(std::int64_t r) const { return row_offset(r, shape, xg); }
+  std::int64_t ygo(std::int64_t r) const { return row_offset(r, shape, yg); }
+  double xv(std::int64_t o, std::int64_t j) const {
+    return conformance::load_float(x->data, x->dtype, o + j * xsd);
+  }
+  double yv(std::int64_t o, std::int64_t j) const {
+    return conformance::load_float(y->data, y->dtype, o + j * ysd);
+  }
+};
+
+struct Call {
+  enum Kind { cosine_embedding, triplet, triplet_cosine } kind = triplet;
+  std::int32_t dtype = LB_FLOAT32;
+  bool reduce = false, mean = false;
+  Shape out_shape;
+  // cosine_embedding_loss
+  const lb_tensor* target = nullptr;
+  Shape target_st;  // over out_shape
+  Shape row_st;     // rows over out_shape
+  formulas::Params params;
+  double eps_ce = 0;
+  // triplet
+  bool swap = false;
+  double margin = 0, eps = 0;
+  double p_branch = 2, p_value = 2;
+  Rows rows[3];  // (a, pos), (a, neg), (pos, neg)
+  Shape dist_st[3];
+  int num_rows = 2;
+};
+
+// PyTorch 2.2's checks; throws Failure (args.hpp). The cosine losses read their inputs' values
+// (the extreme-magnitude check; host tensors); the other losses only describe them.
+void build(const lb_call& call, Call& c);
+void check_output(const Call& c, const lb_tensor& out);
+// out[j]: the gradient tensor of input j (input1, input2 / anchor, positive, negative) or null.
+void match_grads(const lb_call& call, const Call& c, lb_tensor* grads, std::int32_t num_grads,
+                 lb_tensor** out);
+void check_grad_output(const Call& c, const lb_tensor* grad_output);
 std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
                      std::size_t error_size);
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,

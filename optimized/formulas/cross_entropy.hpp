@@ -18,6 +18,18 @@ struct CrossEntropyExp {
 };
 
 struct CrossEntropy {
+  // x - m = d_hi + d_lo exactly (TwoSum; d_lo = 0 when d_hi is not finite).
+  LOSSBENCH_HD static void diff(double x, double m, double& d_hi, double& d_lo) {
+    d_hi = x - m;
+    if (!(std::fabs(d_hi) < kInf)) {
+      d_lo = 0.0;
+      return;
+    }
+    const double bb = d_hi - x;
+    d_lo = (x - (d_hi - bb)) + (-m - bb);
+  }
+  // exp(d_hi + d_lo) from e = exp(d_hi): e (1 + d_lo), with one rounding.
+  LOSSBENCH_HD static double refine_exp(double e, double d_lo) { return std::fma(e, d_lo, e); }
   // log p_c = (x_c - m) - log1p(S), with x_c - m = d_hi + d_lo exactly (no cancellation: both
   // terms are <= 0 and >= 0).
   template <class V>

@@ -9,6 +9,18 @@ namespace lossbench::opt::formulas {
 inline namespace LOSSBENCH_FORMULA_NS {
 
 struct MultiMarginLoss {
+  // z_i = margin - x_y + x_i: TwoSum twice, so that its sign is that of the exact sum (but in
+  // pathological cases); IEEE's value where an intermediate is infinite or NaN.
+  LOSSBENCH_HD static double z(double margin, double xy, double xi) {
+    const double s = margin + -xy;
+    const double sb = s - margin;
+    const double e = (margin - (s - sb)) + (-xy - sb);
+    const double t = s + xi;
+    const double tb = t - s;
+    const double f = (s - (t - tb)) + (xi - tb);
+    if (!(std::fabs(t) < kInf) || !(std::fabs(s) < kInf)) return (margin - xy) + xi;
+    return t + (e + f);
+  }
   // The term of class i: w_y h(z) where z > 0 (a NaN z gives nothing), else 0.
   template <class V>
   LOSSBENCH_HD static V term(V z, V w, const Params& p) {

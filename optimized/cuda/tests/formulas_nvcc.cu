@@ -3,6 +3,7 @@
 // cuda_test.cpp. Compiled with LOSSBENCH_FORMULA_NS=nvcc, so nothing merges with the C++ copy.
 #include "formulas_nvcc.hpp"
 #include "kernels.hpp"
+#include "row_formulas.hpp"
 
 namespace lossbench::opt::cuda_test {
 
@@ -25,5 +26,7 @@ void nvcc_backward(int loss, const double* in, double g, const formulas::Params&
     default: break;
   }
 }
+
+void nvcc_row_formulas(const double* in, double* out) { formulas::row_formulas(in, out); }
 
 }  // namespace lossbench::opt::cuda_test
