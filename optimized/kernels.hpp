@@ -63,6 +63,10 @@ struct KernelTable {
   bool (*ce_row_f32)(const float* x, std::int64_t c, double* m, double* s_hi, double* s_lo);
   // ce_grad_row: out[k] = exp(x[k] - m) * scale, rounded once to float32.
   void (*ce_grad_row_f32)(const float* x, std::int64_t c, double m, double scale, float* out);
+  // multilabel_soft_margin_loss over one sample's contiguous float32 classes (multilabel.cpp's
+  // fast path): formulas::MultilabelSoftMarginRow as a dense kernel.
+  DenseForwardKernel mlsm_forward_f32;
+  DenseBackwardKernel mlsm_backward_f32;
   // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).
   ForwardKernel row_exp;
 };

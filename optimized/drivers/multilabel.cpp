@@ -13,6 +13,7 @@
 
 #include "../formulas/multilabel_margin_loss.hpp"
 #include "../formulas/multilabel_soft_margin_loss.hpp"
+#include "../kernels.hpp"
 #include "args.hpp"
 #include "elements.hpp"
 
@@ -277,12 +278,51 @@ SoftElement soft_element(const Soft& s, std::int64_t i) {
   return e;
 }
 
-void soft_forward(const lb_call& call, lb_tensor& output, int threads) {
+bool contiguous_as(const lb_tensor* t, const Shape& shape) {
+  if (t == nullptr || t->dtype != LB_FLOAT32 || shape_of(*t) != shape) return false;
+  std::int64_t expect = 1;
+  for (std::int32_t d = t->ndim; d-- > 0;) {
+    if (t->shape[d] != 1 && t->strides[d] != expect) return false;
+    expect *= t->shape[d];
+  }
+  return true;
+}
+
+// The fast path (KernelTable::mlsm_*_f32): float32 input and target of the full shape, both
+// contiguous, and no weight or a contiguous float32 weight of shape (C): each sample's classes
+// are then contiguous runs, fed to the ISA's dense row kernels.
+bool soft_fast(const Soft& s) {
+  const Shape w_shape{s.classes};
+  return contiguous_as(s.c.input, s.shape) && contiguous_as(s.c.target, s.shape) &&
+         (s.c.weight == nullptr || contiguous_as(s.c.weight, w_shape));
+}
+
+DenseIO soft_row(const Soft& s, std::int64_t o) {
+  DenseIO io;
+  io.in[0] = static_cast<const float*>(s.c.input->data) + o * s.classes;
+  io.in[1] = static_cast<const float*>(s.c.target->data) + o * s.classes;
+  io.in[2] = s.c.weight != nullptr ? s.c.weight->data : nullptr;
+  io.constant[2] = 1.0;
+  return io;
+}
+
+void soft_forward(const lb_call& call, lb_tensor& output, int threads, const KernelTable* k) {
   Soft s;
   build_soft(call, s);
   const std::int64_t n = s.samples();
   std::vector<double> loss(static_cast<std::size_t>(n));
   const double C = static_cast<double>(s.classes);
+  if (k != nullptr && soft_fast(s)) {
+    const formulas::Params none;
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
+    for (std::int64_t o = 0; o < n; ++o) {
+      double hi, lo;
+      k->mlsm_forward_f32(soft_row(s, o), 0, s.classes, none, &hi, &lo);
+      loss[static_cast<std::size_t>(o)] = dd_div(hi, lo, C);
+    }
+    reduce_store(s.c, loss, s.out_shape, output);
+    return;
+  }
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
   for (std::int64_t o = 0; o < n; ++o) {
     double hi = 0.0, lo = 0.0;
@@ -328,7 +368,7 @@ void sum_back(const Soft& s, const lb_tensor& operand, const std::vector<double>
 }
 
 void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
-                   std::int32_t num_grads, int threads) {
+                   std::int32_t num_grads, int threads, const KernelTable* k) {
   Soft s;
   build_soft(call, s);
   lb_tensor* gx = nullptr;
@@ -337,9 +377,23 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
   match_soft_grads(s, grads, num_grads, gx, gy, gw);
   const std::int64_t n = s.samples();
   const std::vector<double> g = upstreams(s.c, grad_output, s.out_shape, n);
+  const double C = static_cast<double>(s.classes);
+  if (k != nullptr && gw == nullptr && soft_fast(s) &&
+      (gx == nullptr || contiguous_as(gx, s.shape)) &&
+      (gy == nullptr || contiguous_as(gy, s.shape))) {
+    const formulas::Params none;
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
+    for (std::int64_t o = 0; o < n; ++o) {
+      DenseIO io = soft_row(s, o);
+      io.g_constant = g[static_cast<std::size_t>(o)] / C;  // backward of sum(dim) / C
+      if (gx) io.out[0] = static_cast<float*>(gx->data) + o * s.classes;
+      if (gy) io.out[1] = static_cast<float*>(gy->data) + o * s.classes;
+      k->mlsm_backward_f32(io, 0, s.classes, none);
+    }
+    return;
+  }
   const std::size_t total = static_cast<std::size_t>(numel(s.shape));
   std::vector<double> fx(gx ? total : 0), fy(gy ? total : 0), fw(gw ? total : 0);
-  const double C = static_cast<double>(s.classes);
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
   for (std::int64_t o = 0; o < n; ++o) {
     const double h = g[static_cast<std::size_t>(o)] / C;  // backward of sum(dim) / C
@@ -372,22 +426,23 @@ bool handles(const char* loss) {
 }
 
 std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
-                     std::size_t error_size) {
+                     std::size_t error_size, const KernelTable* k) {
   return guarded(error, error_size, [&] {
     if (is_margin(call))
       margin_forward(call, output, threads);
     else
-      soft_forward(call, output, threads);
+      soft_forward(call, output, threads, k);
   });
 }
 
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
-                      std::int32_t num_grads, int threads, char* error, std::size_t error_size) {
+                      std::int32_t num_grads, int threads, char* error, std::size_t error_size,
+                      const KernelTable* k) {
   return guarded(error, error_size, [&] {
     if (is_margin(call))
       margin_backward(call, grad_output, grads, num_grads, threads);
     else
-      soft_backward(call, grad_output, grads, num_grads, threads);
+      soft_backward(call, grad_output, grads, num_grads, threads, k);
   });
 }
 

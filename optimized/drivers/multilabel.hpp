@@ -11,6 +11,10 @@
 #include "args.hpp"
 #include "lossbench/abi.h"
 
+namespace lossbench::opt {
+struct KernelTable;
+}
+
 namespace lossbench::opt::multilabel {
 
 bool handles(const char* loss);
@@ -60,9 +64,11 @@ void check_grad_output(const Common& c, const lb_tensor* grad_output, const Shap
 lb_tensor* match_margin_grads(const Margin& m, lb_tensor* grads, std::int32_t num_grads);
 void match_soft_grads(const Soft& s, lb_tensor* grads, std::int32_t num_grads, lb_tensor*& gx,
                       lb_tensor*& gy, lb_tensor*& gw);
+// k: the ISA's kernels for multilabel_soft_margin_loss's float32 fast path (nullptr: none).
 std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
-                     std::size_t error_size);
+                     std::size_t error_size, const KernelTable* k = nullptr);
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
-                      std::int32_t num_grads, int threads, char* error, std::size_t error_size);
+                      std::int32_t num_grads, int threads, char* error, std::size_t error_size,
+                      const KernelTable* k = nullptr);
 
 }  // namespace lossbench::opt::multilabel

@@ -51,5 +51,23 @@ struct MultilabelSoftMarginLoss {
   }
 };
 
+// The same, as elementwise formulas over one sample's classes (inputs x, y, w; w = 1 when there
+// is no weight), for the drivers' dense row kernels: the weighted term, and for a row upstream
+// g = grad_output / C the gradients of x and y.
+struct MultilabelSoftMarginRow {
+  static constexpr int kInputs = 3;
+  template <class V>
+  LOSSBENCH_HD static V forward(const V* in, const Params&) {
+    return MultilabelSoftMarginLoss::term(in[0], in[1]) * in[2];
+  }
+  template <class V>
+  LOSSBENCH_HD static void backward(const V* in, V g, const Params&, V* out) {
+    const V gl = g * in[2];
+    out[0] = MultilabelSoftMarginLoss::grad_input(in[0], in[1], gl);
+    out[1] = MultilabelSoftMarginLoss::grad_target(in[0], gl);
+    out[2] = V(0.0);
+  }
+};
+
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace lossbench::opt::formulas

@@ -555,5 +555,74 @@ TEST(OptimizedCpu, CrossEntropyFastPathMatchesGeneralPath) {
   }
 }
 
+// multilabel_soft_margin_loss's float32 fast path (contiguous samples, dense row kernels) against
+// the general path (the same values with a class stride of 2), with and without a weight: losses
+// and gradients within one float32 ULP of each other.
+TEST(OptimizedCpu, MultilabelSoftMarginFastPathMatchesGeneralPath) {
+  const std::int64_t N = 29, C = 1003;
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  std::vector<float> x(static_cast<std::size_t>(N * C)), y(x.size()),
+      w(static_cast<std::size_t>(C));
+  for (auto& v : x) v = normal(rng);
+  for (auto& v : y) v = unit(rng);
+  for (auto& v : w) v = unit(rng);
+  std::vector<float> xs2(x.size() * 2), ys2(y.size() * 2);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    xs2[2 * i] = x[i];
+    ys2[2 * i] = y[i];
+  }
+  const auto close = [](float a, float b) {
+    return a == b || std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
+  };
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("multilabel_soft_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0)
+      continue;
+    for (bool weighted : {false, true}) {
+      const auto run = [&](float* xd, float* yd, std::int64_t stride, std::vector<float>& loss,
+                           std::vector<float>& gx, std::vector<float>& gy) {
+        std::int64_t shape[2] = {N, C}, st[2] = {C * stride, stride}, cst[2] = {C, 1}, ns[1] = {N},
+                     one[1] = {1}, wsh[1] = {C};
+        lb_tensor in[3] = {{"input", xd, LB_FLOAT32, 2, shape, st, {LB_DEVICE_CPU, 0}},
+                           {"target", yd, LB_FLOAT32, 2, shape, st, {LB_DEVICE_CPU, 0}},
+                           {"weight", w.data(), LB_FLOAT32, 1, wsh, one, {LB_DEVICE_CPU, 0}}};
+        lb_call call{};
+        call.struct_size = sizeof call;
+        call.loss = "multilabel_soft_margin_loss";
+        call.reduction = "none";
+        call.inputs = in;
+        call.num_inputs = weighted ? 3 : 2;
+        call.device = {LB_DEVICE_CPU, 0};
+        loss.assign(static_cast<std::size_t>(N), 0.0f);
+        gx.assign(static_cast<std::size_t>(N * C), 0.0f);
+        gy.assign(gx.size(), 0.0f);
+        std::vector<float> up(static_cast<std::size_t>(N), 0.25f);
+        lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
+        lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
+        lb_tensor g[2] = {{"input", gx.data(), LB_FLOAT32, 2, shape, cst, {LB_DEVICE_CPU, 0}},
+                          {"target", gy.data(), LB_FLOAT32, 2, shape, cst, {LB_DEVICE_CPU, 0}}};
+        char err[256] = {};
+        ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+        ASSERT_EQ(impl->backward(&call, &go, g, 2, err, sizeof err), LB_OK) << err;
+      };
+      std::vector<float> l1, gx1, gy1, l2, gx2, gy2;
+      run(x.data(), y.data(), 1, l1, gx1, gy1);
+      run(xs2.data(), ys2.data(), 2, l2, gx2, gy2);
+      for (std::int64_t i = 0; i < N; ++i)
+        EXPECT_TRUE(close(l1[i], l2[i])) << impl_name << " weighted " << weighted << " row " << i
+                                         << ": " << l1[i] << " vs " << l2[i];
+      int bad = 0;
+      for (std::size_t i = 0; i < gx1.size() && bad < 5; ++i)
+        if (!close(gx1[i], gx2[i]) || !close(gy1[i], gy2[i])) {
+          ++bad;
+          ADD_FAILURE() << impl_name << " weighted " << weighted << " element " << i << ": "
+                        << gx1[i] << " vs " << gx2[i] << ", " << gy1[i] << " vs " << gy2[i];
+        }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lossbench::opt
