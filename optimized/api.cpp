@@ -393,7 +393,8 @@ std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* 
       return;
     }
     if (pairwise::handles(call->loss)) {
-      const std::int32_t s = pairwise::forward(*call, *output, driver_threads(), error, size);
+      const std::int32_t s =
+          pairwise::forward(*call, *output, driver_threads(), error, size, &table_of(isa));
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }
@@ -456,8 +457,8 @@ std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_ou
       return;
     }
     if (pairwise::handles(call->loss)) {
-      const std::int32_t s =
-          pairwise::backward(*call, grad_output, grads, num_grads, driver_threads(), error, size);
+      const std::int32_t s = pairwise::backward(*call, grad_output, grads, num_grads,
+                                                driver_threads(), error, size, &table_of(isa));
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }

@@ -67,6 +67,12 @@ struct KernelTable {
   // fast path): formulas::MultilabelSoftMarginRow as a dense kernel.
   DenseForwardKernel mlsm_forward_f32;
   DenseBackwardKernel mlsm_backward_f32;
+  // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed in double
+  // over the lanes in a fixed order: sum of (x - y + eps)^2; and the dot product and both squared
+  // norms.
+  double (*sq_diff_row_f32)(const float* x, const float* y, std::int64_t d, double eps);
+  void (*dot3_row_f32)(const float* x, const float* y, std::int64_t d, double* xy, double* xx,
+                       double* yy);
   // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).
   ForwardKernel row_exp;
 };

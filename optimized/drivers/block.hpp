@@ -308,6 +308,79 @@ void ce_grad_row_f32(const float* x, std::int64_t C, double m, double scale, flo
   for (std::int64_t j = 0; j < rest; ++j) out[full + j] = res[j];
 }
 
+// Lane sums of v in a fixed order.
+template <class V>
+double lane_sum(V v) {
+  using T = Traits<V>;
+  double lanes[T::kLanes];
+  T::store(v, lanes);
+  double s = 0.0;
+  for (std::size_t j = 0; j < T::kLanes; ++j) s += lanes[j];
+  return s;
+}
+
+// Pairwise row sums (kernels.hpp): two accumulators per lane, combined in a fixed order. The
+// last partial vector is read from zero-padded copies (its padded lanes are masked out of the
+// squared difference, whose eps would not vanish).
+template <class V>
+double sq_diff_row_f32(const float* x, const float* y, std::int64_t D, double eps) {
+  using T = Traits<V>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const std::int64_t full = D / L * L, rest = D - full;
+  const V e(eps);
+  V s0(0.0), s1(0.0);
+  std::int64_t i = 0;
+  for (; i + 2 * L <= full; i += 2 * L) {
+    const V d0 = T::load(x + i) - T::load(y + i) + e;
+    const V d1 = T::load(x + i + L) - T::load(y + i + L) + e;
+    s0 = s0 + d0 * d0;
+    s1 = s1 + d1 * d1;
+  }
+  if (i < full) {
+    const V d0 = T::load(x + i) - T::load(y + i) + e;
+    s0 = s0 + d0 * d0;
+  }
+  if (rest > 0) {
+    float tx[T::kLanes] = {}, ty[T::kLanes] = {};
+    for (std::int64_t j = 0; j < rest; ++j) {
+      tx[j] = x[full + j];
+      ty[j] = y[full + j];
+    }
+    const V d = T::load(tx) - T::load(ty) + e;
+    double t[T::kLanes];
+    T::store(d * d, t);
+    for (std::int64_t j = rest; j < L; ++j) t[j] = 0.0;
+    s1 = s1 + T::load(t);
+  }
+  return lane_sum(s0 + s1);
+}
+
+template <class V>
+void dot3_row_f32(const float* x, const float* y, std::int64_t D, double* xy, double* xx,
+                  double* yy) {
+  using T = Traits<V>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const std::int64_t full = D / L * L, rest = D - full;
+  V p(0.0), a(0.0), b(0.0);
+  const auto step = [&](V u, V v) {
+    p = p + u * v;
+    a = a + u * u;
+    b = b + v * v;
+  };
+  for (std::int64_t i = 0; i < full; i += L) step(T::load(x + i), T::load(y + i));
+  if (rest > 0) {
+    float tx[T::kLanes] = {}, ty[T::kLanes] = {};
+    for (std::int64_t j = 0; j < rest; ++j) {
+      tx[j] = x[full + j];
+      ty[j] = y[full + j];
+    }
+    step(T::load(tx), T::load(ty));
+  }
+  *xy = lane_sum(p);
+  *xx = lane_sum(a);
+  *yy = lane_sum(b);
+}
+
 template <class V>
 void math_block(int fn, const double* in, double* out, std::size_t n) {
   using T = Traits<V>;
@@ -334,6 +407,8 @@ KernelTable make_table(const char* isa) {
   t.sum = sum_block<V>;
   t.math = math_block<V>;
   t.ce_row_f32 = ce_row_f32<V>;
+  t.sq_diff_row_f32 = sq_diff_row_f32<V>;
+  t.dot3_row_f32 = dot3_row_f32<V>;
   t.mlsm_forward_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mlsm_backward_f32 = dense_backward<V, formulas::MultilabelSoftMarginRow, float>;
   t.ce_grad_row_f32 = ce_grad_row_f32<V>;

@@ -13,6 +13,7 @@
 #include "../formulas/cosine_embedding_loss.hpp"
 #include "../formulas/triplet_margin_loss.hpp"
 #include "../formulas/triplet_margin_with_distance_loss.hpp"
+#include "../kernels.hpp"
 #include "args.hpp"
 #include "elements.hpp"
 
@@ -270,7 +271,16 @@ struct RowData {
   std::vector<char> finite;
 };
 
-void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int threads) {
+// The float32 fast paths below (KernelTable row kernels): both tensors float32 and contiguous
+// along the row (no broadcast along it). The row sums then run over SIMD lanes in a fixed order
+// instead of index order (both deterministic; a different rounding of the same double sums).
+bool fast_rows(const Rows& w, const KernelTable* k) {
+  return k != nullptr && w.x->dtype == LB_FLOAT32 && w.y->dtype == LB_FLOAT32 && w.xsd == 1 &&
+         w.ysd == 1;
+}
+
+void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int threads,
+                 const KernelTable* k = nullptr) {
   o.p.assign(static_cast<std::size_t>(w.n), 0.0);
   o.m1 = o.p;
   o.m2 = o.p;
@@ -279,9 +289,24 @@ void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int 
   const lb_tensor& y = *w.y;
   const std::int64_t dx = x.ndim ? x.shape[x.ndim - 1] : 1, sx = x.ndim ? x.strides[x.ndim - 1] : 0;
   const std::int64_t dy = y.ndim ? y.shape[y.ndim - 1] : 1, sy = y.ndim ? y.strides[y.ndim - 1] : 0;
+  const bool fast =
+      fast_rows(w, k) && (!own_norms || (dx == w.D && dy == w.D && sx == 1 && sy == 1));
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < w.n; ++r) {
     const std::int64_t xo = w.xo(r), yo = w.yo(r);
+    if (fast) {
+      // Finite sums mean finite elements; otherwise the row is redone below, element by element.
+      const auto i = static_cast<std::size_t>(r);
+      double p, a1, a2;
+      k->dot3_row_f32(static_cast<const float*>(x.data) + xo,
+                      static_cast<const float*>(y.data) + yo, w.D, &p, &a1, &a2);
+      if (std::isfinite(p) && std::isfinite(a1) && std::isfinite(a2)) {
+        o.p[i] = p;
+        o.m1[i] = a1 + eps_add;
+        o.m2[i] = a2 + eps_add;
+        continue;
+      }
+    }
     double p = 0, a1 = 0, a2 = 0;
     bool fin = true;
     for (std::int64_t j = 0; j < w.D; ++j) {
@@ -311,12 +336,20 @@ void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int 
   }
 }
 
-void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int threads) {
+void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int threads,
+               const KernelTable* k = nullptr) {
   o.d.assign(static_cast<std::size_t>(w.n), 0.0);
   o.ties.assign(static_cast<std::size_t>(w.n), 0.0);
+  const bool fast = norm.kind == F::PNorm::two && fast_rows(w, k);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < w.n; ++r) {
     const std::int64_t xo = w.xo(r), yo = w.yo(r);
+    if (fast) {
+      o.d[static_cast<std::size_t>(r)] =
+          norm.finish(k->sq_diff_row_f32(static_cast<const float*>(w.x->data) + xo,
+                                         static_cast<const float*>(w.y->data) + yo, w.D, eps));
+      continue;
+    }
     double acc = norm.start();
     for (std::int64_t j = 0; j < w.D; ++j) {
       const double t = norm.term(w.xv(xo, j) - w.yv(yo, j) + eps);
@@ -346,13 +379,13 @@ F::PNorm pnorm_of(const Call& c) {
 // Distances of the rows of pair k.
 void distances(const Call& c, int k, RowData& o, int threads) {
   if (c.kind == Call::triplet_cosine) {
-    cosine_rows(c.rows[k], 0.0, false, o, threads);
+    cosine_rows(c.rows[k], 0.0, false, o, threads, c.kernels);
     const double e2 = c.eps * c.eps;
     o.d.resize(o.p.size());
     for (std::size_t r = 0; r < o.p.size(); ++r)
       o.d[r] = F::CosineDistance::forward(o.p[r], o.m1[r], o.m2[r], e2, o.finite[r] != 0);
   } else {
-    norm_rows(c.rows[k], pnorm_of(c), c.eps, o, threads);
+    norm_rows(c.rows[k], pnorm_of(c), c.eps, o, threads, c.kernels);
   }
 }
 
@@ -384,7 +417,7 @@ void run_forward(const Call& c, lb_tensor& out, int threads) {
   std::vector<double> loss(static_cast<std::size_t>(n));
   if (c.kind == Call::cosine_embedding) {
     RowData rd;
-    cosine_rows(c.rows[0], c.eps_ce, true, rd, threads);
+    cosine_rows(c.rows[0], c.eps_ce, true, rd, threads, c.kernels);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (std::int64_t l = 0; l < n; ++l) {
       const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.row_st));
@@ -413,7 +446,7 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
   if (c.kind == Call::cosine_embedding) {
     const Rows& w = c.rows[0];
     RowData rd;
-    cosine_rows(w, c.eps_ce, true, rd, 1);
+    cosine_rows(w, c.eps_ce, true, rd, 1, c.kernels);
     std::vector<double> gcos(static_cast<std::size_t>(w.n), 0.0);
     for (std::int64_t l = 0; l < n; ++l) {
       const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.row_st));
@@ -521,26 +554,28 @@ bool handles(const char* loss) {
 }
 
 std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
-                     std::size_t error_size) {
+                     std::size_t error_size, const KernelTable* k) {
   return guarded(error, error_size, [&] {
     Call c;
     build(call, c);
+    c.kernels = k;
     check_output(c, output);
     run_forward(c, output, threads);
   });
 }
 
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
-                      std::int32_t num_grads, int /*threads*/, char* error,
-                      std::size_t error_size) {
+                      std::int32_t num_grads, int /*threads*/, char* error, std::size_t error_size,
+                      const KernelTable* k) {
   return guarded(error, error_size, [&] {
     Call c;
     build(call, c);
+    c.kernels = k;
     lb_tensor* gt[3] = {};
     match_grads(call, c, grads, num_grads, gt);
     check_grad_output(c, grad_output);
     Grad g[3];
-    for (int k = 0; k < 3; ++k) g[k].init(gt[k]);
+    for (int j = 0; j < 3; ++j) g[j].init(gt[j]);
     Upstream up;
     up.g = grad_output;
     up.reduce = c.reduce;

@@ -15,6 +15,10 @@
 #include "elements.hpp"
 #include "lossbench/abi.h"
 
+namespace lossbench::opt {
+struct KernelTable;
+}
+
 namespace lossbench::opt::pairwise {
 
 bool handles(const char* loss);
@@ -70,6 +74,8 @@ struct Call {
   Rows rows[3];  // (a, pos), (a, neg), (pos, neg)
   Shape dist_st[3];
   int num_rows = 2;
+  // The CPU ISA's row kernels for the float32 fast paths (nullptr: none; set by forward/backward).
+  const KernelTable* kernels = nullptr;
 };
 
 // PyTorch 2.2's checks; throws Failure (args.hpp). The cosine losses read their inputs' values
@@ -80,9 +86,11 @@ void check_output(const Call& c, const lb_tensor& out);
 void match_grads(const lb_call& call, const Call& c, lb_tensor* grads, std::int32_t num_grads,
                  lb_tensor** out);
 void check_grad_output(const Call& c, const lb_tensor* grad_output);
+// k: the ISA's row kernels for the float32 fast paths (nullptr: none).
 std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
-                     std::size_t error_size);
+                     std::size_t error_size, const KernelTable* k = nullptr);
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
-                      std::int32_t num_grads, int threads, char* error, std::size_t error_size);
+                      std::int32_t num_grads, int threads, char* error, std::size_t error_size,
+                      const KernelTable* k = nullptr);
 
 }  // namespace lossbench::opt::pairwise

@@ -624,5 +624,88 @@ TEST(OptimizedCpu, MultilabelSoftMarginFastPathMatchesGeneralPath) {
   }
 }
 
+// The pairwise float32 fast paths (row sums over SIMD lanes) against the general path (the same
+// values with a row stride of 2): triplet_margin_loss (p = 2) and cosine_embedding_loss, losses
+// and gradients within one float32 ULP of each other.
+TEST(OptimizedCpu, PairwiseFastPathsMatchGeneralPath) {
+  const std::int64_t N = 23, D = 517;
+  std::mt19937_64 rng(13);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const auto close = [](float a, float b) {
+    return a == b || std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
+  };
+  std::vector<float> y(static_cast<std::size_t>(N));
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = i % 3 == 0 ? -1.0f : 1.0f;
+  struct Loss {
+    const char* id;
+    std::vector<const char*> names;
+  };
+  for (const Loss& loss : {Loss{"triplet_margin_loss", {"anchor", "positive", "negative"}},
+                           Loss{"cosine_embedding_loss", {"input1", "input2"}}}) {
+    const std::size_t k = loss.names.size();
+    std::vector<std::vector<float>> dense(k), strided(k);
+    for (std::size_t j = 0; j < k; ++j) {
+      dense[j].resize(static_cast<std::size_t>(N * D));
+      strided[j].assign(dense[j].size() * 2, 0.0f);
+      for (std::size_t i = 0; i < dense[j].size(); ++i)
+        strided[j][2 * i] = dense[j][i] = normal(rng);
+    }
+    for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+      const lb_impl* impl = conformance::find_implementation(impl_name);
+      if (impl->supports(loss.id, LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+      const auto run = [&](std::vector<std::vector<float>>& data, std::int64_t stride,
+                           std::vector<float>& out, std::vector<float>& grads) {
+        std::int64_t shape[2] = {N, D}, st[2] = {D * stride, stride}, cst[2] = {D, 1}, ns[1] = {N},
+                     one[1] = {1};
+        std::vector<lb_tensor> in;
+        for (std::size_t j = 0; j < k; ++j)
+          in.push_back(
+              {loss.names[j], data[j].data(), LB_FLOAT32, 2, shape, st, {LB_DEVICE_CPU, 0}});
+        if (k == 2) in.push_back({"target", y.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}});
+        lb_call call{};
+        call.struct_size = sizeof call;
+        call.loss = loss.id;
+        call.reduction = "none";
+        call.inputs = in.data();
+        call.num_inputs = static_cast<std::int32_t>(in.size());
+        call.device = {LB_DEVICE_CPU, 0};
+        out.assign(static_cast<std::size_t>(N), 0.0f);
+        grads.assign(static_cast<std::size_t>(N * D) * k, 0.0f);
+        std::vector<float> up(static_cast<std::size_t>(N), 0.5f);
+        lb_tensor o{"output", out.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
+        lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
+        std::vector<lb_tensor> g;
+        for (std::size_t j = 0; j < k; ++j)
+          g.push_back({loss.names[j],
+                       grads.data() + j * static_cast<std::size_t>(N * D),
+                       LB_FLOAT32,
+                       2,
+                       shape,
+                       cst,
+                       {LB_DEVICE_CPU, 0}});
+        char err[256] = {};
+        ASSERT_EQ(impl->forward(&call, &o, err, sizeof err), LB_OK) << err;
+        ASSERT_EQ(
+            impl->backward(&call, &go, g.data(), static_cast<std::int32_t>(k), err, sizeof err),
+            LB_OK)
+            << err;
+      };
+      std::vector<float> o1, g1, o2, g2;
+      run(dense, 1, o1, g1);
+      run(strided, 2, o2, g2);
+      for (std::int64_t i = 0; i < N; ++i)
+        EXPECT_TRUE(close(o1[i], o2[i]))
+            << impl_name << " " << loss.id << " row " << i << ": " << o1[i] << " vs " << o2[i];
+      int bad = 0;
+      for (std::size_t i = 0; i < g1.size() && bad < 5; ++i)
+        if (!close(g1[i], g2[i])) {
+          ++bad;
+          ADD_FAILURE() << impl_name << " " << loss.id << " grad " << i << ": " << g1[i] << " vs "
+                        << g2[i];
+        }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lossbench::opt
