@@ -17,7 +17,8 @@ if [[ "$(realpath "$out")" == "$(realpath "$here/baseline.json")" ]]; then
 import json, sys
 d = json.load(open(sys.argv[1]))
 keep = ("name", "run_name", "run_type", "repetition_index", "iterations", "real_time", "time_unit",
-        "error_occurred", "error_message", "pct_sol", "roof_GBps", "max_ulp", "bytes_per_second")
+        "error_occurred", "error_message", "pct_sol", "roof_GBps", "max_ulp", "bytes_per_second",
+        "sol_us", "threads", "label")
 d["benchmarks"] = [{k: b[k] for k in keep if k in b} for b in d["benchmarks"]
                    if b.get("run_type") == "iteration"]
 with open(sys.argv[1], "w") as f:

@@ -22,8 +22,13 @@ from functools import lru_cache
 
 
 def load(path):
-    with open(path) as f:
-        doc = json.load(f)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except ValueError as e:
+        raise ValueError(f"{path}: not a JSON file ({e})") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ValueError(f"{path}: not a benchmark result (no \"benchmarks\" array)")
     runs, errors = {}, {}
     for b in doc.get("benchmarks", []):
         if b.get("run_type", "iteration") != "iteration":

@@ -1,8 +1,11 @@
 #include "inputs.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <new>
+#include <stdexcept>
 
 #include "elements.hpp"
 
@@ -10,28 +13,11 @@ namespace lossbench::bench {
 
 namespace {
 
-using R = ValueRange;
-constexpr R kAny{R::Uniform, -2, 2};
-constexpr R kSign{R::Sign, -1, 1};
-constexpr R kProb{R::Uniform, 0, 1};
-
-const std::map<std::string_view, std::vector<InputBuilder>>& table() {
-  static const std::map<std::string_view, std::vector<InputBuilder>> t = {
-      {"l1_loss", {{"input", kAny}, {"target", kAny}}},
-      {"mse_loss", {{"input", kAny}, {"target", kAny}}},
-      {"huber_loss", {{"input", kAny}, {"target", kAny}}},
-      {"smooth_l1_loss", {{"input", kAny}, {"target", kAny}}},
-      {"soft_margin_loss", {{"input", kAny}, {"target", kSign}}},
-      {"binary_cross_entropy", {{"input", {R::Uniform, 0.02, 0.98}}, {"target", kProb}}},
-      {"binary_cross_entropy_with_logits", {{"input", {R::Uniform, -6, 6}}, {"target", kProb}}},
-      {"margin_ranking_loss", {{"input1", kAny}, {"input2", kAny}, {"target", kSign}}},
-      {"hinge_embedding_loss", {{"input", kAny}, {"target", kSign}}},
-      {"poisson_nll_loss", {{"input", kAny}, {"target", {R::Uniform, 0, 4}}}},
-      {"gaussian_nll_loss", {{"input", kAny}, {"target", kAny}, {"var", {R::Uniform, 0.25, 2}}}},
-      {"kl_div", {{"input", {R::Uniform, -6, -0.05}}, {"target", {R::Uniform, 0.001, 1}}}},
-  };
-  return t;
-}
+// Transcendental costs, ns per element on one core (performance anchors §1.3, §2.1).
+constexpr double kExp = 0.42, kLog = 0.65, kLog1p = 0.80;
+// One CTC dynamic-programming cell (a log-sum-exp of up to three terms), vectorised over the
+// states (performance anchors §2.2).
+constexpr double kCtcCell = 1.6;
 
 std::uint64_t splitmix(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -40,22 +26,96 @@ std::uint64_t splitmix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// A reproducible stream of random numbers indexed by position (the same values whatever the
+// thread count).
+struct Stream {
+  std::uint64_t s;
+  std::uint64_t bits(std::int64_t i) const { return splitmix(s ^ static_cast<std::uint64_t>(i)); }
+  double unit(std::int64_t i) const { return static_cast<double>(bits(i) >> 11) * 0x1p-53; }
+};
+
+enum class Fill { Uniform, Sign, Bit };
+
+void fill(Buffer& b, const Stream& st, Fill kind, double lo = 0, double hi = 1) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < b.n; ++i) {
+    double v;
+    switch (kind) {
+      case Fill::Sign: v = (st.bits(i) & 1) ? 1.0 : -1.0; break;
+      case Fill::Bit: v = (st.bits(i) & 1) ? 1.0 : 0.0; break;
+      default: v = lo + (hi - lo) * st.unit(i); break;
+    }
+    b.set(i, v);
+  }
+}
+
+// Class indices in [lo, hi).
+void fill_index(Buffer& b, const Stream& st, std::int64_t lo, std::int64_t hi) {
+  auto* p = static_cast<std::int64_t*>(b.data.get());
+  const auto span = static_cast<std::uint64_t>(hi - lo);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < b.n; ++i) p[i] = lo + static_cast<std::int64_t>(st.bits(i) % span);
+}
+
+struct Elementwise {
+  std::vector<std::pair<const char*, std::pair<Fill, std::pair<double, double>>>> inputs;
+  double fwd_ns, bwd_ns;  // per element
+};
+
+const std::map<std::string_view, Elementwise>& elementwise() {
+  using P = std::pair<Fill, std::pair<double, double>>;
+  const P any{Fill::Uniform, {-2, 2}}, sign{Fill::Sign, {-1, 1}}, prob{Fill::Uniform, {0, 1}};
+  static const std::map<std::string_view, Elementwise> t = {
+      {"l1_loss", {{{"input", any}, {"target", any}}, 0, 0}},
+      {"mse_loss", {{{"input", any}, {"target", any}}, 0, 0}},
+      {"huber_loss", {{{"input", any}, {"target", any}}, 0, 0}},
+      {"smooth_l1_loss", {{{"input", any}, {"target", any}}, 0, 0}},
+      // backward: the sigmoid's exp
+      {"soft_margin_loss", {{{"input", any}, {"target", sign}}, kExp + kLog1p, kExp}},
+      {"binary_cross_entropy",
+       {{{"input", {Fill::Uniform, {0.02, 0.98}}}, {"target", prob}}, 2 * kLog, 0}},
+      {"binary_cross_entropy_with_logits",
+       {{{"input", {Fill::Uniform, {-6, 6}}}, {"target", prob}}, kExp + kLog1p, kExp}},
+      {"margin_ranking_loss", {{{"input1", any}, {"input2", any}, {"target", sign}}, 0, 0}},
+      {"hinge_embedding_loss", {{{"input", any}, {"target", sign}}, 0, 0}},
+      {"poisson_nll_loss", {{{"input", any}, {"target", {Fill::Uniform, {0, 4}}}}, kExp, kExp}},
+      {"gaussian_nll_loss",
+       {{{"input", any}, {"target", any}, {"var", {Fill::Uniform, {0.25, 2}}}}, kLog, 0}},
+      {"kl_div",
+       {{{"input", {Fill::Uniform, {-6, -0.05}}}, {"target", {Fill::Uniform, {0.001, 1}}}},
+        kLog,
+        0}},
+  };
+  return t;
+}
+
+const std::vector<std::string_view> kRowwise = {"cross_entropy",
+                                                "nll_loss",
+                                                "multi_margin_loss",
+                                                "multilabel_margin_loss",
+                                                "multilabel_soft_margin_loss",
+                                                "cosine_embedding_loss",
+                                                "triplet_margin_loss",
+                                                "triplet_margin_with_distance_loss"};
+
+// N rows of C classes (or D features): C = 8192 from 2^19 elements (the anchors' shape), 1024 from
+// 8192, small C for the check and the reference.
+void rows(std::int64_t elements, std::int64_t& n, std::int64_t& c) {
+  if (elements >= (std::int64_t{1} << 19))
+    c = 8192;
+  else if (elements >= 8192)
+    c = 1024;
+  else if (elements >= 74)
+    c = 37;
+  else
+    c = 8;
+  n = std::max<std::int64_t>(1, elements / c);
+}
+
+// Labels per row of multilabel_margin_loss (followed by the -1 terminator).
+constexpr std::int64_t kLabels = 4;
+
 }  // namespace
-
-const std::vector<InputBuilder>* builders_for(std::string_view loss) {
-  auto it = table().find(loss);
-  return it == table().end() ? nullptr : &it->second;
-}
-
-Floor transcendental_floor(std::string_view loss) {
-  constexpr double exp = 0.42, log = 0.65, log1p = 0.80;
-  if (loss == "binary_cross_entropy") return {2 * log, 0};
-  if (loss == "binary_cross_entropy_with_logits" || loss == "soft_margin_loss")
-    return {exp + log1p, exp};  // backward: the sigmoid's exp
-  if (loss == "poisson_nll_loss") return {exp, exp};
-  if (loss == "kl_div" || loss == "gaussian_nll_loss") return {log, 0};
-  return {0, 0};
-}
 
 std::size_t dtype_size(std::int32_t dtype) {
   switch (dtype) {
@@ -76,9 +136,17 @@ const char* dtype_label(std::int32_t dtype) {
   }
 }
 
-Buffer::Buffer(std::string name_, std::int32_t dtype_, std::int64_t n_)
-    : dtype(dtype_), n(n_), name(std::move(name_)) {
-  shape[0] = n;
+Buffer::Buffer(std::string name_, std::int32_t dtype_, std::vector<std::int64_t> dims)
+    : dtype(dtype_), name(std::move(name_)) {
+  if (dims.empty() || dims.size() > 3) throw std::invalid_argument("Buffer: 1 to 3 dimensions");
+  ndim = static_cast<std::int32_t>(dims.size());
+  n = 1;
+  for (std::size_t d = 0; d < dims.size(); ++d) {
+    shape[d] = dims[d];
+    n *= dims[d];
+  }
+  for (std::int32_t d = ndim - 1; d >= 0; --d)
+    stride[d] = d == ndim - 1 ? 1 : stride[d + 1] * shape[d + 1];
   std::size_t b = (bytes() + 63) / 64 * 64;
   if (b == 0) b = 64;
   void* p = std::aligned_alloc(64, b);
@@ -88,7 +156,7 @@ Buffer::Buffer(std::string name_, std::int32_t dtype_, std::int64_t n_)
 }
 
 lb_tensor Buffer::tensor() const {
-  return lb_tensor{name.c_str(), data.get(), dtype, 1, shape, stride, {LB_DEVICE_CPU, 0}};
+  return lb_tensor{name.c_str(), data.get(), dtype, ndim, shape, stride, {LB_DEVICE_CPU, 0}};
 }
 
 double Buffer::get(std::int64_t i) const {
@@ -103,35 +171,164 @@ double Buffer::get(std::int64_t i) const {
   }
 }
 
-std::vector<Buffer> make_inputs(std::string_view loss, std::int32_t dtype, std::int64_t n,
-                                std::uint64_t seed) {
-  std::vector<Buffer> out;
-  const auto* b = builders_for(loss);
-  if (b == nullptr) return out;
-  std::uint64_t stream = seed * 1000003u;
-  for (const auto& in : *b) {
-    out.emplace_back(std::string(in.name), dtype, n);
-    Buffer& buf = out.back();
-    const ValueRange r = in.range;
-    const std::uint64_t s = splitmix(++stream);
-    void* p = buf.data.get();
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::uint64_t bits = splitmix(s ^ static_cast<std::uint64_t>(i));
-      double v;
-      if (r.kind == ValueRange::Sign)
-        v = (bits & 1) ? 1.0 : -1.0;
-      else
-        v = r.lo + (r.hi - r.lo) * (static_cast<double>(bits >> 11) * 0x1p-53);
-      switch (dtype) {
-        case LB_FLOAT64: static_cast<double*>(p)[i] = v; break;
-        case LB_FLOAT32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
-        case LB_FLOAT16: static_cast<std::uint16_t*>(p)[i] = conformance::double_to_half(v); break;
-        default: static_cast<std::uint16_t*>(p)[i] = conformance::double_to_bfloat16(v); break;
-      }
-    }
+void Buffer::set(std::int64_t i, double v) {
+  void* p = data.get();
+  switch (dtype) {
+    case LB_FLOAT64: static_cast<double*>(p)[i] = v; break;
+    case LB_FLOAT32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
+    case LB_FLOAT16: static_cast<std::uint16_t*>(p)[i] = conformance::double_to_half(v); break;
+    case LB_BFLOAT16: static_cast<std::uint16_t*>(p)[i] = conformance::double_to_bfloat16(v); break;
+    default: static_cast<std::int64_t*>(p)[i] = static_cast<std::int64_t>(v); break;
   }
-  return out;
+}
+
+bool has_builder(std::string_view loss) {
+  return elementwise().count(loss) != 0 || loss == "ctc_loss" ||
+         std::find(kRowwise.begin(), kRowwise.end(), loss) != kRowwise.end();
+}
+
+Problem make_problem(std::string_view loss, std::int32_t dtype, std::int64_t elements,
+                     std::uint64_t seed) {
+  if (!has_builder(loss))
+    throw std::invalid_argument("no input builder for loss '" + std::string(loss) + "'");
+  Problem p;
+  std::uint64_t stream = seed * 1000003u;
+  auto next = [&] { return Stream{splitmix(++stream)}; };
+  const std::size_t e = dtype_size(dtype);
+  auto main_bytes = [&] { return p.inputs[0].bytes(); };
+
+  if (auto it = elementwise().find(loss); it != elementwise().end()) {
+    const std::int64_t n = std::max<std::int64_t>(1, elements);
+    for (const auto& [name, range] : it->second.inputs) {
+      p.inputs.emplace_back(name, dtype, std::vector<std::int64_t>{n});
+      fill(p.inputs.back(), next(), range.first, range.second.first, range.second.second);
+    }
+    p.none_shape = {n};
+    p.elements = n;
+    for (const auto& b : p.inputs) p.fwd_bytes += b.bytes();
+    p.grad_bytes = main_bytes();
+    p.floor_fwd_ns = it->second.fwd_ns * static_cast<double>(n);
+    p.floor_bwd_ns = it->second.bwd_ns * static_cast<double>(n);
+    p.shape = "n=" + std::to_string(n);
+    return p;
+  }
+
+  if (loss == "ctc_loss") {
+    // log_probs (T, N, C), log_softmax of uniform logits; padded targets (N, S) in [1, C)
+    // (blank 0), all input lengths T and target lengths S. C = 256, T up to 512, S = T / 8
+    // (the anchors' T=512, N=64, C=256, S=64 at 2^23 elements); small counts: C = 8, S = T / 4.
+    const bool small = elements < 4096;
+    const std::int64_t c = small ? 8 : 256;
+    const std::int64_t t =
+        std::max<std::int64_t>(4, std::min<std::int64_t>(small ? 16 : 512, elements / c));
+    const std::int64_t n = std::max<std::int64_t>(1, elements / (c * t));
+    const std::int64_t s = std::max<std::int64_t>(1, t / (small ? 4 : 8));
+    p.inputs.emplace_back("log_probs", dtype, std::vector<std::int64_t>{t, n, c});
+    Buffer& lp = p.inputs.back();
+    const Stream st = next();
+#pragma omp parallel for schedule(static)
+    for (std::int64_t r = 0; r < t * n; ++r) {
+      double z[256], m = -1e300, sum = 0;
+      for (std::int64_t k = 0; k < c; ++k) {
+        z[k] = -3 + 6 * st.unit(r * c + k);
+        m = std::max(m, z[k]);
+      }
+      for (std::int64_t k = 0; k < c; ++k) sum += std::exp(z[k] - m);
+      const double lse = m + std::log(sum);
+      for (std::int64_t k = 0; k < c; ++k) lp.set(r * c + k, z[k] - lse);
+    }
+    p.inputs.emplace_back("targets", LB_INT64, std::vector<std::int64_t>{n, s});
+    fill_index(p.inputs.back(), next(), 1, c);
+    p.inputs.emplace_back("input_lengths", LB_INT64, std::vector<std::int64_t>{n});
+    for (std::int64_t i = 0; i < n; ++i) p.inputs.back().set(i, static_cast<double>(t));
+    p.inputs.emplace_back("target_lengths", LB_INT64, std::vector<std::int64_t>{n});
+    for (std::int64_t i = 0; i < n; ++i) p.inputs.back().set(i, static_cast<double>(s));
+    p.none_shape = {n};
+    p.elements = t * n * c;
+    for (const auto& b : p.inputs) p.fwd_bytes += b.bytes();
+    p.grad_bytes = main_bytes();
+    const double cells = static_cast<double>(t * n * (2 * s + 1));
+    p.floor_fwd_ns = kCtcCell * cells;  // alpha recursion
+    p.floor_bwd_ns = kCtcCell * cells;  // beta recursion (the gradient reuses both)
+    p.shape = "T=" + std::to_string(t) + " N=" + std::to_string(n) + " C=" + std::to_string(c) +
+              " S=" + std::to_string(s);
+    return p;
+  }
+
+  std::int64_t n = 0, c = 0;
+  rows(elements, n, c);
+  const std::vector<std::int64_t> nc{n, c};
+  const auto nd = static_cast<double>(n * c);
+  p.none_shape = {n};
+  p.elements = n * c;
+  p.shape =
+      "N=" + std::to_string(n) +
+      (loss.find("triplet") != std::string_view::npos || loss == "cosine_embedding_loss" ? " D="
+                                                                                         : " C=") +
+      std::to_string(c);
+  auto add = [&](const char* name, std::int32_t dt, std::vector<std::int64_t> dims) -> Buffer& {
+    p.inputs.emplace_back(name, dt, std::move(dims));
+    return p.inputs.back();
+  };
+
+  if (loss == "cross_entropy" || loss == "nll_loss" || loss == "multi_margin_loss") {
+    // cross_entropy: logits; nll_loss: log-probabilities (negative); multi_margin_loss: scores.
+    if (loss == "nll_loss")
+      fill(add("input", dtype, nc), next(), Fill::Uniform, -6, -0.05);
+    else
+      fill(add("input", dtype, nc), next(), Fill::Uniform, -4, 4);
+    fill_index(add("target", LB_INT64, {n}), next(), 0, c);
+    if (loss == "nll_loss") {
+      // Only the N gathered values and the N targets must be read (latency-bound).
+      p.fwd_bytes = static_cast<std::size_t>(n) * (e + 8);
+    } else {
+      p.fwd_bytes = main_bytes() + static_cast<std::size_t>(n) * 8;
+    }
+    p.grad_bytes = main_bytes();
+    // cross_entropy: one exp per element and one log per row; the fused gradient reuses them.
+    if (loss == "cross_entropy") p.floor_fwd_ns = kExp * nd + kLog * static_cast<double>(n);
+    return p;
+  }
+  if (loss == "multilabel_margin_loss") {
+    // K distinct labels per row, then the -1 terminator; the rest of the row (never read) is 0.
+    fill(add("input", dtype, nc), next(), Fill::Uniform, -2, 2);
+    Buffer& tg = add("target", LB_INT64, nc);
+    const std::int64_t k = std::min<std::int64_t>(kLabels, c - 1);
+    const Stream st = next();
+    auto* tp = static_cast<std::int64_t*>(tg.data.get());
+    for (std::int64_t r = 0; r < n; ++r) {
+      const auto first = static_cast<std::int64_t>(st.bits(r) % static_cast<std::uint64_t>(c));
+      for (std::int64_t j = 0; j < k; ++j) tp[r * c + j] = (first + 3 * j) % c;
+      tp[r * c + k] = -1;
+    }
+    // The input, and each row's target prefix up to and including the terminator.
+    p.fwd_bytes = main_bytes() + static_cast<std::size_t>(n * (k + 1)) * 8;
+    p.grad_bytes = main_bytes();
+    return p;
+  }
+  if (loss == "multilabel_soft_margin_loss") {
+    fill(add("input", dtype, nc), next(), Fill::Uniform, -4, 4);
+    fill(add("target", dtype, nc), next(), Fill::Bit);
+    p.fwd_bytes = 2 * main_bytes();
+    p.grad_bytes = main_bytes();
+    p.floor_fwd_ns = (kExp + kLog1p) * nd;  // one log-sigmoid serves both terms
+    p.floor_bwd_ns = kExp * nd;             // the sigmoid of the gradient
+    return p;
+  }
+  if (loss == "cosine_embedding_loss") {
+    fill(add("input1", dtype, nc), next(), Fill::Uniform, -2, 2);
+    fill(add("input2", dtype, nc), next(), Fill::Uniform, -2, 2);
+    fill(add("target", dtype, {n}), next(), Fill::Sign);
+    for (const auto& b : p.inputs) p.fwd_bytes += b.bytes();
+    p.grad_bytes = main_bytes();
+    return p;
+  }
+  // triplet_margin_loss, triplet_margin_with_distance_loss (default distance)
+  for (const char* name : {"anchor", "positive", "negative"})
+    fill(add(name, dtype, nc), next(), Fill::Uniform, -2, 2);
+  p.fwd_bytes = 3 * main_bytes();
+  p.grad_bytes = main_bytes();
+  return p;
 }
 
 }  // namespace lossbench::bench

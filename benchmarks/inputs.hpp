@@ -1,8 +1,7 @@
 #pragma once
-// Deterministic, valid inputs for the benchmarks, one small builder per loss of the elementwise
-// shape family (the catalog drives which losses exist; this table says what values are valid
-// for each input). Losses of the other shape families have no builder yet: they are not
-// registered (benchmarks/README.md, "What is not done").
+// Deterministic, valid inputs for the benchmarks: one builder per loss of the catalog (which
+// tensors, their shapes, the valid value range of each), the byte model (what a single pass must
+// move: the speed of light's numerator) and the transcendental floor (benchmarks/README.md).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -15,51 +14,51 @@
 
 namespace lossbench::bench {
 
-// How the values of one input are drawn.
-struct ValueRange {
-  enum Kind { Uniform, Sign } kind = Uniform;  // Sign: +1 / -1
-  double lo = -2, hi = 2;
-};
-
-struct InputBuilder {
-  std::string_view name;  // ABI input name
-  ValueRange range;
-};
-
-// nullptr when the loss has no builder (not benchmarked).
-const std::vector<InputBuilder>* builders_for(std::string_view loss);
-
-// Transcendental floor of the loss, in ns per element on one core (performance anchors §1.3,
-// §2.1: exp 0.42, log 0.65, log1p 0.80), forward and the extra for the backward.
-struct Floor {
-  double forward_ns = 0;
-  double backward_ns = 0;
-};
-Floor transcendental_floor(std::string_view loss);
-
 std::size_t dtype_size(std::int32_t dtype);
 const char* dtype_label(std::int32_t dtype);
 
-// A contiguous 1-d tensor with 64-byte aligned storage.
+// A contiguous tensor of up to 3 dimensions with 64-byte aligned storage.
 struct Buffer {
   struct Free {
     void operator()(void* p) const { std::free(p); }
   };
   std::unique_ptr<void, Free> data;
   std::int32_t dtype = LB_FLOAT32;
-  std::int64_t n = 0;
-  std::int64_t shape[1] = {0};
-  std::int64_t stride[1] = {1};
+  std::int64_t n = 0;  // elements
+  std::int32_t ndim = 1;
+  std::int64_t shape[3] = {0, 1, 1};
+  std::int64_t stride[3] = {1, 1, 1};
   std::string name;
 
-  Buffer(std::string name_, std::int32_t dtype_, std::int64_t n_);
+  Buffer(std::string name_, std::int32_t dtype_, std::vector<std::int64_t> dims);
   std::size_t bytes() const { return static_cast<std::size_t>(n) * dtype_size(dtype); }
   lb_tensor tensor() const;
   double get(std::int64_t i) const;
+  void set(std::int64_t i, double v);
 };
 
-// Fills buffers for every required input of `loss` with n elements; `seed` selects the stream.
-std::vector<Buffer> make_inputs(std::string_view loss, std::int32_t dtype, std::int64_t n,
-                                std::uint64_t seed);
+// One benchmark instance of a loss: its inputs in catalog order and what the speed of light
+// needs to know about them.
+struct Problem {
+  std::vector<Buffer> inputs;
+  std::size_t grad_index = 0;            // the input whose gradient fwdbwd computes
+  std::vector<std::int64_t> none_shape;  // the output's shape under reduction "none"
+  std::int64_t elements = 0;             // elements of the main floating tensor (items/s)
+  std::size_t fwd_bytes = 0;             // byte model, forward (inputs that must be read)
+  std::size_t grad_bytes = 0;            // extra for fwdbwd (the gradient written)
+  double floor_fwd_ns = 0;               // transcendental floor, ns on one core, whole call
+  double floor_bwd_ns = 0;               // extra for fwdbwd
+  std::string shape;                     // e.g. "N=16 C=1024", stamped on the result
+};
+
+// True when `loss` has a builder (all 21 losses of the catalog).
+bool has_builder(std::string_view loss);
+
+// The instance of `loss` whose main floating tensor has about `elements` elements (the shape
+// rules are in benchmarks/README.md; small counts give small shapes, for the reference and the
+// correctness check). `seed` selects the random stream. Throws std::invalid_argument for a loss
+// without a builder.
+Problem make_problem(std::string_view loss, std::int32_t dtype, std::int64_t elements,
+                     std::uint64_t seed);
 
 }  // namespace lossbench::bench

@@ -9,7 +9,7 @@ Loads the backend through the C ABI (include/lossbench/abi.h) with ctypes and ru
 torch.nn.functional on the same numpy buffers (torch.from_numpy shares the memory), with the same
 thread count, interleaved: each repetition times both (the order alternates between
 repetitions), so both see the same machine state. Reports per case the median seconds of each,
-GB/s on the benchmark byte model (inputs read + gradient written), and the ratio
+GB/s on the byte model of benchmarks/inputs.cpp, and the ratio
 torch / lossbench (> 1: lossbench is faster). Needs torch 2.2.2 (scripts/torch-venv.sh).
 OMP_WAIT_POLICY defaults to PASSIVE (two OpenMP runtimes share the process).
 ctypes adds a few microseconds per call: cache-resident sizes are biased against lossbench.
@@ -27,11 +27,11 @@ import warnings
 
 import numpy as np
 
-LB_OK, LB_FLOAT64, LB_FLOAT32 = 0, 0, 1
+LB_OK, LB_FLOAT64, LB_FLOAT32, LB_INT64 = 0, 0, 1, 4
 
-# Valid inputs per loss: the same ranges as benchmarks/inputs.cpp.
+# Valid inputs per loss: the same shapes, ranges and byte models as benchmarks/inputs.cpp.
 ANY, SIGN, PROB = ("u", -2, 2), ("s", -1, 1), ("u", 0, 1)
-BUILDERS = {
+ELEMENTWISE = {
     "l1_loss": [("input", ANY), ("target", ANY)],
     "mse_loss": [("input", ANY), ("target", ANY)],
     "huber_loss": [("input", ANY), ("target", ANY)],
@@ -45,6 +45,11 @@ BUILDERS = {
     "gaussian_nll_loss": [("input", ANY), ("target", ANY), ("var", ("u", 0.25, 2))],
     "kl_div": [("input", ("u", -6, -0.05)), ("target", ("u", 0.001, 1))],
 }
+ROWWISE = ["cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss",
+           "multilabel_soft_margin_loss", "cosine_embedding_loss", "triplet_margin_loss",
+           "triplet_margin_with_distance_loss"]
+LOSSES = list(ELEMENTWISE) + ROWWISE + ["ctc_loss"]
+LABELS = 4  # multilabel_margin_loss: labels per row before the -1 terminator
 
 
 class Device(C.Structure):
@@ -88,16 +93,75 @@ def parse_size(s):
     return int(s)
 
 
-def make_inputs(loss, dtype, n, seed=1):
+def rows(elements):
+    """N rows of C classes (or D features), as inputs.cpp."""
+    c = 8192 if elements >= 1 << 19 else 1024 if elements >= 8192 else 37 if elements >= 74 else 8
+    return max(1, elements // c), c
+
+
+def make_problem(loss, dtype, elements, seed=1):
+    """(inputs [(name, array)], fwd_bytes, grad_bytes, shape label), as inputs.cpp's make_problem.
+    The first input is the one whose gradient fwdbwd computes."""
     rng = np.random.default_rng(seed)
-    out = []
-    for name, (kind, lo, hi) in BUILDERS[loss]:
-        if kind == "s":
-            a = np.where(rng.integers(0, 2, n) == 1, 1.0, -1.0)
-        else:
-            a = rng.uniform(lo, hi, n)
-        out.append((name, np.ascontiguousarray(a.astype(dtype))))
-    return out
+    e = np.dtype(dtype).itemsize
+
+    def uni(lo, hi, shape):
+        return np.ascontiguousarray(rng.uniform(lo, hi, shape).astype(dtype))
+
+    def sign(shape):
+        return np.ascontiguousarray(np.where(rng.integers(0, 2, shape) == 1, 1.0, -1.0)
+                                    .astype(dtype))
+
+    if loss in ELEMENTWISE:
+        n = max(1, elements)
+        out = []
+        for name, (kind, lo, hi) in ELEMENTWISE[loss]:
+            out.append((name, sign(n) if kind == "s" else uni(lo, hi, n)))
+        return out, sum(a.nbytes for _, a in out), out[0][1].nbytes, f"n={n}"
+    if loss == "ctc_loss":
+        small = elements < 4096
+        c = 8 if small else 256
+        t = max(4, min(16 if small else 512, elements // c))
+        n = max(1, elements // (c * t))
+        s = max(1, t // (4 if small else 8))
+        z = rng.uniform(-3, 3, (t, n, c))
+        z = z - z.max(axis=2, keepdims=True)
+        lp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+        out = [("log_probs", np.ascontiguousarray(lp.astype(dtype))),
+               ("targets", rng.integers(1, c, (n, s), dtype=np.int64)),
+               ("input_lengths", np.full(n, t, np.int64)),
+               ("target_lengths", np.full(n, s, np.int64))]
+        return (out, sum(a.nbytes for _, a in out), out[0][1].nbytes,
+                f"T={t} N={n} C={c} S={s}")
+    n, c = rows(elements)
+    dim = "D" if loss.startswith("triplet") or loss == "cosine_embedding_loss" else "C"
+    label = f"N={n} {dim}={c}"
+    if loss in ("cross_entropy", "nll_loss", "multi_margin_loss"):
+        x = uni(-6, -0.05, (n, c)) if loss == "nll_loss" else uni(-4, 4, (n, c))
+        out = [("input", x), ("target", rng.integers(0, c, n, dtype=np.int64))]
+        fwd = n * (e + 8) if loss == "nll_loss" else x.nbytes + n * 8
+        return out, fwd, x.nbytes, label
+    if loss == "multilabel_margin_loss":
+        x = uni(-2, 2, (n, c))
+        k = min(LABELS, c - 1)
+        tg = np.zeros((n, c), np.int64)
+        first = rng.integers(0, c, n)
+        for j in range(k):
+            tg[:, j] = (first + 3 * j) % c
+        tg[:, k] = -1
+        return [("input", x), ("target", tg)], x.nbytes + n * (k + 1) * 8, x.nbytes, label
+    if loss == "multilabel_soft_margin_loss":
+        x = uni(-4, 4, (n, c))
+        y = np.ascontiguousarray(rng.integers(0, 2, (n, c)).astype(dtype))
+        return [("input", x), ("target", y)], 2 * x.nbytes, x.nbytes, label
+    if loss == "cosine_embedding_loss":
+        out = [("input1", uni(-2, 2, (n, c))), ("input2", uni(-2, 2, (n, c))),
+               ("target", sign(n))]
+        return out, sum(a.nbytes for _, a in out), out[0][1].nbytes, label
+    if loss.startswith("triplet"):
+        out = [(name, uni(-2, 2, (n, c))) for name in ("anchor", "positive", "negative")]
+        return out, sum(a.nbytes for _, a in out), out[0][1].nbytes, label
+    raise ValueError(f"no input builder for loss '{loss}'")
 
 
 class LossbenchCall:
@@ -105,30 +169,29 @@ class LossbenchCall:
 
     def __init__(self, impl, loss, inputs, dtype_code, backward):
         self.impl, self.backward = impl, backward
-        n = inputs[0][1].size
         self.keep = []
-        self.shape = (C.c_int64 * 1)(n)
-        self.strides = (C.c_int64 * 1)(1)
+
+        def tensor(name, arr, code):
+            nb = name.encode()
+            shape = (C.c_int64 * arr.ndim)(*arr.shape)
+            strides = (C.c_int64 * arr.ndim)(*[s // arr.itemsize for s in arr.strides])
+            self.keep += [nb, shape, strides]
+            return Tensor(nb, arr.ctypes.data, code, arr.ndim, shape, strides, Device(0, 0))
+
         tensors = (Tensor * len(inputs))()
         for k, (name, arr) in enumerate(inputs):
-            nb = name.encode()
-            self.keep.append(nb)
-            tensors[k] = Tensor(nb, arr.ctypes.data, dtype_code, 1, self.shape, self.strides,
-                                Device(0, 0))
+            tensors[k] = tensor(name, arr, LB_INT64 if arr.dtype == np.int64 else dtype_code)
         self.tensors = tensors
         self.call = Call(C.sizeof(Call), loss.encode(), b"mean", tensors, len(inputs), None, 0,
                          Device(0, 0))
         np_dtype = inputs[0][1].dtype
         self.out = np.zeros(1, np_dtype)
         self.gout = np.ones(1, np_dtype)
-        self.grad = np.zeros(n, np_dtype)
+        self.grad = np.zeros(inputs[0][1].shape, np_dtype)
         self.out_t = Tensor(b"output", self.out.ctypes.data, dtype_code, 0, None, None, Device(0, 0))
         self.gout_t = Tensor(b"output", self.gout.ctypes.data, dtype_code, 0, None, None,
                              Device(0, 0))
-        gname = inputs[0][0].encode()
-        self.keep.append(gname)
-        self.grad_t = (Tensor * 1)(Tensor(gname, self.grad.ctypes.data, dtype_code, 1, self.shape,
-                                          self.strides, Device(0, 0)))
+        self.grad_t = (Tensor * 1)(tensor(inputs[0][0], self.grad, dtype_code))
         self.err = C.create_string_buffer(512)
 
     def __call__(self):
@@ -188,6 +251,9 @@ def context(lib_version, threads, torch):
     try:
         commit = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()
+        if subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                          capture_output=True, text=True, check=True).stdout.strip():
+            commit += "-dirty"
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     try:
@@ -208,13 +274,16 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="sizes 64KiB,4MiB, 5 repetitions")
     ap.add_argument("--sizes", default=None, help="bytes per input tensor (default 64KiB,256MiB)")
     ap.add_argument("--dtypes", default="float32,float64")
-    ap.add_argument("--losses", default=",".join(BUILDERS))
+    ap.add_argument("--losses", default=",".join(LOSSES))
     ap.add_argument("--directions", default="fwd,fwdbwd")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--rep-time", type=float, default=0.05, help="seconds per repetition and side")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    for loss in args.losses.split(","):
+        if loss not in LOSSES:
+            ap.error(f"--losses: unknown loss '{loss}' (known: {', '.join(LOSSES)})")
     sizes = args.sizes or ("64KiB,4MiB" if args.quick else "64KiB,256MiB")
     reps = args.reps or (5 if args.quick else 7)
 
@@ -244,7 +313,7 @@ def main(argv=None):
             for size in sizes.split(","):
                 nbytes = parse_size(size)
                 n = nbytes // np.dtype(dt).itemsize
-                inputs = make_inputs(loss, dt, n)
+                inputs, fwd_bytes, grad_bytes, shape = make_problem(loss, dt, n)
                 for direction in args.directions.split(","):
                     bwd = direction == "fwdbwd"
                     lbc = LossbenchCall(impl, loss, inputs, code, bwd)
@@ -262,9 +331,9 @@ def main(argv=None):
                             tp.append(time_calls(ptc, k))
                             tl.append(time_calls(lbc, k))
                     ml, mp = statistics.median(tl), statistics.median(tp)
-                    moved = sum(a.nbytes for _, a in inputs) + (inputs[0][1].nbytes if bwd else 0)
+                    moved = fwd_bytes + (grad_bytes if bwd else 0)
                     row = {"loss": loss, "dtype": dt, "size": size, "direction": direction,
-                           "n": n, "bytes": moved, "reps": reps, "calls_per_rep": k,
+                           "n": n, "shape": shape, "bytes": moved, "reps": reps, "calls_per_rep": k,
                            "lossbench_s": tl, "torch_s": tp, "lossbench_median_s": ml,
                            "torch_median_s": mp, "lossbench_GBps": moved / ml * 1e-9,
                            "torch_GBps": moved / mp * 1e-9, "ratio_torch_over_lossbench": mp / ml}

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench.hpp"
 #include "cli.hpp"
 #include "corpus.hpp"
 #include "lossbench/error.hpp"
@@ -137,6 +138,9 @@ int main(int argc, char** argv) {
       "(reports/README.md; arguments go to reports/report.py, try report --help)");
   report->allow_extras()->prefix_command()->set_help_flag();
 
+  // lossbench bench [--quick] [--filter GLOB] ... | bench compare BASE NEW (benchmarks/README.md)
+  auto bench = lossbench::cli::add_bench_commands(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -149,6 +153,8 @@ int main(int argc, char** argv) {
             lossbench::conformance::run_scorer_commands(*scorer, case_path, eval_grad, eval_json))
       return *code;
     if (*report) return run_report(report->remaining());
+
+    if (*bench->bench) return lossbench::cli::run_bench_commands(*bench);
     if (*list) {
       if (list_json)
         std::cout << lossbench::cli::catalog_json().dump(2) << "\n";
