@@ -67,6 +67,8 @@ struct KernelTable {
   // fast path): formulas::MultilabelSoftMarginRow as a dense kernel.
   DenseForwardKernel mlsm_forward_f32;
   DenseBackwardKernel mlsm_backward_f32;
+  // multi_margin_loss's row sum over contiguous float32 classes: formulas::MultiMarginRow.
+  DenseForwardKernel mm_forward_f32;
   // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed in double
   // over the lanes in a fixed order: sum of (x - y + eps)^2; and the dot product and both squared
   // norms.

@@ -335,8 +335,42 @@ double mm_row(const ClassificationPlan& p, std::int64_t n, std::vector<double>& 
   return dd_div(hi, lo, static_cast<double>(C));
 }
 
-void mm_forward(const ClassificationPlan& p, lb_tensor& output, int threads) {
+// multi_margin_loss's float32 forward fast path (KernelTable::mm_forward_f32): contiguous
+// classes. The row's hinge terms are summed over SIMD lanes (a double-double) with the target's
+// own term (margin, or margin^2) included, then taken out again; times w_y / C.
+bool mm_fast(const ClassificationPlan& p) {
+  const lb_tensor& x = *p.input;
+  return x.dtype == LB_FLOAT32 && p.c > 0 && x.ndim > 0 && x.strides[x.ndim - 1] == 1;
+}
+
+double mm_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n) {
+  const float* x = static_cast<const float*>(p.input->data) + mm_offset(p, n, 0);
+  const std::int64_t y = p.t[static_cast<std::size_t>(n)];
+  const double xy = x[y];
+  double s, e;
+  two_sum(p.margin, -xy, s, e);
+  formulas::Params fp;
+  fp.f0 = p.p2;
+  fp.s0 = s;
+  fp.s1 = e;
+  fp.f1 = std::isfinite(s);
+  DenseIO io;
+  io.in[0] = x;
+  double hi, lo;
+  k.mm_forward_f32(io, 0, p.c, fp, &hi, &lo);
+  const double own = formulas::MultiMarginRow::forward(&xy, fp);
+  double rest = hi - own;  // infinite or NaN terms: IEEE's difference
+  if (std::fabs(hi) < HUGE_VAL && std::fabs(own) < HUGE_VAL) {
+    double a, b;
+    two_sum(hi, -own, a, b);
+    rest = a + (b + lo);
+  }
+  return p.w[static_cast<std::size_t>(y)] * rest / static_cast<double>(p.c);
+}
+
+void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& output, int threads) {
   check_classification_output(p, output);
+  const bool fast = mm_fast(p);
   const bool none = p.reduction == Reduction::none;
   const std::int64_t nb = (p.n + kPositionBlock - 1) / kPositionBlock;
   std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
@@ -348,7 +382,7 @@ void mm_forward(const ClassificationPlan& p, lb_tensor& output, int threads) {
       const std::int64_t end = std::min(p.n, (blk + 1) * kPositionBlock);
       double hi = 0.0, lo = 0.0;
       for (std::int64_t n = blk * kPositionBlock; n < end; ++n) {
-        const double v = mm_row(p, n, x, nullptr);
+        const double v = fast ? mm_row_fast(k, p, n) : mm_row(p, n, x, nullptr);
         if (none)
           store(output, n, v);
         else
@@ -531,7 +565,7 @@ void build_classification(const lb_call& call, ClassificationPlan& p) {
 
 void run_classification_forward(const KernelTable& k, const ClassificationPlan& p,
                                 lb_tensor& output, int threads) {
-  if (p.loss == Loss::multi_margin_loss) return mm_forward(p, output, threads);
+  if (p.loss == Loss::multi_margin_loss) return mm_forward(k, p, output, threads);
   check_classification_output(p, output);
   const std::int64_t P = p.positions;
   const std::int64_t nb = (P + kPositionBlock - 1) / kPositionBlock;
@@ -689,6 +723,13 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           if (gx == nullptr) continue;
           const std::int64_t t = target_of(p, i);
           const double s = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
+          if (gx->dtype == LB_FLOAT32 && gstride == 1) {  // a row of zeros, one value
+            float* row = static_cast<float*>(gx->data) + gb;
+            std::fill(row, row + p.c, 0.0f);
+            if (t >= 0)
+              row[t] = static_cast<float>(NllLoss::grad(p.w[static_cast<std::size_t>(t)], s));
+            continue;
+          }
           for (std::int64_t c = 0; c < p.c; ++c)
             store(*gx, gb + c * gstride,
                   c == t ? NllLoss::grad(p.w[static_cast<std::size_t>(t)], s) : 0.0);

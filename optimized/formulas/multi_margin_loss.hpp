@@ -35,5 +35,28 @@ struct MultiMarginLoss {
   }
 };
 
+// The same over one row as an elementwise formula of x_i, for the drivers' dense row kernels:
+// s0 + s1 = margin - x_y as a double-double (s0 rounded, s1 its error; f1 = s0 finite), f0 as
+// above; the value is h(z_i) (weight 1). z_i is MultiMarginLoss::z's compensated sum.
+struct MultiMarginRow {
+  static constexpr int kInputs = 1;
+  template <class V>
+  LOSSBENCH_HD static V forward(const V* in, const Params& p) {
+    const V xi = in[0], s(p.s0);
+    const V t = s + xi;
+    V z = t;
+    if (p.f1) {
+      const V tb = t - s;
+      const V f = (s - (t - tb)) + (xi - tb);
+      z = vselect(visfinite(t), t + (V(p.s1) + f), t);
+    }
+    return MultiMarginLoss::term(z, V(1.0), p);
+  }
+  template <class V>
+  LOSSBENCH_HD static void backward(const V*, V, const Params&, V* out) {
+    out[0] = V(0.0);  // (the row's gradient is the classification driver's)
+  }
+};
+
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace lossbench::opt::formulas

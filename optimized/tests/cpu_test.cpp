@@ -707,5 +707,59 @@ TEST(OptimizedCpu, PairwiseFastPathsMatchGeneralPath) {
   }
 }
 
+// multi_margin_loss's float32 forward fast path (contiguous classes) against the general path
+// (class stride 2), p = 1 and 2, with infinities and NaN in some rows: within one float32 ULP.
+TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {
+  const std::int64_t N = 31, C = 777;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.7f);
+  std::vector<float> dense(static_cast<std::size_t>(N * C)), strided(dense.size() * 2, 0.0f);
+  for (auto& v : dense) v = normal(rng);
+  dense[5 * C + 3] = HUGE_VALF;
+  dense[7 * C + 9] = -HUGE_VALF;
+  dense[11 * C + 100] = std::nanf("");
+  std::vector<std::int64_t> target(static_cast<std::size_t>(N));
+  for (auto& t : target) t = static_cast<std::int64_t>(rng() % C);
+  target[7] = 9;  // the target's own logit is -inf
+  for (std::size_t i = 0; i < dense.size(); ++i) strided[2 * i] = dense[i];
+  const auto close = [](float a, float b) {
+    return a == b || (std::isnan(a) && std::isnan(b)) ||
+           std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
+  };
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("multi_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+    for (std::int64_t p : {1, 2}) {
+      const auto run = [&](float* x, std::int64_t stride) {
+        std::int64_t xs[2] = {N, C}, xst[2] = {C * stride, stride}, ts[1] = {N}, tst[1] = {1};
+        lb_tensor in[2] = {{"input", x, LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                           {"target", target.data(), LB_INT64, 1, ts, tst, {LB_DEVICE_CPU, 0}}};
+        lb_param param{};
+        param.name = "p";
+        param.type = LB_PARAM_INT;
+        param.i = p;
+        lb_call call{};
+        call.struct_size = sizeof call;
+        call.loss = "multi_margin_loss";
+        call.reduction = "none";
+        call.inputs = in;
+        call.num_inputs = 2;
+        call.params = &param;
+        call.num_params = 1;
+        call.device = {LB_DEVICE_CPU, 0};
+        std::vector<float> loss(static_cast<std::size_t>(N));
+        lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ts, tst, {LB_DEVICE_CPU, 0}};
+        char err[256] = {};
+        EXPECT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+        return loss;
+      };
+      const auto fast = run(dense.data(), 1), general = run(strided.data(), 2);
+      for (std::int64_t i = 0; i < N; ++i)
+        EXPECT_TRUE(close(fast[i], general[i]))
+            << impl_name << " p " << p << " row " << i << ": " << fast[i] << " vs " << general[i];
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lossbench::opt
