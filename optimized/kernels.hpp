@@ -59,10 +59,12 @@ struct KernelTable {
   void (*math)(int fn, const double* in, double* out, std::size_t n);
   // cross_entropy over a contiguous float32 row of C logits (classification.cpp's fast path):
   // ce_row: m = max, s_hi + s_lo = sum of exp(x - m) less 1 (the argmax's term), a double-double;
-  // false when the row has a NaN or an infinite max (the general path handles those rows).
-  bool (*ce_row_f32)(const float* x, std::int64_t c, double* m, double* s_hi, double* s_lo);
-  // ce_grad_row: out[k] = exp(x[k] - m) * scale, rounded once to float32.
-  void (*ce_grad_row_f32)(const float* x, std::int64_t c, double m, double scale, float* out);
+  // e (nullable, C doubles) receives the exps. False when the row has a NaN or an infinite max
+  // (the general path handles those rows).
+  bool (*ce_row_f32)(const float* x, std::int64_t c, double* m, double* s_hi, double* s_lo,
+                     double* e);
+  // ce_grad_row: out[k] = e[k] * scale, rounded once to float32.
+  void (*ce_grad_row_f32)(const double* e, std::int64_t c, double scale, float* out);
   // multilabel_soft_margin_loss over one sample's contiguous float32 classes (multilabel.cpp's
   // fast path): formulas::MultilabelSoftMarginRow as a dense kernel.
   DenseForwardKernel mlsm_forward_f32;

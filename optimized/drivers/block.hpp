@@ -120,6 +120,9 @@ bool finish_sum(const V* s, const V* c, double* hi, double* lo) {
 // The dense fast path (kernels.hpp: DenseIO): E is float or double, the tensors' element type.
 // The last partial vector goes through a small padded buffer (inputs padded with 0.5, a value
 // every formula accepts; results beyond n are dropped).
+// Elements ahead of the loop that the dense kernels prefetch.
+inline constexpr std::int64_t kPrefetch = 2048;
+
 template <class V, class F, class E>
 void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const formulas::Params& p,
                    double* hi, double* lo) {
@@ -173,6 +176,13 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   // registers (a variable index would put them in memory, on the loop's critical path).
   std::int64_t i = 0;
   for (; i + kAcc * L <= full; i += kAcc * L) {
+    // Software prefetch a few KiB ahead: more misses in flight per core than the hardware
+    // prefetcher keeps while the core is busy with the formula.
+    for (int k = 0; k < F::kInputs; ++k)
+      if (src[k] != nullptr) {
+        __builtin_prefetch(src[k] + i + kPrefetch);
+        __builtin_prefetch(src[k] + i + kPrefetch + 64 / sizeof(E));
+      }
 #pragma GCC unroll 4
     for (std::int64_t k = 0; k < kAcc; ++k) add(eval(src, i + k * L), k);
   }
@@ -213,6 +223,12 @@ void dense_backward(const DenseIO& io, std::int64_t start, std::int64_t n,
   const V gc(io.g_constant);
   const std::int64_t full = n / L * L;
   for (std::int64_t i = 0; i < full; i += L) {
+    if (i % (4 * L) == 0)  // software prefetch, as in dense_forward
+      for (int k = 0; k < F::kInputs; ++k)
+        if (src[k] != nullptr) {
+          __builtin_prefetch(src[k] + i + kPrefetch);
+          __builtin_prefetch(src[k] + i + kPrefetch + 64 / sizeof(E));
+        }
     V a[F::kInputs], r[F::kInputs];
     for (int k = 0; k < F::kInputs; ++k) a[k] = src[k] != nullptr ? T::load(src[k] + i) : cst[k];
     F::backward(a, g != nullptr ? T::load(g + i) : gc, p, r);
@@ -239,8 +255,9 @@ void dense_backward(const DenseIO& io, std::int64_t start, std::int64_t n,
 
 // cross_entropy rows (kernels.hpp: ce_row_f32, ce_grad_row_f32). The last partial vector is
 // read from a copy padded with -inf (exp gives 0 there).
-template <class V>
-bool ce_row_f32(const float* x, std::int64_t C, double* m_out, double* s_hi, double* s_lo) {
+template <class V, bool kStore>
+bool ce_row_impl(const float* x, std::int64_t C, double* m_out, double* s_hi, double* s_lo,
+                 double* e_out) {
   using T = Traits<V>;
   using formulas::vany, formulas::vexp, formulas::visnan, formulas::vselect;
   constexpr auto L = static_cast<std::int64_t>(T::kLanes);
@@ -272,13 +289,33 @@ bool ce_row_f32(const float* x, std::int64_t C, double* m_out, double* s_hi, dou
   };
   std::int64_t i = 0;
   for (; i + kAcc * L <= full; i += kAcc * L) {
+    // This pass is compute-bound on a row already in cache: fetch the next row (rows are
+    // contiguous in the fast path; past the last row the prefetch is a harmless no-op).
+    __builtin_prefetch(x + C + i);
+    __builtin_prefetch(x + C + i + 16);
 #pragma GCC unroll 4
-    for (std::int64_t k = 0; k < kAcc; ++k) add(vexp(T::load(x + i + k * L) - vm), k);
+    for (std::int64_t k = 0; k < kAcc; ++k) {
+      const V e = vexp(T::load(x + i + k * L) - vm);
+      if constexpr (kStore) T::store(e, e_out + i + k * L);
+      add(e, k);
+    }
   }
   V left[kAcc];
   std::int64_t count = 0;
-  for (std::int64_t r = i; r < full; r += L) left[count++] = vexp(T::load(x + r) - vm);
-  if (rest > 0) left[count++] = vexp(T::load(tail) - vm);
+  for (std::int64_t r = i; r < full; r += L) {
+    left[count] = vexp(T::load(x + r) - vm);
+    if constexpr (kStore) T::store(left[count], e_out + r);
+    ++count;
+  }
+  if (rest > 0) {
+    left[count] = vexp(T::load(tail) - vm);
+    if constexpr (kStore) {
+      double t[T::kLanes];
+      T::store(left[count], t);
+      for (std::int64_t j = 0; j < rest; ++j) e_out[full + j] = t[j];
+    }
+    ++count;
+  }
   for (std::int64_t k = count; k < kAcc; ++k) left[k] = V(0.0);
 #pragma GCC unroll 4
   for (std::int64_t k = 0; k < kAcc; ++k) add(left[k], k);
@@ -292,23 +329,24 @@ bool ce_row_f32(const float* x, std::int64_t C, double* m_out, double* s_hi, dou
   return true;
 }
 
+// The exps are stored only when asked for (a separate instantiation: the forward's loop stays
+// as tight as without them).
 template <class V>
-void ce_grad_row_f32(const float* x, std::int64_t C, double m, double scale, float* out) {
-  using T = Traits<V>;
-  using formulas::vexp;
-  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
-  const std::int64_t full = C / L * L, rest = C - full;
-  const V vm(m), vs(scale);
-  for (std::int64_t i = 0; i < full; i += L) T::store(vexp(T::load(x + i) - vm) * vs, out + i);
-  if (rest == 0) return;
-  float tail[T::kLanes];
-  for (std::int64_t j = 0; j < L; ++j) tail[j] = j < rest ? x[full + j] : -HUGE_VALF;
-  float res[T::kLanes];
-  T::store(vexp(T::load(tail) - vm) * vs, res);
-  for (std::int64_t j = 0; j < rest; ++j) out[full + j] = res[j];
+bool ce_row_f32(const float* x, std::int64_t C, double* m, double* s_hi, double* s_lo, double* e) {
+  return e != nullptr ? ce_row_impl<V, true>(x, C, m, s_hi, s_lo, e)
+                      : ce_row_impl<V, false>(x, C, m, s_hi, s_lo, e);
 }
 
-// Lane sums of v in a fixed order.
+template <class V>
+void ce_grad_row_f32(const double* e, std::int64_t C, double scale, float* out) {
+  using T = Traits<V>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const std::int64_t full = C / L * L;
+  const V vs(scale);
+  for (std::int64_t i = 0; i < full; i += L) T::store(T::load(e + i) * vs, out + i);
+  for (std::int64_t i = full; i < C; ++i) out[i] = static_cast<float>(e[i] * scale);
+}
+
 template <class V>
 double lane_sum(V v) {
   using T = Traits<V>;

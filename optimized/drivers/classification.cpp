@@ -615,7 +615,7 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
             } else if (double m, s_hi, s_lo;
                        fast && k.ce_row_f32(static_cast<const float*>(p.input->data) +
                                                 xi.base(p, *p.input, i),
-                                            p.c, &m, &s_hi, &s_lo)) {
+                                            p.c, &m, &s_hi, &s_lo, nullptr)) {
               // The float32 fast path (no smoothing): one read of the row's logits.
               const float xt =
                   static_cast<const float*>(p.input->data)[xi.base(p, *p.input, i) + t];
@@ -740,15 +740,15 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           const std::int64_t t = target_of(p, i);
           const float* x = static_cast<const float*>(p.input->data) + xi.base(p, *p.input, i);
           double m, s_hi, s_lo;
-          if (t >= 0 && k.ce_row_f32(x, p.c, &m, &s_hi, &s_lo)) {
+          if (t >= 0 && k.ce_row_f32(x, p.c, &m, &s_hi, &s_lo, r.e.data())) {
             // grad_k = p_k dl_t' with dl = d loss / d log p = (0, .., dl_t, .., 0): for k != t
             // -e_k dl_t / z, and at t dl_t (z - e_t) / z (CrossEntropy::grad).
             const double s_nll = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
             const double dl_t = NllLoss::grad(p.w[static_cast<std::size_t>(t)], s_nll);
             const double z = 1.0 + (s_hi + s_lo);
             float* out = static_cast<float*>(gx->data) + gb;
-            k.ce_grad_row_f32(x, p.c, m, -dl_t / z, out);
-            const double e_t = std::exp(static_cast<double>(x[t]) - m);
+            const double e_t = r.e[static_cast<std::size_t>(t)];
+            k.ce_grad_row_f32(r.e.data(), p.c, -dl_t / z, out);
             const double zmt = x[t] == m ? s_hi + s_lo : 1.0 + ((s_hi - e_t) + s_lo);
             out[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
             continue;
