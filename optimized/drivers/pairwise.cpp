@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "../formulas/cosine_embedding_loss.hpp"
@@ -161,10 +163,18 @@ bool has_extreme(const lb_tensor& t) {
     return a > 0 && a < HUGE_VAL && (a > 0x1p100 || a < 0x1p-100);
   };
   if (st == contiguous(s) && (t.dtype == LB_FLOAT32 || t.dtype == LB_FLOAT64)) {
+    // In the tensor's own type (2^100 and 2^-100 are normal floats), with non-short-circuit
+    // operators, so that the loop vectorizes.
     const auto scan = [&](const auto* v) {
+      using T = std::remove_cvref_t<decltype(*v)>;
+      const T lo = static_cast<T>(0x1p-100), hi = static_cast<T>(0x1p100);
+      const T inf = std::numeric_limits<T>::infinity();
       std::int64_t count = 0;
 #pragma omp parallel for simd reduction(+ : count) schedule(static) if (n > (1 << 20))
-      for (std::int64_t i = 0; i < n; ++i) count += extreme(std::fabs(static_cast<double>(v[i])));
+      for (std::int64_t i = 0; i < n; ++i) {
+        const T a = std::fabs(v[i]);
+        count += static_cast<int>((a > 0) & (a < inf) & ((a > hi) | (a < lo)));
+      }
       return count != 0;
     };
     return t.dtype == LB_FLOAT32 ? scan(static_cast<const float*>(t.data))
@@ -459,6 +469,96 @@ void run_forward(const Call& c, lb_tensor& out, int threads) {
   store_output(c, loss, out);
 }
 
+// triplet_margin_loss (and the pairwise_distance form) with p = 2, float32 anchor, positive and
+// negative of one shape, all contiguous, and contiguous float32 gradients: the gradients are
+// written straight into the tensors, rows in parallel, each element the same operations in the
+// same order as run_backward below ((0 + pair 0) + pair 1, ...), without full-size temporaries.
+bool triplet_fast(const Call& c, lb_tensor* const* gt) {
+  if (c.kind != Call::triplet || pnorm_of(c).kind != F::PNorm::two || c.kernels == nullptr)
+    return false;
+  const lb_tensor* t[3] = {c.rows[0].x, c.rows[0].y, c.rows[1].y};
+  const Shape s = shape_of(*t[0]);
+  if (s.empty()) return false;
+  const auto ok = [&](const lb_tensor* x) {
+    return x->dtype == LB_FLOAT32 && shape_of(*x) == s && strides_of(*x) == contiguous(s);
+  };
+  for (int k = 0; k < 3; ++k)
+    if (!ok(t[k]) || (gt[k] != nullptr && !ok(gt[k]))) return false;
+  return true;
+}
+
+void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, int threads) {
+  RowData d[3];
+  for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], threads);
+  const std::int64_t rows = c.rows[0].n, D = c.rows[0].D;
+  const F::PNorm norm = pnorm_of(c);
+  const float* a = static_cast<const float*>(c.rows[0].x->data);
+  const float* p = static_cast<const float*>(c.rows[0].y->data);
+  const float* q = static_cast<const float*>(c.rows[1].y->data);
+  float* out[3];
+  for (int k = 0; k < 3; ++k) out[k] = gt[k] ? static_cast<float*>(gt[k]->data) : nullptr;
+  const bool three = c.num_rows == 3;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    double G[3] = {0, 0, 0};
+    F::TripletMarginLoss::backward(d[0].d[i], d[1].d[i], three ? d[2].d[i] : 0.0, c.swap, c.margin,
+                                   up.at(r), G[0], G[1], G[2]);
+    const std::int64_t o = r * D;
+    for (std::int64_t j = o; j < o + D; ++j) {
+      const double x = a[j], y = p[j], z = q[j];
+      const double v0 = norm.backward(x - y + c.eps, d[0].d[i], G[0], 0.0);
+      const double v1 = norm.backward(x - z + c.eps, d[1].d[i], G[1], 0.0);
+      const double v2 = three ? norm.backward(y - z + c.eps, d[2].d[i], G[2], 0.0) : 0.0;
+      if (out[0]) out[0][j] = static_cast<float>((0.0 + v0) + v1);
+      if (out[1]) out[1][j] = static_cast<float>(three ? (0.0 + -v0) + v2 : 0.0 + -v0);
+      if (out[2]) out[2][j] = static_cast<float>(three ? (0.0 + -v1) + -v2 : 0.0 + -v1);
+    }
+  }
+}
+
+// cosine_embedding_loss with float32 inputs of one shape, rows longer than kLagrangeMax, all
+// contiguous, and contiguous float32 gradients: each gradient element is 0 + gcos dx (as
+// run_backward's Grad accumulation), written straight into the tensors, rows in parallel.
+bool cosine_fast(const Call& c, lb_tensor* const* gt) {
+  if (c.kind != Call::cosine_embedding || c.kernels == nullptr) return false;
+  const Rows& w = c.rows[0];
+  const Shape s = shape_of(*w.x);
+  if (s.empty() || w.D <= kLagrangeMax || shape_of(*w.y) != s) return false;
+  const auto ok = [&](const lb_tensor* x) {
+    return x->dtype == LB_FLOAT32 && shape_of(*x) == s && strides_of(*x) == contiguous(s);
+  };
+  return ok(w.x) && ok(w.y) && (gt[0] == nullptr || ok(gt[0])) && (gt[1] == nullptr || ok(gt[1]));
+}
+
+void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, int threads) {
+  const Rows& w = c.rows[0];
+  RowData rd;
+  cosine_rows(w, c.eps_ce, true, rd, threads, c.kernels);
+  const std::int64_t n = numel(c.out_shape), D = w.D;
+  std::vector<double> gcos(static_cast<std::size_t>(w.n), 0.0);
+  for (std::int64_t l = 0; l < n; ++l) {
+    const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.row_st));
+    const double y =
+        load_float(c.target->data, c.target->dtype, offset(l, c.out_shape, c.target_st));
+    gcos[r] += F::CosineEmbeddingLoss::dcos(rd.p[r], rd.m1[r], rd.m2[r], y, up.at(l), c.params);
+  }
+  const float* x1 = static_cast<const float*>(w.x->data);
+  const float* x2 = static_cast<const float*>(w.y->data);
+  float* g1 = gt[0] ? static_cast<float*>(gt[0]->data) : nullptr;
+  float* g2 = gt[1] ? static_cast<float*>(gt[1]->data) : nullptr;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t r = 0; r < w.n; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    const double G = gcos[i], p = rd.p[i], m1 = rd.m1[i], m2 = rd.m2[i];
+    for (std::int64_t j = r * D; j < (r + 1) * D; ++j) {
+      const double a = x1[j], b = x2[j];
+      if (g1) g1[j] = static_cast<float>(0.0 + G * F::CosineEmbeddingLoss::dx(p, m1, m2, a, b));
+      if (g2) g2[j] = static_cast<float>(0.0 + G * F::CosineEmbeddingLoss::dx(p, m2, m1, b, a));
+    }
+  }
+}
+
 void run_backward(const Call& c, const Upstream& up, Grad* g) {
   const std::int64_t n = numel(c.out_shape);
   if (c.kind == Call::cosine_embedding) {
@@ -583,7 +683,7 @@ std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* 
 }
 
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
-                      std::int32_t num_grads, int /*threads*/, char* error, std::size_t error_size,
+                      std::int32_t num_grads, int threads, char* error, std::size_t error_size,
                       const KernelTable* k) {
   return guarded(error, error_size, [&] {
     Call c;
@@ -592,14 +692,16 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
     lb_tensor* gt[3] = {};
     match_grads(call, c, grads, num_grads, gt);
     check_grad_output(c, grad_output);
-    Grad g[3];
-    for (int j = 0; j < 3; ++j) g[j].init(gt[j]);
     Upstream up;
     up.g = grad_output;
     up.reduce = c.reduce;
     up.divisor = c.mean ? static_cast<double>(numel(c.out_shape)) : 1.0;
     up.shape = c.out_shape;
     if (grad_output != nullptr) up.st = strides_of(*grad_output);
+    if (triplet_fast(c, gt)) return triplet_fast_backward(c, up, gt, threads);
+    if (cosine_fast(c, gt)) return cosine_fast_backward(c, up, gt, threads);
+    Grad g[3];
+    for (int j = 0; j < 3; ++j) g[j].init(gt[j]);
     run_backward(c, up, g);
     for (auto& x : g) x.store();
   });
