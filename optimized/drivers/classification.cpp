@@ -91,6 +91,7 @@ struct RowIndex {
   std::int64_t class_stride = 1;
   std::int64_t base(const ClassificationPlan& p, const lb_tensor& t, std::int64_t i) const {
     if (p.unbatched) return 0;
+    if (p.s == 1) return i * t.strides[0];  // (N, C): no division
     const std::int64_t n = i / p.s;
     std::int64_t rest = i % p.s, off = n * t.strides[0];
     for (std::int32_t d = t.ndim; d-- > 2;) {
