@@ -69,6 +69,9 @@ struct KernelTable {
   // fast path): formulas::MultilabelSoftMarginRow as a dense kernel.
   DenseForwardKernel mlsm_forward_f32;
   DenseBackwardKernel mlsm_backward_f32;
+  // multilabel_margin_loss: one listed class against a contiguous float32 row
+  // (formulas::MultilabelMarginRow).
+  DenseForwardKernel mlm_forward_f32;
   // multi_margin_loss's row sum over contiguous float32 classes: formulas::MultiMarginRow.
   DenseForwardKernel mm_forward_f32;
   // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed in double

@@ -274,7 +274,7 @@ Args margin_args(const multilabel::Margin& m, const void* input, dev::Buffers& b
   a.x = input;
   a.x_dtype = m.c.input->dtype;
   a.xd = desc_of(*m.c.input);
-  a.t = buf.upload(m.t.data(), m.t.size());
+  a.t = buf.upload(m.targets(), static_cast<std::size_t>(m.n * m.dim));
   return a;
 }
 

@@ -152,12 +152,32 @@ void build_margin(const lb_call& call, Margin& m) {
     return;
   }
   const std::int64_t total = m.n * m.dim;
+  const auto out_of_range = [&](std::int64_t v) {
+    bad("argument #2 'target' is out of range: " + std::to_string(v) + " not in [-1, " +
+        std::to_string(m.dim) + ")");
+  };
+  bool dense = t.dtype == LB_INT64;
+  for (std::int64_t d = t.ndim, expect = 1; d-- > 0; expect *= t.shape[d])
+    if (t.shape[d] != 1 && t.strides[d] != expect) dense = false;
+  if (dense) {
+    // Used in place; the range check (PyTorch's, over every entry) is a vectorized min/max.
+    const auto* v = static_cast<const std::int64_t*>(t.data);
+    std::int64_t lo = 0, hi = -1;
+#pragma omp parallel for simd reduction(min : lo) reduction(max : hi) if (total > (1 << 20))
+    for (std::int64_t i = 0; i < total; ++i) {
+      lo = std::min(lo, v[i]);
+      hi = std::max(hi, v[i]);
+    }
+    if (lo < -1 || hi >= m.dim)
+      for (std::int64_t i = 0; i < total; ++i)
+        if (!(v[i] >= -1 && v[i] < m.dim)) out_of_range(v[i]);
+    m.contiguous_t = v;
+    return;
+  }
   m.t.resize(static_cast<std::size_t>(total));
   for (std::int64_t i = 0; i < total; ++i) {
     const std::int64_t v = load_int(t.data, strided_offset(t, i));
-    if (!(v >= -1 && v < m.dim))
-      bad("argument #2 'target' is out of range: " + std::to_string(v) + " not in [-1, " +
-          std::to_string(m.dim) + ")");
+    if (!(v >= -1 && v < m.dim)) out_of_range(v);
     m.t[static_cast<std::size_t>(i)] = v;
   }
 }
@@ -168,9 +188,15 @@ double margin_row(const Margin& m, std::int64_t r, std::vector<double>& x,
                   std::vector<char>& is_target, double* count) {
   const std::int64_t C = m.dim;
   const lb_tensor& in = *m.c.input;
-  for (std::int64_t k = 0; k < C; ++k)
-    x[static_cast<std::size_t>(k)] = load_float(in.data, in.dtype, strided_offset(in, r * C + k));
-  const std::int64_t* tr = m.t.data() + r * C;
+  if (in.dtype == LB_FLOAT32 && in.ndim > 0 && in.strides[in.ndim - 1] == 1 &&
+      (in.ndim == 1 || in.strides[0] == C)) {
+    const float* row = static_cast<const float*>(in.data) + r * C;
+    for (std::int64_t k = 0; k < C; ++k) x[static_cast<std::size_t>(k)] = row[k];
+  } else {
+    for (std::int64_t k = 0; k < C; ++k)
+      x[static_cast<std::size_t>(k)] = load_float(in.data, in.dtype, strided_offset(in, r * C + k));
+  }
+  const std::int64_t* tr = m.targets() + r * C;
   const std::int64_t listed = std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
   std::fill(is_target.begin(), is_target.end(), 0);
   for (std::int64_t k = 0; k < listed; ++k) is_target[static_cast<std::size_t>(tr[k])] = 1;
@@ -192,10 +218,52 @@ double margin_row(const Margin& m, std::int64_t r, std::vector<double>& x,
   return dd_div(hi, lo, static_cast<double>(C));
 }
 
-void margin_forward(const lb_call& call, lb_tensor& output, int threads) {
+// The float32 forward fast path: contiguous rows; each listed class against the row through the
+// ISA's dense kernel (KernelTable::mlm_forward_f32), the row's double-doubles added in list order.
+bool margin_fast(const Margin& m) {
+  const lb_tensor& in = *m.c.input;
+  return in.dtype == LB_FLOAT32 && in.ndim > 0 && in.strides[in.ndim - 1] == 1 &&
+         (in.ndim == 1 || in.strides[0] == m.dim);
+}
+
+double margin_row_fast(const KernelTable& k, const Margin& m, std::int64_t r,
+                       std::vector<float>& listed_mask) {
+  const std::int64_t C = m.dim;
+  const float* x = static_cast<const float*>(m.c.input->data) + r * C;
+  const std::int64_t* tr = m.targets() + r * C;
+  const std::int64_t listed = std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
+  std::fill(listed_mask.begin(), listed_mask.end(), 0.0f);
+  for (std::int64_t i = 0; i < listed; ++i) listed_mask[static_cast<std::size_t>(tr[i])] = 1.0f;
+  DenseIO io;
+  io.in[0] = x;
+  io.in[1] = listed_mask.data();
+  double hi = 0.0, lo = 0.0;
+  for (std::int64_t i = 0; i < listed; ++i) {
+    formulas::Params p;
+    p.s0 = x[tr[i]];
+    double h, l;
+    k.mlm_forward_f32(io, 0, C, p, &h, &l);
+    dd_add(hi, lo, h);
+    dd_add(hi, lo, l);
+  }
+  return dd_div(hi, lo, static_cast<double>(C));
+}
+
+void margin_forward(const lb_call& call, lb_tensor& output, int threads, const KernelTable* k) {
   Margin m;
   build_margin(call, m);
   std::vector<double> loss(static_cast<std::size_t>(m.n));
+  if (k != nullptr && margin_fast(m)) {
+#pragma omp parallel num_threads(threads) if (m.n > 64)
+    {
+      std::vector<float> listed_mask(static_cast<std::size_t>(m.dim));
+#pragma omp for schedule(static)
+      for (std::int64_t r = 0; r < m.n; ++r)
+        loss[static_cast<std::size_t>(r)] = margin_row_fast(*k, m, r, listed_mask);
+    }
+    reduce_store(m.c, loss, m.none_shape, output);
+    return;
+  }
 #pragma omp parallel num_threads(threads) if (m.n > 64)
   {
     std::vector<double> x(static_cast<std::size_t>(m.dim));
@@ -429,7 +497,7 @@ std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* 
                      std::size_t error_size, const KernelTable* k) {
   return guarded(error, error_size, [&] {
     if (is_margin(call))
-      margin_forward(call, output, threads);
+      margin_forward(call, output, threads, k);
     else
       soft_forward(call, output, threads, k);
   });

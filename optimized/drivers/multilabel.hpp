@@ -31,7 +31,9 @@ struct Margin {
   Common c;
   std::int64_t n = 1, dim = 1;
   Shape none_shape;
-  std::vector<std::int64_t> t;  // (n, dim), row-major
+  std::vector<std::int64_t> t;  // (n, dim), row-major: a copy, unless the tensor is contiguous
+  const std::int64_t* contiguous_t = nullptr;  // ... in which case its data is used in place
+  const std::int64_t* targets() const { return contiguous_t ? contiguous_t : t.data(); }
 };
 
 struct Soft {

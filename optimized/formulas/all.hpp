@@ -11,6 +11,7 @@
 #include "margin_ranking_loss.hpp"
 #include "mse_loss.hpp"
 #include "multi_margin_loss.hpp"
+#include "multilabel_margin_loss.hpp"
 #include "multilabel_soft_margin_loss.hpp"
 #include "nll_loss.hpp"
 #include "poisson_nll_loss.hpp"

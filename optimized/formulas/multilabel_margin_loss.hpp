@@ -40,5 +40,21 @@ struct MultilabelMarginLoss {
   }
 };
 
+// One listed class j against a row, as an elementwise formula for the drivers' dense row kernels:
+// inputs x_d and listed_d (1 for a listed class, 0 otherwise), s0 = x_j; the value is the pair's
+// hinge, 0 for listed d.
+struct MultilabelMarginRow {
+  static constexpr int kInputs = 2;
+  template <class V>
+  LOSSBENCH_HD static V forward(const V* in, const Params& p) {
+    const V h = MultilabelMarginLoss::term(MultilabelMarginLoss::z(V(p.s0), in[0]));
+    return vselect(in[1] == V(0.0), h, V(0.0));
+  }
+  template <class V>
+  LOSSBENCH_HD static void backward(const V*, V, const Params&, V* out) {
+    out[0] = out[1] = V(0.0);  // (the gradient counts pairs in the multilabel driver)
+  }
+};
+
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace lossbench::opt::formulas

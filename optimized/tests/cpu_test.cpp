@@ -761,5 +761,54 @@ TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {
   }
 }
 
+// multilabel_margin_loss's float32 forward fast path (contiguous rows, each listed class against
+// the row through the dense kernel) against the general path (class stride 2), with an infinity
+// and a NaN in some rows: within one float32 ULP.
+TEST(OptimizedCpu, MultilabelMarginFastPathMatchesGeneralPath) {
+  const std::int64_t N = 19, C = 301;
+  std::mt19937_64 rng(21);
+  std::normal_distribution<float> normal(0.0f, 0.8f);
+  std::vector<float> dense(static_cast<std::size_t>(N * C)), strided(dense.size() * 2, 0.0f);
+  for (auto& v : dense) v = normal(rng);
+  dense[2 * C + 5] = HUGE_VALF;
+  dense[4 * C + 7] = std::nanf("");
+  for (std::size_t i = 0; i < dense.size(); ++i) strided[2 * i] = dense[i];
+  std::vector<std::int64_t> target(dense.size(), -1);
+  for (std::int64_t r = 0; r < N; ++r)
+    for (std::int64_t k = 0; k < r % 7; ++k)
+      target[static_cast<std::size_t>(r * C + k)] = static_cast<std::int64_t>(rng() % C);
+  const auto close = [](float a, float b) {
+    return a == b || (std::isnan(a) && std::isnan(b)) ||
+           std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
+  };
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("multilabel_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0)
+      continue;
+    const auto run = [&](float* x, std::int64_t stride) {
+      std::int64_t xs[2] = {N, C}, xst[2] = {C * stride, stride}, tst[2] = {C, 1}, ns[1] = {N},
+                   one[1] = {1};
+      lb_tensor in[2] = {{"input", x, LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"target", target.data(), LB_INT64, 2, xs, tst, {LB_DEVICE_CPU, 0}}};
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = "multilabel_margin_loss";
+      call.reduction = "none";
+      call.inputs = in;
+      call.num_inputs = 2;
+      call.device = {LB_DEVICE_CPU, 0};
+      std::vector<float> loss(static_cast<std::size_t>(N));
+      lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
+      char err[256] = {};
+      EXPECT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+      return loss;
+    };
+    const auto fast = run(dense.data(), 1), general = run(strided.data(), 2);
+    for (std::int64_t i = 0; i < N; ++i)
+      EXPECT_TRUE(close(fast[i], general[i]))
+          << impl_name << " row " << i << ": " << fast[i] << " vs " << general[i];
+  }
+}
+
 }  // namespace
 }  // namespace lossbench::opt
