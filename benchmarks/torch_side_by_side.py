@@ -93,6 +93,14 @@ def parse_size(s):
     return int(s)
 
 
+def size_label(nbytes):
+    """The benchmarks' label of a size (benchmarks/bench.cpp): 65536 -> 64KiB."""
+    for suf, mul in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= mul and nbytes % mul == 0:
+            return f"{nbytes // mul}{suf}"
+    return f"{nbytes}B"
+
+
 def rows(elements):
     """N rows of C classes (or D features), as inputs.cpp."""
     c = 8192 if elements >= 1 << 19 else 1024 if elements >= 8192 else 37 if elements >= 74 else 8
@@ -332,7 +340,8 @@ def main(argv=None):
                             tl.append(time_calls(lbc, k))
                     ml, mp = statistics.median(tl), statistics.median(tp)
                     moved = fwd_bytes + (grad_bytes if bwd else 0)
-                    row = {"loss": loss, "dtype": dt, "size": size, "direction": direction,
+                    row = {"loss": loss, "dtype": dt, "size": size_label(nbytes),
+                           "direction": direction,
                            "n": n, "shape": shape, "bytes": moved, "reps": reps, "calls_per_rep": k,
                            "lossbench_s": tl, "torch_s": tp, "lossbench_median_s": ml,
                            "torch_median_s": mp, "lossbench_GBps": moved / ml * 1e-9,

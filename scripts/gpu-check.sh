@@ -20,6 +20,8 @@
 #    gradient written once), as % of the copy kernel's bandwidth; then, where python3 has torch
 #    with CUDA, PyTorch's time for the same row-loss cases and our ratio to it.
 # A short table is printed last. Exit status: non-zero when any step fails.
+# With gpu-pack/ present (scripts/gpu-pack.sh, run where the build works), steps 1-2 are skipped
+# and the packed programs run with their packed libraries.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 JOBS="${1:-16}"
@@ -30,6 +32,18 @@ die() { echo "gpu-check: FAILED: $*" >&2; status "$1" "FAILED: ${*:2}"; echo; ca
 t0=$(date +%s)
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+
+TEST=build/release/optimized/cuda/test_cuda
+LB=build/release/lossbench
+BENCH=build/release/optimized/cuda/lossbench-cuda-bench
+if [ -x gpu-pack/test_cuda ]; then
+  # Programs built elsewhere by scripts/gpu-pack.sh, with their libraries: no build here.
+  TEST=gpu-pack/test_cuda LB=gpu-pack/lossbench BENCH=gpu-pack/lossbench-cuda-bench
+  export LD_LIBRARY_PATH="$PWD/gpu-pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LOSSBENCH_SOURCE_DIR="$PWD"
+  status preflight "packed programs (gpu-pack/, commit $(cat gpu-pack/COMMIT 2>/dev/null))"
+  status build "skipped (packed)"
+else
 
 # ---- 1. preflight
 if compgen -G ".debs/*.deb" >/dev/null; then
@@ -79,9 +93,11 @@ else
   grep -B2 -A12 -m5 'error' "$LOG/build" | head -80; tail -20 "$LOG/build"; die build "see the log above"
 fi
 
+fi  # not packed
+
 # ---- 3. tests
 rc=0
-build/release/optimized/cuda/test_cuda --gtest_brief=0 2>&1 | tee "$LOG/test"
+"$TEST" --gtest_brief=0 2>&1 | tee "$LOG/test"
 if [ "${PIPESTATUS[0]}" -eq 0 ] && ! grep -q "SKIPPED" "$LOG/test"; then
   status "test_cuda" "ok ($(grep -c '^\[       OK \]' "$LOG/test") tests)"
 else
@@ -89,7 +105,7 @@ else
 fi
 
 # ---- 4. the scorer over the corpus
-build/release/lossbench check --impl cuda --golden golden/corpus --budgets optimized/budgets.txt \
+"$LB" check --impl cuda --golden golden/corpus --budgets optimized/budgets.txt \
   --json "$LOG/check.json" --repro-dir "$LOG/repro" 2>&1 | tail -25 | tee "$LOG/check"
 if [ "${PIPESTATUS[0]}" -eq 0 ]; then
   status "lossbench check --impl cuda" "ok: $(grep -o '[0-9]* pass.*' "$LOG/check" | tail -1)"
@@ -98,7 +114,7 @@ else
 fi
 
 # ---- 5. bandwidth, and PyTorch's times for the same row-loss cases
-timeout 240 build/release/optimized/cuda/lossbench-cuda-bench 256 float32 10 2>&1 | tee "$LOG/bench"
+timeout 240 "$BENCH" 256 float32 10 2>&1 | tee "$LOG/bench"
 if [ "${PIPESTATUS[0]}" -eq 0 ]; then status bench ok; else status bench FAILED; rc=1; fi
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   if timeout 120 python3 - "$LOG/bench" >"$LOG/torch" 2>&1 <<'PY'

@@ -47,12 +47,23 @@ check --impl torch --results golden/corpus/torch-2.2.2.jsonl --golden golden/cor
   --json "$work/check-torch.json" --repro-dir "$work/repro-torch"
 quick_flag=()
 [ $quick -eq 1 ] && quick_flag=(--quick)
-phase 4 "benchmarks of lossbench cpu (benchmarks/run.sh ${quick_flag[*]})"
-benchmarks/run.sh "${quick_flag[@]}" --filter 'loss/*/cpu/*' --json "$work/bench.json" \
-  >"$work/bench.log"
+# The full selection (about 25 minutes on the project's 2-core machine): cpu at 256 MiB per
+# tensor, float32 and float64; every ISA path at 64 KiB (cache-resident), float32; the reference
+# at its small size; 3 interleaved repetitions. PyTorch: float32 at 64 KiB and 256 MiB.
+select='^(sol/.*|loss/[^/]+/cpu/float(32|64)/256MiB/.*|loss/[^/]+/cpu-(scalar|avx2|avx512)/float32/64KiB/.*|loss/[^/]+/reference/.*)$'
+phase 4 "benchmarks of lossbench cpu"
+if [ $quick -eq 1 ]; then
+  "$lb" bench --quick --filter 'loss/*/cpu/*' --json "$work/bench.json" >"$work/bench.log"
+else
+  "$lb" bench --repetitions 3 --json "$work/bench.json" -- "--benchmark_filter=$select" \
+    >"$work/bench.log"
+fi
 tail -3 "$work/bench.log"
-phase 5 "PyTorch side by side (benchmarks/torch_side_by_side.py ${quick_flag[*]})"
-"$torch_python" benchmarks/torch_side_by_side.py "${quick_flag[@]}" \
+phase 5 "PyTorch side by side (benchmarks/torch_side_by_side.py)"
+torch_args=(--sizes 64KiB,256MiB --dtypes float32 --directions fwd,fwdbwd --reps 3)
+[ $quick -eq 1 ] && torch_args=(--quick)
+"$torch_python" benchmarks/torch_side_by_side.py "${torch_args[@]}" \
+  --plugin build/release/benchmarks/liblossbench_cpu.so \
   --json "$work/torch-bench.json" >"$work/torch-bench.log"
 tail -3 "$work/torch-bench.log"
 phase 6 "the report"

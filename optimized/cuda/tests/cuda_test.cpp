@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -29,8 +30,14 @@ namespace {
 
 using conformance::ojson;
 
-const std::string kGolden = LOSSBENCH_SOURCE_DIR "/golden/corpus";
-const std::string kBudgets = LOSSBENCH_OPTIMIZED_DIR "/budgets.txt";
+// The source tree: where the test was built, or $LOSSBENCH_SOURCE_DIR (a test binary carried
+// to another machine, scripts/gpu-pack.sh).
+std::string source_dir() {
+  const char* s = std::getenv("LOSSBENCH_SOURCE_DIR");
+  return s != nullptr && *s != '\0' ? s : LOSSBENCH_SOURCE_DIR;
+}
+const std::string kGolden = source_dir() + "/golden/corpus";
+const std::string kBudgets = source_dir() + "/optimized/budgets.txt";
 
 const std::set<std::string>& my_losses() {
   static const std::set<std::string> s = {
