@@ -2,6 +2,7 @@
 // Argument plumbing shared by the CPU drivers: shapes of ABI tensors, PyTorch's broadcasting
 // rule with its message, and the two ways a driver refuses a call (bad arguments, unsupported).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -104,6 +105,49 @@ std::int32_t guarded(char* error, std::size_t size, F&& f) {
     set_error(error, size, e.what());
     return LB_INTERNAL_ERROR;
   }
+}
+
+// ---- double-double arithmetic on the host (the drivers' reductions)
+
+// Error-free transformation: s + e == a + b exactly.
+inline void two_sum(double a, double b, double& s, double& e) {
+  s = a + b;
+  const double bb = s - a;
+  e = (a - (s - bb)) + (b - bb);
+}
+
+// hi + lo += a_hi + a_lo (IEEE's sum, no compensation, once anything is not finite).
+inline void dd_add(double& hi, double& lo, double a_hi, double a_lo) {
+  if (!(std::fabs(hi) < HUGE_VAL) || !(std::fabs(a_hi) < HUGE_VAL)) {
+    hi += a_hi;
+    lo = 0.0;
+    return;
+  }
+  double s, e;
+  two_sum(hi, a_hi, s, e);
+  lo = lo + a_lo + e;
+  two_sum(s, lo, hi, lo);
+}
+
+// hi + lo += a, a single double (lo += e, not lo + 0 + e: the sign of a zero is kept).
+inline void dd_add(double& hi, double& lo, double a) {
+  if (!(std::fabs(hi) < HUGE_VAL) || !(std::fabs(a) < HUGE_VAL)) {
+    hi += a;
+    lo = 0.0;
+    return;
+  }
+  double s, e;
+  two_sum(hi, a, s, e);
+  lo += e;
+  two_sum(s, lo, hi, lo);
+}
+
+// (hi + lo) / d, nearly correctly rounded.
+inline double dd_div(double hi, double lo, double d) {
+  const double q = hi / d;
+  if (!std::isfinite(q) || d == 0) return (hi + lo) / d;
+  const double r = std::fma(-q, d, hi) + lo;
+  return q + r / d;
 }
 
 }  // namespace lossbench::opt

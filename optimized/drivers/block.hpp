@@ -55,46 +55,6 @@ inline void two_sum(V a, V b, V& s, V& e) {
   e = (a - (s - bb)) + (b - bb);
 }
 
-// Per lane: a running double-double (s, c) in TwoSum form, 4 independent accumulators; then
-// the lanes and accumulators are combined in a fixed order. Deterministic for a given ISA.
-template <class V>
-void sum_block(double* v, std::size_t n, double* hi, double* lo) {
-  using T = Traits<V>;
-  constexpr std::size_t kAcc = 4;
-  constexpr std::size_t kStep = kAcc * T::kLanes;
-  std::size_t padded = (n + kStep - 1) / kStep * kStep;
-  for (std::size_t i = n; i < padded; ++i) v[i] = 0.0;
-  V s[kAcc], c[kAcc];
-  for (std::size_t k = 0; k < kAcc; ++k) s[k] = c[k] = V(0.0);
-  for (std::size_t i = 0; i < padded; i += kStep) {
-    for (std::size_t k = 0; k < kAcc; ++k) {
-      V e;
-      two_sum(s[k], T::load(v + i + k * T::kLanes), s[k], e);
-      c[k] = c[k] + e;
-    }
-  }
-  double lanes_s[kAcc * T::kLanes], lanes_c[kAcc * T::kLanes];
-  for (std::size_t k = 0; k < kAcc; ++k) {
-    T::store(s[k], lanes_s + k * T::kLanes);
-    T::store(c[k], lanes_c + k * T::kLanes);
-  }
-  double hs = 0.0, hc = 0.0;
-  for (std::size_t j = 0; j < kAcc * T::kLanes; ++j) {
-    double e;
-    two_sum(hs, lanes_s[j], hs, e);
-    hc += e + lanes_c[j];
-  }
-  two_sum(hs, hc, *hi, *lo);
-  if (!(std::fabs(*hi) < HUGE_VAL)) {
-    // An infinity or NaN among the terms: the compensation is meaningless; the plain sum gives
-    // IEEE's answer (inf, -inf or NaN).
-    double plain = 0.0;
-    for (std::size_t i = 0; i < n; ++i) plain += v[i];
-    *hi = plain;
-    *lo = 0.0;
-  }
-}
-
 // Lane sums of the 4 accumulators (s, c) in a fixed order into hi + lo. Returns false when the
 // sum is not finite (a term was infinite or NaN, or the sum overflowed): the compensation is then
 // meaningless and the caller sums the terms plainly, as sum_block does.
@@ -115,6 +75,34 @@ bool finish_sum(const V* s, const V* c, double* hi, double* lo) {
   }
   two_sum(hs, hc, *hi, *lo);
   return std::fabs(*hi) < HUGE_VAL;
+}
+
+// Per lane: a running double-double (s, c) in TwoSum form, 4 independent accumulators; then
+// the lanes and accumulators are combined in a fixed order. Deterministic for a given ISA.
+template <class V>
+void sum_block(double* v, std::size_t n, double* hi, double* lo) {
+  using T = Traits<V>;
+  constexpr std::size_t kAcc = 4;
+  constexpr std::size_t kStep = kAcc * T::kLanes;
+  std::size_t padded = (n + kStep - 1) / kStep * kStep;
+  for (std::size_t i = n; i < padded; ++i) v[i] = 0.0;
+  V s[kAcc], c[kAcc];
+  for (std::size_t k = 0; k < kAcc; ++k) s[k] = c[k] = V(0.0);
+  for (std::size_t i = 0; i < padded; i += kStep) {
+    for (std::size_t k = 0; k < kAcc; ++k) {
+      V e;
+      two_sum(s[k], T::load(v + i + k * T::kLanes), s[k], e);
+      c[k] = c[k] + e;
+    }
+  }
+  if (!finish_sum(s, c, hi, lo)) {
+    // An infinity or NaN among the terms: the compensation is meaningless; the plain sum gives
+    // IEEE's answer (inf, -inf or NaN).
+    double plain = 0.0;
+    for (std::size_t i = 0; i < n; ++i) plain += v[i];
+    *hi = plain;
+    *lo = 0.0;
+  }
 }
 
 // The dense fast path (kernels.hpp: DenseIO): E is float or double, the tensors' element type.

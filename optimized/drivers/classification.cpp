@@ -60,32 +60,6 @@ __attribute__((noinline)) double compute_type_value(double v, bool is_double) {
   return static_cast<double>(f);
 }
 
-void two_sum(double a, double b, double& s, double& e) {
-  s = a + b;
-  const double bb = s - a;
-  e = (a - (s - bb)) + (b - bb);
-}
-
-void dd_add(double& hi, double& lo, double a_hi, double a_lo) {
-  if (!(std::fabs(hi) < HUGE_VAL) || !(std::fabs(a_hi) < HUGE_VAL)) {
-    hi += a_hi;
-    lo = 0.0;
-    return;
-  }
-  double s, e;
-  two_sum(hi, a_hi, s, e);
-  lo = lo + a_lo + e;
-  two_sum(s, lo, hi, lo);
-}
-
-// (hi + lo) / d, nearly correctly rounded.
-double dd_div(double hi, double lo, double d) {
-  const double q = hi / d;
-  if (!std::isfinite(q) || d == 0) return (hi + lo) / d;
-  const double r = std::fma(-q, d, hi) + lo;
-  return q + r / d;
-}
-
 // Row-major offsets of positions: input[i, k] is at base(i) + k * class_stride.
 struct RowIndex {
   std::int64_t class_stride = 1;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <initializer_list>
 
+#include "args.hpp"
 #include "elements.hpp"
 
 namespace lossbench::opt {
@@ -123,15 +124,9 @@ struct Buffers {
 
 std::int64_t num_blocks(std::int64_t numel) { return (numel + kBlock - 1) / kBlock; }
 
-// hi + lo divided by d, rounded to double (nearly correctly).
-double dd_div(double hi, double lo, double d) {
-  const double q = hi / d;
-  if (!std::isfinite(q) || d == 0) return (hi + lo) / d;
-  const double r = std::fma(-q, d, hi) + lo;
-  return q + r / d;
-}
-
-void dd_add(double& hi, double& lo, double a_hi, double a_lo) {
+// hi + lo += a_hi + a_lo, renormalized with Fast2Sum (args.hpp's dd_add uses TwoSum; the two
+// differ in the last bit of lo when the sum cancels, and this driver's results keep this one).
+void dd_add_fast(double& hi, double& lo, double a_hi, double a_lo) {
   if (!(std::fabs(hi) < HUGE_VAL) || !(std::fabs(a_hi) < HUGE_VAL)) {
     hi += a_hi;  // infinities and NaN: IEEE's sum, no compensation
     lo = 0.0;
@@ -174,7 +169,7 @@ DenseIO dense_inputs(const Plan& plan) {
 double finish(const Plan& plan, const std::vector<double>& part_hi,
               const std::vector<double>& part_lo) {
   double hi = 0.0, lo = 0.0;
-  for (std::size_t b = 0; b < part_hi.size(); ++b) dd_add(hi, lo, part_hi[b], part_lo[b]);
+  for (std::size_t b = 0; b < part_hi.size(); ++b) dd_add_fast(hi, lo, part_hi[b], part_lo[b]);
   return plan.divisor == 1.0 ? hi + lo : dd_div(hi, lo, plan.divisor);
 }
 
@@ -339,7 +334,7 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
             off += (rest % plan.shape[d]) * op.grad_strides[d];
             rest /= plan.shape[d];
           }
-          dd_add(acc_hi[j][off], acc_lo[j][off], out[j][i], 0.0);
+          dd_add_fast(acc_hi[j][off], acc_lo[j][off], out[j][i], 0.0);
         }
       }
     }

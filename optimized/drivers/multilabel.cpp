@@ -28,33 +28,6 @@ using conformance::strided_offset;
 using formulas::MultilabelMarginLoss;
 using formulas::MultilabelSoftMarginLoss;
 
-void two_sum(double a, double b, double& s, double& e) {
-  s = a + b;
-  const double bb = s - a;
-  e = (a - (s - bb)) + (b - bb);
-}
-
-// hi + lo += a (a double-double accumulator; IEEE's sum once anything is not finite).
-void dd_add(double& hi, double& lo, double a) {
-  if (!(std::fabs(hi) < HUGE_VAL) || !(std::fabs(a) < HUGE_VAL)) {
-    hi += a;
-    lo = 0.0;
-    return;
-  }
-  double s, e;
-  two_sum(hi, a, s, e);
-  lo += e;
-  two_sum(s, lo, hi, lo);
-}
-
-// (hi + lo) / d, nearly correctly rounded.
-double dd_div(double hi, double lo, double d) {
-  const double q = hi / d;
-  if (!std::isfinite(q) || d == 0) return (hi + lo) / d;
-  const double r = std::fma(-q, d, hi) + lo;
-  return q + r / d;
-}
-
 bool is_float(std::int32_t dtype) { return dtype >= LB_FLOAT64 && dtype <= LB_BFLOAT16; }
 
 void read_common(const lb_call& call, Common& c, bool weight_ok) {

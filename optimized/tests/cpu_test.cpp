@@ -307,6 +307,13 @@ TEST(OptimizedCpu, ReductionsBitwiseIdenticalForAnyThreadCount) {
 
 // ---------------------------------------------------------------- dense and gathered paths
 
+// Two float32 results of the same call through two paths: equal, or one float32 ULP (of b)
+// apart; NaN matches NaN only where the test's inputs hold NaN (nan_matches).
+bool within_one_ulp(float a, float b, bool nan_matches) {
+  if (a == b || (nan_matches && std::isnan(a) && std::isnan(b))) return true;
+  return std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
+}
+
 // One elementwise call with every tensor either contiguous (the driver's dense fast path: the
 // kernel reads the tensors directly) or laid out with stride 2 (the gather path: converted into
 // block buffers first). Outputs, gradients and grad_output are contiguous, as the ABI has them.
@@ -538,9 +545,7 @@ TEST(OptimizedCpu, CrossEntropyFastPathMatchesGeneralPath) {
     std::vector<float> loss_fast, grad_fast, loss_general, grad_general;
     run(dense.data(), 1, loss_fast, grad_fast);
     run(strided.data(), 2, loss_general, grad_general);
-    const auto close = [](float a, float b) {
-      return a == b || std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
-    };
+    const auto close = [](float a, float b) { return within_one_ulp(a, b, false); };
     for (std::int64_t i = 0; i < N; ++i)
       EXPECT_TRUE(close(loss_fast[i], loss_general[i]))
           << impl_name << " row " << i << ": " << loss_fast[i] << " vs " << loss_general[i];
@@ -573,9 +578,7 @@ TEST(OptimizedCpu, MultilabelSoftMarginFastPathMatchesGeneralPath) {
     xs2[2 * i] = x[i];
     ys2[2 * i] = y[i];
   }
-  const auto close = [](float a, float b) {
-    return a == b || std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
-  };
+  const auto close = [](float a, float b) { return within_one_ulp(a, b, false); };
   for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
     const lb_impl* impl = conformance::find_implementation(impl_name);
     if (impl->supports("multilabel_soft_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0)
@@ -631,9 +634,7 @@ TEST(OptimizedCpu, PairwiseFastPathsMatchGeneralPath) {
   const std::int64_t N = 23, D = 517;
   std::mt19937_64 rng(13);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  const auto close = [](float a, float b) {
-    return a == b || std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
-  };
+  const auto close = [](float a, float b) { return within_one_ulp(a, b, false); };
   std::vector<float> y(static_cast<std::size_t>(N));
   for (std::size_t i = 0; i < y.size(); ++i) y[i] = i % 3 == 0 ? -1.0f : 1.0f;
   struct Loss {
@@ -722,10 +723,7 @@ TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {
   for (auto& t : target) t = static_cast<std::int64_t>(rng() % C);
   target[7] = 9;  // the target's own logit is -inf
   for (std::size_t i = 0; i < dense.size(); ++i) strided[2 * i] = dense[i];
-  const auto close = [](float a, float b) {
-    return a == b || (std::isnan(a) && std::isnan(b)) ||
-           std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
-  };
+  const auto close = [](float a, float b) { return within_one_ulp(a, b, true); };
   for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
     const lb_impl* impl = conformance::find_implementation(impl_name);
     if (impl->supports("multi_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
@@ -777,10 +775,7 @@ TEST(OptimizedCpu, MultilabelMarginFastPathMatchesGeneralPath) {
   for (std::int64_t r = 0; r < N; ++r)
     for (std::int64_t k = 0; k < r % 7; ++k)
       target[static_cast<std::size_t>(r * C + k)] = static_cast<std::int64_t>(rng() % C);
-  const auto close = [](float a, float b) {
-    return a == b || (std::isnan(a) && std::isnan(b)) ||
-           std::fabs(a - b) <= std::nextafter(std::fabs(b), HUGE_VALF) - std::fabs(b);
-  };
+  const auto close = [](float a, float b) { return within_one_ulp(a, b, true); };
   for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
     const lb_impl* impl = conformance::find_implementation(impl_name);
     if (impl->supports("multilabel_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0)
