@@ -294,6 +294,14 @@ std::string run_once(const lb_impl& impl, const CallArgs& args, Outputs& o, bool
                      bool backward) {
   char err[512] = {};
   lb_tensor out = o.t(o.out, reduced);
+  // forward+backward through the one-call entry when the implementation has it.
+  if (const lb_forward_backward_fn fused = lb_forward_backward_of(&impl); backward && fused) {
+    const lb_tensor g = o.t(o.gout, reduced);
+    lb_tensor gr = o.grad.tensor();
+    const std::int32_t s = fused(&args.call, &out, &g, &gr, 1, err, sizeof err);
+    if (s != LB_OK) return std::string("forward_backward status ") + std::to_string(s) + ": " + err;
+    return "";
+  }
   std::int32_t s = impl.forward(&args.call, &out, err, sizeof err);
   if (s != LB_OK) return std::string("forward status ") + std::to_string(s) + ": " + err;
   if (backward) {

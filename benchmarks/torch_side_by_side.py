@@ -77,13 +77,24 @@ SUPPORTS = C.CFUNCTYPE(C.c_int32, C.c_char_p, C.c_int32, Device, C.c_char_p)
 FORWARD = C.CFUNCTYPE(C.c_int32, C.POINTER(Call), C.POINTER(Tensor), C.c_char_p, C.c_size_t)
 BACKWARD = C.CFUNCTYPE(C.c_int32, C.POINTER(Call), C.POINTER(Tensor), C.POINTER(Tensor), C.c_int32,
                        C.c_char_p, C.c_size_t)
+FORWARD_BACKWARD = C.CFUNCTYPE(C.c_int32, C.POINTER(Call), C.POINTER(Tensor), C.POINTER(Tensor),
+                               C.POINTER(Tensor), C.c_int32, C.c_char_p, C.c_size_t)
 
 
 class Impl(C.Structure):
     _fields_ = [("abi_version", C.c_uint32), ("struct_size", C.c_uint32), ("name", C.c_char_p),
                 ("version", C.c_char_p), ("supports", SUPPORTS), ("forward", FORWARD),
                 ("backward", BACKWARD), ("synchronize", C.c_void_p), ("native_device", Device),
-                ("device_alloc", C.c_void_p), ("device_free", C.c_void_p), ("copy", C.c_void_p)]
+                ("device_alloc", C.c_void_p), ("device_free", C.c_void_p), ("copy", C.c_void_p),
+                ("forward_backward", FORWARD_BACKWARD)]
+
+
+def forward_backward_of(impl):
+    """The table's one-call forward_backward, or None (a table too short to hold it, or NULL)."""
+    end = Impl.forward_backward.offset + Impl.forward_backward.size
+    if impl.struct_size < end or not C.cast(impl.forward_backward, C.c_void_p).value:
+        return None
+    return impl.forward_backward
 
 
 def parse_size(s):
@@ -201,8 +212,16 @@ class LossbenchCall:
                              Device(0, 0))
         self.grad_t = (Tensor * 1)(tensor(inputs[0][0], self.grad, dtype_code))
         self.err = C.create_string_buffer(512)
+        self.fused = forward_backward_of(impl)
 
     def __call__(self):
+        if self.backward and self.fused is not None:
+            # forward+backward in one call, as lossbench bench times it.
+            s = self.fused(C.byref(self.call), C.byref(self.out_t), C.byref(self.gout_t),
+                           self.grad_t, 1, self.err, 512)
+            if s != LB_OK:
+                raise RuntimeError(f"forward_backward: status {s}: {self.err.value.decode()}")
+            return float(self.out[0])
         s = self.impl.forward(C.byref(self.call), C.byref(self.out_t), self.err, 512)
         if s != LB_OK:
             raise RuntimeError(f"forward: status {s}: {self.err.value.decode()}")

@@ -149,13 +149,14 @@ CaseScore score_case(const CorpusCase& c, const ojson& rec, const std::string& i
     return r;
   }
   const ojson& expected = c.line["expected"];
+  // `as`: the name PyTorch's record has for this tensor (the fused results are the same tensors).
   auto add = [&](const std::string& what, const std::string& direction, const ojson& got,
-                 const ojson& exp) {
+                 const ojson& exp, const std::string& as = "") {
     DirectionScore d;
     d.what = what;
     d.score = score_tensor(got, exp, c.doc());
     d.budget = budgets.resolve({impl, c.loss, c.dtype, c.reduction, direction});
-    d.torch_ulp = torch_error(torch, c, what, exp);
+    d.torch_ulp = torch_error(torch, c, as.empty() ? what : as, exp);
     d.allowed = d.budget.ulp;
     if (d.budget.torch && d.torch_ulp)
       d.allowed = std::max(d.allowed, d.budget.torch_factor * *d.torch_ulp);
@@ -179,6 +180,23 @@ CaseScore score_case(const CorpusCase& c, const ojson& rec, const std::string& i
       const std::string bm =
           rec["backward"].contains("error") ? rec["backward"]["error"].value("message", "") : "";
       r.reason = "backward " + bstatus + (bm.empty() ? "" : ": " + bm);
+    }
+  }
+  // forward_backward (one call), when the implementation has it: scored as the two calls are.
+  if (r.verdict.empty() && rec.contains("fused")) {
+    const ojson& f = rec["fused"];
+    const std::string fstatus = f.value("status", "ok");
+    if (fstatus == "ok") {
+      add("fused.output", "forward", f.contains("output") ? f["output"] : ojson(),
+          expected["output"], "output");
+      for (const auto& [name, exp] : expected["grad"].items())
+        add("fused.grad." + name, "backward",
+            f.contains("grad") && f["grad"].contains(name) ? f["grad"][name] : ojson(), exp,
+            "grad." + name);
+    } else if (fstatus != "unsupported") {
+      r.verdict = rejected(fstatus) ? "fail" : "error";
+      const std::string fm = f.contains("error") ? f["error"].value("message", "") : "";
+      r.reason = "forward_backward " + fstatus + (fm.empty() ? "" : ": " + fm);
     }
   }
   if (r.verdict.empty()) {

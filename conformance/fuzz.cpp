@@ -170,7 +170,8 @@ int run_fuzz(const FuzzOptions& o, std::ostream& out, std::ostream& err) {
     const ojson rec = runner->run(c);
     CaseScore s = score_case(c, rec, runner->name(), budgets, nullptr);
     ++counts[s.verdict];
-    for (const auto& d : s.dirs) (d.what == "output" ? forward : backward).add(d.score, c.id);
+    for (const auto& d : s.dirs)
+      (d.what == "output" || d.what == "fused.output" ? forward : backward).add(d.score, c.id);
     if (o.verbose || s.verdict == "fail" || s.verdict == "error")
       out << case_line(c, s) << "  (case " << k << ")\n";
     if (o.keep_worst > 0) {

@@ -173,6 +173,7 @@ const lb_impl kReference = {
     nullptr,
     nullptr,
     nullptr,
+    nullptr,  // forward_backward: the scorer makes the two calls
 };
 
 const lb_impl* reference_factory() { return &kReference; }

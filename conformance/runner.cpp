@@ -353,8 +353,9 @@ struct DeviceMemory {
   const lb_impl& impl;
   std::vector<void*> owned;
   bool active() const {
-    return impl.struct_size >= sizeof(lb_impl) && impl.native_device.type != LB_DEVICE_CPU &&
-           impl.device_alloc && impl.device_free && impl.copy;
+    return impl.struct_size >= offsetof(lb_impl, copy) + sizeof impl.copy &&
+           impl.native_device.type != LB_DEVICE_CPU && impl.device_alloc && impl.device_free &&
+           impl.copy;
   }
   lb_device device() const { return active() ? impl.native_device : lb_device{LB_DEVICE_CPU, 0}; }
   void* place(Buffer& b, bool copy_in) {
@@ -515,6 +516,42 @@ ojson run_case(const lb_impl& impl, const CorpusCase& c) {
       gj[g.name] = buffer_json(g);
     }
     result["grad"] = std::move(gj);
+
+    // The one-call forward_backward, when the table has it: fresh buffers, scored on its own.
+    if (const lb_forward_backward_fn fused = lb_forward_backward_of(&impl)) {
+      Buffer fout;
+      fout.name = "output";
+      fout.allocate(out.dtype, out.shape);
+      lb_tensor fout_t = tensor_of(fout, mem.place(fout, false), device);
+      std::vector<Buffer> fgrads;
+      for (const auto& g : grads) {
+        Buffer f;
+        f.name = g.name;
+        f.allocate(g.dtype, g.shape);
+        fgrads.push_back(std::move(f));
+      }
+      std::vector<lb_tensor> fgrad_t;
+      for (auto& g : fgrads) fgrad_t.push_back(tensor_of(g, mem.place(g, false), device));
+      std::fill(error.begin(), error.end(), '\0');
+      s = fused(&call, &fout_t, &go_t, fgrad_t.data(), static_cast<std::int32_t>(fgrad_t.size()),
+                error.data(), error.size());
+      if (s == LB_OK && impl.synchronize) s = impl.synchronize(device, error.data(), error.size());
+      ojson fj;
+      fj["status"] = status_name(s);
+      if (s != LB_OK) {
+        fj["error"] = {{"message", std::string(error.data())}};
+      } else {
+        mem.fetch(fout);
+        fj["output"] = buffer_json(fout);
+        ojson fg = ojson::object();
+        for (auto& g : fgrads) {
+          mem.fetch(g);
+          fg[g.name] = buffer_json(g);
+        }
+        fj["grad"] = std::move(fg);
+      }
+      result["fused"] = std::move(fj);
+    }
   } catch (const std::exception& e) {
     return failure(c.id, "internal_error", std::string("scorer: ") + e.what());
   }

@@ -486,31 +486,75 @@ std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_ou
   });
 }
 
-#define LOSSBENCH_OPT_IMPL(fn, ISA_EXPR, NAME)                                          \
-  std::int32_t fn##_supports(const char* loss, std::int32_t dtype, lb_device device,    \
-                             const char*) {                                             \
-    return supports_isa(ISA_EXPR, loss, dtype, device);                                 \
-  }                                                                                     \
-  std::int32_t fn##_forward(const lb_call* call, lb_tensor* output, char* error,        \
-                            std::size_t size) {                                         \
-    return forward_isa(ISA_EXPR, call, output, error, size);                            \
-  }                                                                                     \
-  std::int32_t fn##_backward(const lb_call* call, const lb_tensor* g, lb_tensor* grads, \
-                             std::int32_t n, char* error, std::size_t size) {           \
-    return backward_isa(ISA_EXPR, call, g, grads, n, error, size);                      \
-  }                                                                                     \
-  const lb_impl fn##_table = {LB_ABI_VERSION,                                           \
-                              sizeof(lb_impl),                                          \
-                              NAME,                                                     \
-                              "lossbench optimized CPU 0.1 (Highway 1.0, OpenMP)",      \
-                              fn##_supports,                                            \
-                              fn##_forward,                                             \
-                              fn##_backward,                                            \
-                              nullptr,                                                  \
-                              {LB_DEVICE_CPU, 0},                                       \
-                              nullptr,                                                  \
-                              nullptr,                                                  \
-                              nullptr};
+// forward_backward: one pass for the elementwise losses on the dense fast path and for
+// cross_entropy's float32 fast path; otherwise forward then backward (the same results either
+// way).
+std::int32_t forward_backward_isa(Isa isa, const lb_call* call, lb_tensor* output,
+                                  const lb_tensor* grad_output, lb_tensor* grads,
+                                  std::int32_t num_grads, char* error, std::size_t size) {
+  bool fused = false;
+  if (is_classification(call->loss) && grad_output != nullptr) {
+    const std::int32_t s = guarded(error, size, [&] {
+      if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
+      ClassificationPlan p;
+      build_classification(*call, p);
+      fused = run_classification_fused(classification_kernels(isa, p), p, *output, *grad_output,
+                                       grads, num_grads, driver_threads());
+    });
+    if (s != LB_OK || fused) return s;
+  }
+  if (find_loss(call->loss) != nullptr && !is_classification(call->loss) &&
+      !pairwise::handles(call->loss) && !ctc::handles(call->loss) &&
+      !multilabel::handles(call->loss)) {
+    const std::int32_t s = guarded(error, size, [&] {
+      if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
+      Call c;
+      build(*call, c);
+      check_output(c.plan, *output, "output");
+      lb_tensor* by_input[kMaxInputs] = {};
+      match_grads(c, grad_output, grads, num_grads, by_input);
+      if (grad_output == nullptr) return;  // ones of the output's shape: the two calls
+      fused = run_fused(kernels_for(isa, c.plan), c.plan, *output, *grad_output, by_input,
+                        driver_threads());
+    });
+    if (s != LB_OK || fused) return s;
+  }
+  const std::int32_t s = forward_isa(isa, call, output, error, size);
+  if (s != LB_OK) return s;
+  return backward_isa(isa, call, grad_output, grads, num_grads, error, size);
+}
+
+#define LOSSBENCH_OPT_IMPL(fn, ISA_EXPR, NAME)                                                   \
+  std::int32_t fn##_supports(const char* loss, std::int32_t dtype, lb_device device,             \
+                             const char*) {                                                      \
+    return supports_isa(ISA_EXPR, loss, dtype, device);                                          \
+  }                                                                                              \
+  std::int32_t fn##_forward(const lb_call* call, lb_tensor* output, char* error,                 \
+                            std::size_t size) {                                                  \
+    return forward_isa(ISA_EXPR, call, output, error, size);                                     \
+  }                                                                                              \
+  std::int32_t fn##_backward(const lb_call* call, const lb_tensor* g, lb_tensor* grads,          \
+                             std::int32_t n, char* error, std::size_t size) {                    \
+    return backward_isa(ISA_EXPR, call, g, grads, n, error, size);                               \
+  }                                                                                              \
+  std::int32_t fn##_forward_backward(const lb_call* call, lb_tensor* output, const lb_tensor* g, \
+                                     lb_tensor* grads, std::int32_t n, char* error,              \
+                                     std::size_t size) {                                         \
+    return forward_backward_isa(ISA_EXPR, call, output, g, grads, n, error, size);               \
+  }                                                                                              \
+  const lb_impl fn##_table = {LB_ABI_VERSION,                                                    \
+                              sizeof(lb_impl),                                                   \
+                              NAME,                                                              \
+                              "lossbench optimized CPU 0.1 (Highway 1.0, OpenMP)",               \
+                              fn##_supports,                                                     \
+                              fn##_forward,                                                      \
+                              fn##_backward,                                                     \
+                              nullptr,                                                           \
+                              {LB_DEVICE_CPU, 0},                                                \
+                              nullptr,                                                           \
+                              nullptr,                                                           \
+                              nullptr,                                                           \
+                              fn##_forward_backward};
 
 LOSSBENCH_OPT_IMPL(cpu, detected_isa(), "cpu")
 LOSSBENCH_OPT_IMPL(cpu_scalar, Isa::scalar, "cpu-scalar")

@@ -39,7 +39,8 @@ struct DenseIO {
   double constant[kMaxInputs] = {};
   const void* g = nullptr;  // backward: the upstream gradient, or g_constant when null
   double g_constant = 0.0;
-  void* out[kMaxInputs] = {};  // forward: out[0] or nullptr to reduce; backward: gradients
+  void* out[kMaxInputs] = {};   // forward: out[0] or nullptr to reduce; backward: gradients
+  void* grad[kMaxInputs] = {};  // forward_backward (dense_fused): the gradients, or nullptr
 };
 using DenseForwardKernel = void (*)(const DenseIO& io, std::int64_t start, std::int64_t n,
                                     const formulas::Params& p, double* hi, double* lo);
@@ -54,6 +55,8 @@ struct KernelTable {
   // The dense fast path, per loss, for float32 ([0]) and float64 ([1]) tensors.
   DenseForwardKernel dense_forward[kLossCount][2];
   DenseBackwardKernel dense_backward[kLossCount][2];
+  // forward_backward in one pass: dense_forward that also writes io.grad as dense_backward would.
+  DenseForwardKernel dense_fused[kLossCount][2];
   // The ISA's vector math (0 exp, 1 log, 2 log1p, 3 expm1) on n doubles (n a multiple of kPad),
   // for tests/cpu_test.cpp.
   void (*math)(int fn, const double* in, double* out, std::size_t n);

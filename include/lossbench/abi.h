@@ -103,6 +103,10 @@ typedef struct lb_call {
   lb_device device; /* where every tensor of the call lives */
 } lb_call;
 
+typedef int32_t (*lb_forward_backward_fn)(const lb_call* call, lb_tensor* output,
+                                          const lb_tensor* grad_output, lb_tensor* grads,
+                                          int32_t num_grads, char* error, size_t error_size);
+
 typedef struct lb_impl {
   uint32_t abi_version; /* LB_ABI_VERSION: the caller refuses another major version */
   uint32_t struct_size; /* sizeof(lb_impl) of the implementation: fields may be appended */
@@ -135,7 +139,20 @@ typedef struct lb_impl {
   /* Copies bytes between host and device memory; returns an LB_* status. */
   int32_t (*copy)(void* dst, lb_device dst_device, const void* src, lb_device src_device,
                   size_t bytes);
+
+  /* Appended field (read only when struct_size covers it). Forward and backward in one call:
+   * the same results as forward(call, output) followed by backward(call, grad_output, grads),
+   * so an implementation can read the inputs once (a fused pass). Optional (NULL, or a shorter
+   * table: the caller makes the two calls). */
+  lb_forward_backward_fn forward_backward;
 } lb_impl;
+
+/* The forward_backward entry of `impl`, or NULL when it has none. */
+static inline lb_forward_backward_fn lb_forward_backward_of(const lb_impl* impl) {
+  return impl->struct_size >= offsetof(lb_impl, forward_backward) + sizeof impl->forward_backward
+             ? impl->forward_backward
+             : NULL;
+}
 
 typedef const lb_impl* (*lb_entry_point_v1)(void);
 

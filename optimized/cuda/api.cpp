@@ -393,7 +393,8 @@ const lb_impl* cuda_impl() {
       LB_ABI_VERSION, sizeof(lb_impl), "cuda",        availability().version.c_str(),
       cuda_supports,  cuda_forward,    cuda_backward,
       nullptr,  // calls are synchronous
-      kDevice,        cuda_alloc,      cuda_free,     cuda_copy};
+      kDevice,        cuda_alloc,      cuda_free,     cuda_copy,
+      nullptr};  // forward_backward: the caller makes the two calls
   return &table;
 }
 

@@ -111,39 +111,67 @@ void sum_block(double* v, std::size_t n, double* hi, double* lo) {
 // Elements ahead of the loop that the dense kernels prefetch.
 inline constexpr std::int64_t kPrefetch = 2048;
 
-template <class V, class F, class E>
+// kFused (forward_backward): the gradients too, from the same loads. io.grad[k] receives the
+// gradient of input k (nullptr: not wanted), from the upstream io.g (per element) or
+// io.g_constant, as dense_backward computes them.
+template <class V, class F, class E, bool kFused = false>
 void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const formulas::Params& p,
                    double* hi, double* lo) {
   using T = Traits<V>;
   constexpr auto L = static_cast<std::int64_t>(T::kLanes);
   const E* src[F::kInputs];
+  E* gdst[F::kInputs];
   V cst[F::kInputs];
   for (int k = 0; k < F::kInputs; ++k) {
     src[k] = io.in[k] != nullptr ? static_cast<const E*>(io.in[k]) + start : nullptr;
+    gdst[k] = kFused && io.grad[k] != nullptr ? static_cast<E*>(io.grad[k]) + start : nullptr;
     cst[k] = V(io.constant[k]);
   }
-  const auto eval = [&](const E* const* from, std::int64_t i) {
+  const E* gsrc = kFused && io.g != nullptr ? static_cast<const E*>(io.g) + start : nullptr;
+  const V gc(io.g_constant);
+  // The loss of the elements at `from` + i; fused, their gradients go to `to` + i.
+  const auto eval = [&](const E* const* from, const E* gfrom, E* const* to, std::int64_t i)
+      __attribute__((always_inline)) {
     V a[F::kInputs];
     for (int k = 0; k < F::kInputs; ++k) a[k] = from[k] != nullptr ? T::load(from[k] + i) : cst[k];
+    if constexpr (kFused) {
+      V r[F::kInputs];
+      F::backward(a, gfrom != nullptr ? T::load(gfrom + i) : gc, p, r);
+      for (int k = 0; k < F::kInputs; ++k)
+        if (to[k] != nullptr) T::store(r[k], to[k] + i);
+    }
     return F::forward(a, p);
   };
   const std::int64_t full = n / L * L;
-  // The tail, evaluated from padded copies.
-  E tail_in[F::kInputs][T::kLanes];
+  // The tail, evaluated from padded copies; its gradients land in tail_out, then the first
+  // `rest` of them are copied out.
+  E tail_in[F::kInputs][T::kLanes], tail_g[T::kLanes], tail_out[F::kInputs][T::kLanes];
   const E* tail_src[F::kInputs];
+  E* tail_dst[F::kInputs];
   const std::int64_t rest = n - full;
   for (int k = 0; k < F::kInputs; ++k) {
     tail_src[k] = src[k] != nullptr ? tail_in[k] : nullptr;
+    tail_dst[k] = gdst[k] != nullptr ? tail_out[k] : nullptr;
     for (std::int64_t j = 0; j < L; ++j)
       tail_in[k][j] = src[k] != nullptr && j < rest ? src[k][full + j] : static_cast<E>(0.5);
   }
+  for (std::int64_t j = 0; j < L; ++j)
+    tail_g[j] = gsrc != nullptr && j < rest ? gsrc[full + j] : static_cast<E>(0);
+  const E* tail_gsrc = gsrc != nullptr ? tail_g : nullptr;
+  const auto copy_tail_grads = [&] {
+    if constexpr (kFused)
+      for (int k = 0; k < F::kInputs; ++k)
+        if (gdst[k] != nullptr)
+          for (std::int64_t j = 0; j < rest; ++j) gdst[k][full + j] = tail_out[k][j];
+  };
   if (io.out[0] != nullptr) {
     E* out = static_cast<E*>(io.out[0]) + start;
-    for (std::int64_t i = 0; i < full; i += L) T::store(eval(src, i), out + i);
+    for (std::int64_t i = 0; i < full; i += L) T::store(eval(src, gsrc, gdst, i), out + i);
     if (rest > 0) {
       E tmp[T::kLanes];
-      T::store(eval(tail_src, 0), tmp);
+      T::store(eval(tail_src, tail_gsrc, tail_dst, 0), tmp);
       for (std::int64_t j = 0; j < rest; ++j) out[full + j] = tmp[j];
+      copy_tail_grads();
     }
     return;
   }
@@ -157,8 +185,9 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   };
   double tail[T::kLanes];
   if (rest > 0) {
-    T::store(eval(tail_src, 0), tail);
+    T::store(eval(tail_src, tail_gsrc, tail_dst, 0), tail);
     for (std::int64_t j = rest; j < L; ++j) tail[j] = 0.0;
+    copy_tail_grads();
   }
   // Every index into s and c is a constant after unrolling, so the accumulators stay in
   // registers (a variable index would put them in memory, on the loop's critical path).
@@ -172,20 +201,22 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
         __builtin_prefetch(src[k] + i + kPrefetch + 64 / sizeof(E));
       }
 #pragma GCC unroll 4
-    for (std::int64_t k = 0; k < kAcc; ++k) add(eval(src, i + k * L), k);
+    for (std::int64_t k = 0; k < kAcc; ++k) add(eval(src, gsrc, gdst, i + k * L), k);
   }
   // At most 3 whole vectors and the tail are left: one more round, padded with zeros.
   V left[kAcc];
   std::int64_t count = 0;
-  for (std::int64_t r = i; r < full; r += L) left[count++] = eval(src, r);
+  for (std::int64_t r = i; r < full; r += L) left[count++] = eval(src, gsrc, gdst, r);
   if (rest > 0) left[count++] = T::load(tail);
   for (std::int64_t k = count; k < kAcc; ++k) left[k] = V(0.0);
 #pragma GCC unroll 4
   for (std::int64_t k = 0; k < kAcc; ++k) add(left[k], k);
   if (finish_sum(s, c, hi, lo)) return;
-  // Not finite: IEEE's plain sum of the same terms (inf, -inf or NaN), evaluated again.
+  // Not finite: IEEE's plain sum of the same terms (inf, -inf or NaN), evaluated again (the
+  // gradients are already written).
+  E* const none[F::kInputs] = {};
   V plain(0.0);
-  for (i = 0; i < full; i += L) plain = plain + eval(src, i);
+  for (i = 0; i < full; i += L) plain = plain + eval(src, nullptr, none, i);
   if (rest > 0) plain = plain + T::load(tail);
   double lanes[T::kLanes];
   T::store(plain, lanes);
@@ -421,13 +452,15 @@ template <class V>
 KernelTable make_table(const char* isa) {
   KernelTable t{};
   t.isa = isa;
-#define LOSSBENCH_OPT_FILL(id, F)                                                          \
-  t.forward[static_cast<int>(Loss::id)] = forward_block<V, formulas::F>;                   \
-  t.backward[static_cast<int>(Loss::id)] = backward_block<V, formulas::F>;                 \
-  t.dense_forward[static_cast<int>(Loss::id)][0] = dense_forward<V, formulas::F, float>;   \
-  t.dense_forward[static_cast<int>(Loss::id)][1] = dense_forward<V, formulas::F, double>;  \
-  t.dense_backward[static_cast<int>(Loss::id)][0] = dense_backward<V, formulas::F, float>; \
-  t.dense_backward[static_cast<int>(Loss::id)][1] = dense_backward<V, formulas::F, double>;
+#define LOSSBENCH_OPT_FILL(id, F)                                                            \
+  t.forward[static_cast<int>(Loss::id)] = forward_block<V, formulas::F>;                     \
+  t.backward[static_cast<int>(Loss::id)] = backward_block<V, formulas::F>;                   \
+  t.dense_forward[static_cast<int>(Loss::id)][0] = dense_forward<V, formulas::F, float>;     \
+  t.dense_forward[static_cast<int>(Loss::id)][1] = dense_forward<V, formulas::F, double>;    \
+  t.dense_backward[static_cast<int>(Loss::id)][0] = dense_backward<V, formulas::F, float>;   \
+  t.dense_backward[static_cast<int>(Loss::id)][1] = dense_backward<V, formulas::F, double>;  \
+  t.dense_fused[static_cast<int>(Loss::id)][0] = dense_forward<V, formulas::F, float, true>; \
+  t.dense_fused[static_cast<int>(Loss::id)][1] = dense_forward<V, formulas::F, double, true>;
   LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_FILL)
 #undef LOSSBENCH_OPT_FILL
   t.sum = sum_block<V>;

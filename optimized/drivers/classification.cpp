@@ -182,6 +182,13 @@ bool per_position(const ClassificationPlan& p) {
 // The (W) total weight of the non-ignored targets, serially in position order.
 void total_weight(const ClassificationPlan& p, double& hi, double& lo) {
   hi = lo = 0.0;
+  if (p.weight == nullptr) {
+    // Unweighted: the count of targets that are not ignored, exact in a double (< 2^53).
+    std::int64_t count = 0;
+    for (const std::int64_t t : p.t) count += t != p.ignore_index;
+    hi = static_cast<double>(count);
+    return;
+  }
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(p.t.size()); ++i) {
     const std::int64_t t = target_of(p, i);
     if (t >= 0) dd_add(hi, lo, p.w[static_cast<std::size_t>(t)], 0.0);
@@ -529,12 +536,19 @@ void build_classification(const lb_call& call, ClassificationPlan& p) {
   const std::int64_t tn = numel(ts);
   const std::int64_t count = p.unbatched ? std::min<std::int64_t>(tn, 1) : tn;
   p.t.resize(static_cast<std::size_t>(count));
-  for (std::int64_t i = 0; i < count; ++i) {
-    const std::int64_t v = static_cast<const std::int64_t*>(t.data)[offset_of(t, i)];
-    p.t[static_cast<std::size_t>(i)] = v;
-    if (v != p.ignore_index && !(v >= 0 && v < p.c))
-      bad("Target " + std::to_string(v) + " is out of bounds.");
+  const auto* td = static_cast<const std::int64_t*>(t.data);
+  if (t.ndim <= 1 && (t.ndim == 0 || t.strides[0] == 1 || count <= 1)) {
+    std::copy(td, td + count, p.t.begin());  // contiguous: no index arithmetic per element
+  } else {
+    for (std::int64_t i = 0; i < count; ++i) p.t[static_cast<std::size_t>(i)] = td[offset_of(t, i)];
   }
+  // One branch-free pass flags a bad target; the loop below only runs to name the first one.
+  bool any_bad = false;
+  for (const std::int64_t v : p.t) any_bad |= v != p.ignore_index && !(v >= 0 && v < p.c);
+  if (any_bad)
+    for (const std::int64_t v : p.t)
+      if (v != p.ignore_index && !(v >= 0 && v < p.c))
+        bad("Target " + std::to_string(v) + " is out of bounds.");
   p.positions = count;
 }
 
@@ -829,6 +843,84 @@ void match_classification_grads(const ClassificationPlan& p, const lb_tensor* gr
   const bool each = mm ? p.reduction == Reduction::none : per_position(p);
   if ((!mm || gx != nullptr) && (each ? !gs.empty() && gs != p.out_shape : numel(gs) != 1))
     bad("grad_output has the wrong shape");
+}
+
+bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p, lb_tensor& output,
+                              const lb_tensor& grad_output, lb_tensor* grads,
+                              std::int32_t num_grads, int threads) {
+  if (p.loss != Loss::cross_entropy || p.prob || p.smoothing || p.c == 0) return false;
+  check_classification_output(p, output);
+  const lb_tensor* gx = nullptr;
+  const lb_tensor* gt = nullptr;
+  const lb_tensor* gw = nullptr;
+  match_classification_grads(p, &grad_output, grads, num_grads, gx, gt, gw);
+  if (gx == nullptr || gt != nullptr || gw != nullptr || gx->dtype != LB_FLOAT32 ||
+      grad_stride(p) != 1)
+    return false;
+  const RowIndex xi = row_index(p, *p.input);
+  if (!ce_fast_path(p, xi)) return false;
+  // As run_classification_forward and run_classification_backward compute them.
+  const bool each = per_position(p);
+  const bool per_g = each && !shape_of(grad_output).empty();
+  const double g0 = per_g ? 0.0 : load(grad_output, 0);
+  double w_hi = 0.0, w_lo = 0.0;
+  if (p.reduction == Reduction::mean) total_weight(p, w_hi, w_lo);
+  const double W = p.reduction == Reduction::mean ? w_hi + w_lo : 1.0;
+  const std::int64_t P = p.positions;
+  const std::int64_t nb = (P + kPositionBlock - 1) / kPositionBlock;
+  std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
+  int slow_row = 0;  // a row the fast path does not take: give up, the caller runs the two
+#pragma omp parallel num_threads(threads) if (nb > 1)
+  {
+    std::vector<double> e((static_cast<std::size_t>(p.c) + kRowPad) / kRowPad * kRowPad + kRowPad);
+    std::vector<double> a(kPositionBlock + kRowPad);
+#pragma omp for schedule(static)
+    for (std::int64_t blk = 0; blk < nb; ++blk) {
+      int stop;
+#pragma omp atomic read relaxed
+      stop = slow_row;
+      if (stop != 0) continue;
+      const std::int64_t start = blk * kPositionBlock;
+      const std::int64_t n = std::min(kPositionBlock, P - start);
+      for (std::int64_t j = 0; j < n; ++j) {
+        const std::int64_t i = start + j;
+        const std::int64_t t = target_of(p, i);
+        const float* x = static_cast<const float*>(p.input->data) + xi.base(p, *p.input, i);
+        double m, s_hi, s_lo;
+        if (t < 0 || !k.ce_row_f32(x, p.c, &m, &s_hi, &s_lo, e.data())) {
+#pragma omp atomic write relaxed
+          slow_row = 1;
+          break;
+        }
+        const double wt = p.w[static_cast<std::size_t>(t)];
+        const double nll =
+            NllLoss::term(CrossEntropy::log_prob(x[t] - m, 0.0, std::log1p(s_hi + s_lo)), wt);
+        if (each) store(output, i, nll);
+        a[static_cast<std::size_t>(j)] = nll;
+        const double up = per_g ? load(grad_output, offset_of(grad_output, i)) : g0;
+        const double dl_t = NllLoss::grad(wt, p.reduction == Reduction::mean ? up / W : up);
+        const double z = 1.0 + (s_hi + s_lo);
+        float* out = static_cast<float*>(gx->data) + grad_base(p, i);
+        const double e_t = e[static_cast<std::size_t>(t)];
+        k.ce_grad_row_f32(e.data(), p.c, -dl_t / z, out);
+        const double zmt = x[t] == m ? s_hi + s_lo : 1.0 + ((s_hi - e_t) + s_lo);
+        out[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
+      }
+      if (!each) {
+        const std::size_t q = static_cast<std::size_t>(blk) * 2;
+        k.sum(a.data(), static_cast<std::size_t>(n), &part[q], &part[q + 1]);
+      }
+    }
+  }
+  if (slow_row != 0) return false;
+  if (each) return true;
+  double a_hi = 0.0, a_lo = 0.0;
+  for (std::int64_t blk = 0; blk < nb; ++blk) {
+    const std::size_t q = static_cast<std::size_t>(blk) * 2;
+    dd_add(a_hi, a_lo, part[q], part[q + 1]);
+  }
+  store(output, 0, p.reduction == Reduction::mean ? dd_div(a_hi, a_lo, W) : a_hi + a_lo);
+  return true;
 }
 
 double classification_total_weight(const ClassificationPlan& p) {

@@ -65,5 +65,12 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
 void run_classification_backward(const KernelTable& k, const ClassificationPlan& plan,
                                  const lb_tensor& grad_output, lb_tensor* grads,
                                  std::int32_t num_grads, int threads);
+// forward_backward in one read of the logits: cross_entropy with class-index targets, no
+// smoothing, float32 logits whose rows the fast path reads, the input's gradient only. False
+// when the call is not that case, or a row is not (an ignored target, a NaN or infinite
+// logit): the caller then runs forward and backward, which write every element again.
+bool run_classification_fused(const KernelTable& k, const ClassificationPlan& plan,
+                              lb_tensor& output, const lb_tensor& grad_output, lb_tensor* grads,
+                              std::int32_t num_grads, int threads);
 
 }  // namespace lossbench::opt

@@ -264,6 +264,33 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
   store_one(output.data, output.dtype, 0, finish(plan, part_hi, part_lo));
 }
 
+bool run_fused(const KernelTable& k, const Plan& plan, lb_tensor& output,
+               const lb_tensor& grad_output, lb_tensor* const* grads, int threads) {
+  const int li = static_cast<int>(plan.loss);
+  if (!plan.reduce && !make_operand(grad_output, plan.shape).dense) return false;
+  for (int j = 0; j < plan.num_inputs; ++j)
+    if (grads[j] != nullptr && !plan.in[j].dense) return false;  // summed back: run_backward
+  const int kind = dense_kind(plan, {&output, grads[0], grads[1], grads[2], grads[3],
+                                     plan.reduce ? nullptr : &grad_output});
+  if (kind < 0 || k.dense_fused[li][kind] == nullptr) return false;
+  DenseIO io = dense_inputs(plan);
+  io.out[0] = plan.reduce ? nullptr : output.data;
+  io.g = plan.reduce ? nullptr : grad_output.data;
+  io.g_constant = plan.reduce ? load(grad_output.data, grad_output.dtype, 0) / plan.divisor : 0.0;
+  for (int j = 0; j < plan.num_inputs; ++j)
+    io.grad[j] = grads[j] != nullptr ? grads[j]->data : nullptr;
+  const std::int64_t nb = num_blocks(plan.numel);
+  std::vector<double> part_hi(static_cast<std::size_t>(nb)), part_lo(static_cast<std::size_t>(nb));
+  const auto kernel = k.dense_fused[li][kind];
+#pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::int64_t start = b * kBlock;
+    kernel(io, start, std::min(kBlock, plan.numel - start), plan.params, &part_hi[b], &part_lo[b]);
+  }
+  if (plan.reduce) store_one(output.data, output.dtype, 0, finish(plan, part_hi, part_lo));
+  return true;
+}
+
 void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_output,
                   lb_tensor* const* grads, int threads) {
   const int li = static_cast<int>(plan.loss);

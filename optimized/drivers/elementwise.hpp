@@ -58,5 +58,9 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
 // has the output's shape (0-d when reduced).
 void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_output,
                   lb_tensor* const* grads, int threads);
+// Forward and backward in one pass over the inputs, when the dense fast path applies to every
+// tensor of the call; false (nothing written) otherwise: the caller runs the two.
+bool run_fused(const KernelTable& k, const Plan& plan, lb_tensor& output,
+               const lb_tensor& grad_output, lb_tensor* const* grads, int threads);
 
 }  // namespace lossbench::opt

@@ -21,7 +21,10 @@
 #if defined(__CUDACC__)
 #define LOSSBENCH_HD __host__ __device__
 #else
-#define LOSSBENCH_HD
+// Host: always inlined, so that a kernel that evaluates a formula's forward and backward on the
+// same lanes (dense_forward's fused mode) shares their loads and common subexpressions, and every
+// kernel contracts the same expressions the same way.
+#define LOSSBENCH_HD __attribute__((always_inline))
 #endif
 
 #ifndef LOSSBENCH_FORMULA_NS

@@ -321,7 +321,8 @@ bool within_one_ulp(float a, float b, bool nan_matches) {
 template <class E>
 std::vector<double> run_layout(const char* impl_name, const char* loss, const char* reduction,
                                const std::vector<std::vector<double>>& values,
-                               const std::vector<const char*>& names, bool strided) {
+                               const std::vector<const char*>& names, bool strided,
+                               bool fused = false) {
   const std::int32_t dtype = sizeof(E) == 4 ? LB_FLOAT32 : LB_FLOAT64;
   const auto n = static_cast<std::int64_t>(values[0].size());
   const std::int64_t step = strided ? 2 : 1;
@@ -347,7 +348,9 @@ std::vector<double> run_layout(const char* impl_name, const char* loss, const ch
   std::vector<E> out(static_cast<std::size_t>(none ? n : 1));
   lb_tensor o{"output", out.data(), dtype, none ? 1 : 0, shape, unit, {LB_DEVICE_CPU, 0}};
   char err[256] = {};
-  EXPECT_EQ(impl->forward(&call, &o, err, sizeof err), LB_OK) << err;
+  if (!fused) {
+    EXPECT_EQ(impl->forward(&call, &o, err, sizeof err), LB_OK) << err;
+  }
   std::vector<E> gout(static_cast<std::size_t>(none ? n * step : 1), E(0));
   for (std::int64_t i = 0; i < (none ? n : 1); ++i) gout[i * (none ? step : 1)] = E(0.75);
   lb_tensor go{"grad_output",         gout.data(),       dtype, none ? 1 : 0, shape,
@@ -361,7 +364,15 @@ std::vector<double> run_layout(const char* impl_name, const char* loss, const ch
   // ask for both where the loss differentiates both, else for the first only.
   const bool both = std::strcmp(loss, "mse_loss") == 0 || std::strcmp(loss, "l1_loss") == 0 ||
                     std::strcmp(loss, "kl_div") == 0;
-  EXPECT_EQ(impl->backward(&call, &go, grads.data(), both ? 2 : 1, err, sizeof err), LB_OK) << err;
+  if (fused) {
+    const lb_forward_backward_fn fb = lb_forward_backward_of(impl);
+    EXPECT_NE(fb, nullptr) << impl_name;
+    if (fb == nullptr) return {};
+    EXPECT_EQ(fb(&call, &o, &go, grads.data(), both ? 2 : 1, err, sizeof err), LB_OK) << err;
+  } else {
+    EXPECT_EQ(impl->backward(&call, &go, grads.data(), both ? 2 : 1, err, sizeof err), LB_OK)
+        << err;
+  }
   std::vector<double> result;
   for (const E v : out) result.push_back(static_cast<double>(v));
   for (std::size_t k = 0; k < (both ? 2u : 1u); ++k)
@@ -422,6 +433,62 @@ void expect_dense_matches_gathered() {
 
 TEST(OptimizedCpu, DensePathMatchesGatheredPathFloat32) { expect_dense_matches_gathered<float>(); }
 TEST(OptimizedCpu, DensePathMatchesGatheredPathFloat64) { expect_dense_matches_gathered<double>(); }
+
+// forward_backward (one pass over the inputs on the dense path, two calls on the gathered one)
+// gives bitwise the results of forward followed by backward: the same formulas on the same lanes,
+// the same sums.
+template <class E>
+void expect_fused_matches_two_calls() {
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> unit(0.001, 0.999);
+  const std::int64_t n = 2 * 4096 + 4096 / 2 + 5;  // blocks, a partial block, a partial vector
+  auto draw = [&](bool probability) {
+    std::vector<double> v;
+    for (std::int64_t i = 0; i < n; ++i)
+      v.push_back(static_cast<double>(static_cast<E>(probability ? unit(rng) : normal(rng))));
+    return v;
+  };
+  struct Case {
+    const char* loss;
+    std::vector<const char*> names;
+    std::vector<bool> probability;
+  };
+  const std::vector<Case> cases = {
+      {"mse_loss", {"input", "target"}, {false, false}},
+      {"l1_loss", {"input", "target"}, {false, false}},
+      {"binary_cross_entropy_with_logits", {"input", "target"}, {false, true}},
+      {"binary_cross_entropy", {"input", "target"}, {true, true}},
+      {"soft_margin_loss", {"input", "target"}, {false, false}},
+      {"kl_div", {"input", "target"}, {false, true}},
+      {"huber_loss", {"input", "target"}, {false, false}},
+      {"smooth_l1_loss", {"input", "target"}, {false, false}},
+      {"hinge_embedding_loss", {"input", "target"}, {false, false}},
+      {"poisson_nll_loss", {"input", "target"}, {false, true}},
+      {"margin_ranking_loss", {"input1", "input2", "target"}, {false, false, false}},
+      {"gaussian_nll_loss", {"input", "target", "var"}, {false, false, true}},
+  };
+  for (const char* impl : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    if (conformance::find_implementation(impl)->supports("mse_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0},
+                                                         "sum") == 0)
+      continue;
+    for (const auto& c : cases) {
+      std::vector<std::vector<double>> values;
+      for (bool p : c.probability) values.push_back(draw(p));
+      for (const char* reduction : {"none", "mean", "sum"})
+        for (bool strided : {false, true}) {
+          const auto two = run_layout<E>(impl, c.loss, reduction, values, c.names, strided);
+          const auto one = run_layout<E>(impl, c.loss, reduction, values, c.names, strided, true);
+          ASSERT_EQ(two.size(), one.size());
+          EXPECT_EQ(std::memcmp(two.data(), one.data(), two.size() * sizeof(double)), 0)
+              << impl << " " << c.loss << " " << reduction << (strided ? " strided" : " dense");
+        }
+    }
+  }
+}
+
+TEST(OptimizedCpu, FusedMatchesTwoCallsFloat32) { expect_fused_matches_two_calls<float>(); }
+TEST(OptimizedCpu, FusedMatchesTwoCallsFloat64) { expect_fused_matches_two_calls<double>(); }
 
 // ---------------------------------------------------------------- vector math
 
@@ -557,6 +624,65 @@ TEST(OptimizedCpu, CrossEntropyFastPathMatchesGeneralPath) {
                       << grad_general[i];
       }
     EXPECT_EQ(loss_fast[3], 0.0f);
+  }
+}
+
+// cross_entropy's forward_backward (one read of the logits) against forward then backward:
+// bitwise equal, for each reduction, with every target valid (the fused pass) and with an
+// ignored one (the fused pass gives up and makes the two calls).
+TEST(OptimizedCpu, CrossEntropyFusedMatchesTwoCalls) {
+  const std::int64_t N = 37, C = 1003;
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  std::vector<float> x(static_cast<std::size_t>(N * C));
+  for (auto& v : x) v = normal(rng);
+  std::vector<std::int64_t> target(static_cast<std::size_t>(N));
+  for (auto& t : target) t = static_cast<std::int64_t>(rng() % C);
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("cross_entropy", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+    const lb_forward_backward_fn fb = lb_forward_backward_of(impl);
+    ASSERT_NE(fb, nullptr);
+    for (const char* reduction : {"none", "mean", "sum"})
+      for (bool ignored : {false, true}) {
+        std::vector<std::int64_t> t = target;
+        if (ignored) t[5] = -100;
+        const bool none = std::strcmp(reduction, "none") == 0;
+        const auto run = [&](bool fused, std::vector<float>& loss, std::vector<float>& grad) {
+          std::int64_t xs[2] = {N, C}, xst[2] = {C, 1}, ts[1] = {N}, tst[1] = {1};
+          lb_tensor in[2] = {{"input", x.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                             {"target", t.data(), LB_INT64, 1, ts, tst, {LB_DEVICE_CPU, 0}}};
+          lb_call call{};
+          call.struct_size = sizeof call;
+          call.loss = "cross_entropy";
+          call.reduction = reduction;
+          call.inputs = in;
+          call.num_inputs = 2;
+          call.device = {LB_DEVICE_CPU, 0};
+          loss.assign(static_cast<std::size_t>(none ? N : 1), 0.0f);
+          grad.assign(static_cast<std::size_t>(N * C), 0.0f);
+          std::vector<float> up(static_cast<std::size_t>(none ? N : 1), 0.5f);
+          lb_tensor out{"output", loss.data(), LB_FLOAT32,        none ? 1 : 0,
+                        ts,       tst,         {LB_DEVICE_CPU, 0}};
+          lb_tensor go{"grad_output", up.data(),         LB_FLOAT32, none ? 1 : 0, ts,
+                       tst,           {LB_DEVICE_CPU, 0}};
+          lb_tensor g{"input", grad.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}};
+          char err[256] = {};
+          if (fused) {
+            ASSERT_EQ(fb(&call, &out, &go, &g, 1, err, sizeof err), LB_OK) << err;
+          } else {
+            ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+            ASSERT_EQ(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK) << err;
+          }
+        };
+        std::vector<float> l2, g2, l1, g1;
+        run(false, l2, g2);
+        run(true, l1, g1);
+        const std::string what =
+            std::string(impl_name) + " " + reduction + (ignored ? " (an ignored target)" : "");
+        EXPECT_EQ(std::memcmp(l2.data(), l1.data(), l2.size() * sizeof(float)), 0) << what;
+        EXPECT_EQ(std::memcmp(g2.data(), g1.data(), g2.size() * sizeof(float)), 0) << what;
+      }
   }
 }
 

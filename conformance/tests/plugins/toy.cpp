@@ -138,9 +138,21 @@ int32_t backward(const lb_call* call, const lb_tensor* go, lb_tensor* grads, int
   return LB_OK;
 }
 
-const lb_impl kToy = {LB_ABI_VERSION,     sizeof(lb_impl), "toy" TOY_SUFFIX, "test plugin",
-                      supports,           forward,         backward,         nullptr,
-                      {LB_DEVICE_CPU, 0}, nullptr,         nullptr,          nullptr};
+// struct_size stops before forward_backward: a table written before that field was appended,
+// which the scorer must read no further than its size.
+const lb_impl kToy = {LB_ABI_VERSION,
+                      offsetof(lb_impl, forward_backward),
+                      "toy" TOY_SUFFIX,
+                      "test plugin",
+                      supports,
+                      forward,
+                      backward,
+                      nullptr,
+                      {LB_DEVICE_CPU, 0},
+                      nullptr,
+                      nullptr,
+                      nullptr,
+                      nullptr};
 
 }  // namespace
 
