@@ -236,6 +236,12 @@ void build(const lb_call& call, Call& c) {
       p.f0 = beta == 0.0;
       if (!p.f0 && !(beta >= 0)) bad("smooth_l1_loss does not support negative values for beta.");
       p.s0 = round_to(beta, dtype == LB_BFLOAT16 ? LB_FLOAT32 : dtype);
+      // A power-of-two beta (the default, 1) with a representable reciprocal: dividing by it is
+      // multiplying by 1 / beta, bitwise (one rounding of the same exact value), and cheaper.
+      if (int e = 0; p.s0 > 0 && std::isfinite(p.s0) && std::frexp(p.s0, &e) == 0.5) {
+        p.s1 = 1.0 / p.s0;
+        p.f1 = std::isfinite(p.s1) && std::frexp(p.s1, &e) == 0.5;
+      }
       break;
     }
     case Loss::soft_margin_loss:

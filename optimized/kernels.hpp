@@ -77,6 +77,9 @@ struct KernelTable {
   DenseForwardKernel mlm_forward_f32;
   // multi_margin_loss's row sum over contiguous float32 classes: formulas::MultiMarginRow.
   DenseForwardKernel mm_forward_f32;
+  // multi_margin_loss's float32 gradient row: formulas::MultiMarginGradRow in dense_forward's
+  // fused mode (the sum of the derivatives, and the row's gradients written to io.grad[0]).
+  DenseForwardKernel mm_grad_f32;
   // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed in double
   // over the lanes in a fixed order: sum of (x - y + eps)^2; and the dot product and both squared
   // norms.

@@ -471,6 +471,7 @@ KernelTable make_table(const char* isa) {
   t.mlsm_forward_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mlsm_backward_f32 = dense_backward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mm_forward_f32 = dense_forward<V, formulas::MultiMarginRow, float>;
+  t.mm_grad_f32 = dense_forward<V, formulas::MultiMarginGradRow, float, true>;
   t.mlm_forward_f32 = dense_forward<V, formulas::MultilabelMarginRow, float>;
   t.ce_grad_row_f32 = ce_grad_row_f32<V>;
   t.row_exp = forward_block<V, formulas::CrossEntropyExp>;

@@ -383,20 +383,59 @@ void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& ou
         p.reduction == Reduction::mean ? dd_div(hi, lo, static_cast<double>(p.n)) : hi + lo);
 }
 
-void mm_backward(const ClassificationPlan& p, const lb_tensor& grad_output, const lb_tensor& gx,
-                 int threads) {
+// multi_margin_loss's float32 gradient fast path (KernelTable::mm_grad_f32): contiguous classes
+// and a contiguous float32 gradient. One pass writes every class's (d_i w_y) g / C and sums the
+// derivatives; the target's entry is then -w_y (that sum less its own term) g / C.
+void mm_grad_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n, double g,
+                      float* out) {
+  const float* x = static_cast<const float*>(p.input->data) + mm_offset(p, n, 0);
+  const std::int64_t y = p.t[static_cast<std::size_t>(n)];
+  const double xy = x[y];
+  const double wy = p.w[static_cast<std::size_t>(y)];
+  double s, e;
+  two_sum(p.margin, -xy, s, e);
+  formulas::Params fp;
+  fp.f0 = p.p2;
+  fp.s0 = s;
+  fp.s1 = e;
+  fp.f1 = std::isfinite(s);
+  fp.s2 = wy;
+  fp.s3 = static_cast<double>(p.c);
+  DenseIO io;
+  io.in[0] = x;
+  io.grad[0] = out;
+  io.g_constant = g;
+  double hi, lo;
+  k.mm_grad_f32(io, 0, p.c, fp, &hi, &lo);
+  const double own = formulas::MultiMarginGradRow::forward(&xy, fp);
+  double rest = hi - own;  // infinite or NaN terms: IEEE's difference
+  if (std::fabs(hi) < HUGE_VAL && std::fabs(own) < HUGE_VAL) {
+    double a, b;
+    two_sum(hi, -own, a, b);
+    rest = a + (b + lo);
+  }
+  out[y] = static_cast<float>((0.0 - rest * wy) * g / fp.s3);  // +0 for no active class
+}
+
+void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_tensor& grad_output,
+                 const lb_tensor& gx, int threads) {
   const bool none = p.reduction == Reduction::none;
   const Shape gs = shape_of(grad_output);
   const double C = static_cast<double>(p.c);
+  const bool fast = mm_fast(p) && gx.dtype == LB_FLOAT32;  // gx is contiguous (the ABI's rule)
 #pragma omp parallel num_threads(threads) if (p.n > kPositionBlock)
   {
     std::vector<double> x(static_cast<std::size_t>(p.c)), local(x.size());
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < p.n; ++n) {
-      mm_row(p, n, x, local.data());
       double g = load(grad_output, none && !gs.empty() ? offset_of(grad_output, n) : 0);
       if (p.reduction == Reduction::mean) g = g / static_cast<double>(p.n);
-      for (std::int64_t k = 0; k < p.c; ++k) store(gx, n * p.c + k, local[k] * g / C);
+      if (fast) {
+        mm_grad_row_fast(k, p, n, g, static_cast<float*>(gx.data) + n * p.c);
+        continue;
+      }
+      mm_row(p, n, x, local.data());
+      for (std::int64_t c = 0; c < p.c; ++c) store(gx, n * p.c + c, local[c] * g / C);
     }
   }
 }
@@ -672,7 +711,7 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
   const lb_tensor* gw = nullptr;
   match_classification_grads(p, &grad_output, grads, num_grads, gx, gt, gw);
   if (p.loss == Loss::multi_margin_loss) {
-    if (gx) mm_backward(p, grad_output, *gx, threads);
+    if (gx) mm_backward(k, p, grad_output, *gx, threads);
     return;
   }
   const bool each = per_position(p);

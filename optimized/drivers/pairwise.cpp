@@ -383,6 +383,27 @@ void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int 
       const double t = norm.term(w.xv(xo, j) - w.yv(yo, j) + eps);
       acc = norm.summed() ? acc + t : norm.combine(acc, t);
     }
+    // The sum of |r|^p overflowed or fell below the normal range while every r is finite (a
+    // norm near the double range's ends): again with the elements scaled by the largest |r|,
+    // norm = m ||r / m||_p, where nothing overflows and the small terms keep their bits.
+    const bool scaled_kind = norm.kind == F::PNorm::two ||
+                             (norm.kind == F::PNorm::general && norm.p > 0 && !std::isnan(norm.p));
+    if (scaled_kind && w.D > 1 && !(acc >= 0x1p-960 && acc < HUGE_VAL)) {
+      double m = 0.0;
+      bool finite = true;
+      for (std::int64_t j = 0; j < w.D; ++j) {
+        const double v = std::fabs(w.xv(xo, j) - w.yv(yo, j) + eps);
+        finite = finite && v < HUGE_VAL;
+        m = v > m ? v : m;
+      }
+      if (finite && m > 0.0) {
+        double sacc = 0.0;
+        for (std::int64_t j = 0; j < w.D; ++j)
+          sacc += norm.term((w.xv(xo, j) - w.yv(yo, j) + eps) / m);
+        o.d[static_cast<std::size_t>(r)] = m * norm.finish(sacc);
+        continue;
+      }
+    }
     // One element: the norm is |r| exactly for any p (pow(pow(|r|, p), 1 / p) need not be).
     const double n = w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p)
                          ? std::fabs(w.xv(xo, 0) - w.yv(yo, 0) + eps)

@@ -40,6 +40,8 @@ struct Params {
   double s1 = 0;
   bool f0 = false;
   bool f1 = false;
+  double s2 = 0;
+  double s3 = 0;
 };
 
 inline namespace LOSSBENCH_FORMULA_NS {

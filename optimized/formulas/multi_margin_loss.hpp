@@ -41,20 +41,40 @@ struct MultiMarginLoss {
 struct MultiMarginRow {
   static constexpr int kInputs = 1;
   template <class V>
-  LOSSBENCH_HD static V forward(const V* in, const Params& p) {
-    const V xi = in[0], s(p.s0);
+  LOSSBENCH_HD static V z(V xi, const Params& p) {
+    const V s(p.s0);
     const V t = s + xi;
-    V z = t;
+    V r = t;
     if (p.f1) {
       const V tb = t - s;
       const V f = (s - (t - tb)) + (xi - tb);
-      z = vselect(visfinite(t), t + (V(p.s1) + f), t);
+      r = vselect(visfinite(t), t + (V(p.s1) + f), t);
     }
-    return MultiMarginLoss::term(z, V(1.0), p);
+    return r;
+  }
+  template <class V>
+  LOSSBENCH_HD static V forward(const V* in, const Params& p) {
+    return MultiMarginLoss::term(z(in[0], p), V(1.0), p);
   }
   template <class V>
   LOSSBENCH_HD static void backward(const V*, V, const Params&, V* out) {
     out[0] = V(0.0);  // (the row's gradient is the classification driver's)
+  }
+};
+
+// The row's gradient as a dense kernel's formula (the fused mode of dense_forward): the value is
+// the hinge's derivative with weight 1 (summed: the target's gradient), the gradient written is
+// (d_i w_y) g / C as the general path rounds it; s0, s1, f0, f1 as MultiMarginRow, s2 = w_y,
+// s3 = C.
+struct MultiMarginGradRow {
+  static constexpr int kInputs = 1;
+  template <class V>
+  LOSSBENCH_HD static V forward(const V* in, const Params& p) {
+    return MultiMarginLoss::grad(MultiMarginRow::z(in[0], p), V(1.0), p);
+  }
+  template <class V>
+  LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
+    out[0] = MultiMarginLoss::grad(MultiMarginRow::z(in[0], p), V(p.s2), p) * g / V(p.s3);
   }
 };
 

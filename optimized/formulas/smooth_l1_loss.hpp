@@ -1,7 +1,8 @@
 #pragma once
 // smooth_l1_loss: the per-element formula (docs/losses/smooth_l1_loss.md). Inputs: input, target;
 // s0 = beta rounded (to float32 for bfloat16), f0 = the beta parameter is exactly 0 (the functional
-// calls l1_loss).
+// calls l1_loss); f1 = beta is a power of two whose reciprocal s1 is exact (division by beta is
+// then multiplication by s1, bitwise).
 #include "common.hpp"
 
 namespace lossbench::opt::formulas {
@@ -15,7 +16,8 @@ struct SmoothL1Loss {
     const V z = vabs(in[0] - in[1]);
     if (p.f0) return z;
     const V beta(p.s0);
-    return vselect(z < beta, z * z * V(0.5) / beta, z - V(0.5) * beta);
+    const V quad = p.f1 ? z * z * V(0.5) * V(p.s1) : z * z * V(0.5) / beta;
+    return vselect(z < beta, quad, z - V(0.5) * beta);
   }
   template <class V>
   LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
@@ -27,7 +29,7 @@ struct SmoothL1Loss {
       slope = vselect(visnan(u), u, vsign(u));  // a beta that rounds to 0
     } else {
       const V beta(p.s0);
-      slope = vselect(vabs(u) >= beta, vsign(u), u / beta);
+      slope = vselect(vabs(u) >= beta, vsign(u), p.f1 ? u * V(p.s1) : u / beta);
     }
     out[0] = slope * g;
     out[1] = -(slope * g);

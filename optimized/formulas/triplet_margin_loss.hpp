@@ -61,10 +61,13 @@ struct PNorm {
     if (p < 1.0)
       return vselect(r == V(0.0), V(0.0),
                      vsign(r) * std::pow(a, V(p - 1.0)) * g * std::pow(n, V(1.0 - p)));
-    if (p < 2.0)
-      return vselect(n == V(0.0), V(0.0),
-                     vsign(r) * std::pow(a, V(p - 1.0)) * g / std::pow(n, V(p - 1.0)));
-    return vselect(n == V(0.0), V(0.0), r * std::pow(a, V(p - 2.0)) * g / std::pow(n, V(p - 1.0)));
+    V d = p < 2.0 ? vsign(r) * std::pow(a, V(p - 1.0)) * g / std::pow(n, V(p - 1.0))
+                  : r * std::pow(a, V(p - 2.0)) * g / std::pow(n, V(p - 1.0));
+    // |r|^(p-1) or n^(p-1) overflowed (r near the top of the range, or n infinite through
+    // another element): the same value as sgn(r) (|r| / n)^(p-1) g, where nothing overflows.
+    if (visnan(d) && !visnan(r) && !visnan(n) && !visnan(g) && visfinite(a))
+      d = vsign(r) * std::pow(a / n, V(p - 1.0)) * g;
+    return vselect(n == V(0.0), V(0.0), d);
   }
 };
 

@@ -26,7 +26,7 @@ inline void row_formulas(const double* in, double* out) {
   out[k++] = CrossEntropy::refine_exp(std::exp(hi), lo);
   out[k++] = CrossEntropy::log_prob(hi, lo, c);
   out[k++] = CrossEntropy::grad(a, b, c, 0.75, 1.5);
-  out[k++] = CrossEntropy::smoothed_target(a, Params{0.875, 0.0125, true, false});
+  out[k++] = CrossEntropy::smoothed_target(a, Params{0.875, 0.0125, true, false, 0.0, 0.0});
   Params p2;
   p2.f0 = true;
   out[k++] = MultiMarginLoss::z(a, b, c);
