@@ -75,6 +75,9 @@ struct KernelTable {
   // multilabel_margin_loss: one listed class against a contiguous float32 row
   // (formulas::MultilabelMarginRow).
   DenseForwardKernel mlm_forward_f32;
+  // multilabel_margin_loss's float32 pair counts: formulas::MultilabelMarginCountRow in
+  // dense_forward's fused mode (io.in[2] and io.grad[2] the same float row of counts).
+  DenseForwardKernel mlm_count_f32;
   // multi_margin_loss's row sum over contiguous float32 classes: formulas::MultiMarginRow.
   DenseForwardKernel mm_forward_f32;
   // multi_margin_loss's float32 gradient row: formulas::MultiMarginGradRow in dense_forward's

@@ -473,6 +473,7 @@ KernelTable make_table(const char* isa) {
   t.mm_forward_f32 = dense_forward<V, formulas::MultiMarginRow, float>;
   t.mm_grad_f32 = dense_forward<V, formulas::MultiMarginGradRow, float, true>;
   t.mlm_forward_f32 = dense_forward<V, formulas::MultilabelMarginRow, float>;
+  t.mlm_count_f32 = dense_forward<V, formulas::MultilabelMarginCountRow, float, true>;
   t.ce_grad_row_f32 = ce_grad_row_f32<V>;
   t.row_exp = forward_block<V, formulas::CrossEntropyExp>;
   return t;

@@ -608,10 +608,40 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
     const RowIndex xi = row_index(p, *p.input);
     const RowIndex ti = p.prob ? row_index(p, *p.target) : RowIndex{};
     const bool fast = ce_fast_path(p, xi);
+    const bool nll_rows = !ce && !p.prob && !p.unbatched && p.s == 1 && p.c > 0 &&
+                          p.input->dtype == LB_FLOAT32 &&
+                          static_cast<std::int64_t>(p.t.size()) == P;
 #pragma omp for schedule(static)
     for (std::int64_t blk = 0; blk < nb; ++blk) {
       const std::int64_t start = blk * kPositionBlock;
       const std::int64_t n = std::min(kPositionBlock, P - start);
+      if (nll_rows) {
+        // nll_loss over (N, C) float32 rows: the block's gathered logits first, in a loop of
+        // independent loads and nothing else (as many cache and TLB misses in flight as the
+        // core allows), then the terms.
+        const float* x = static_cast<const float*>(p.input->data);
+        const std::int64_t rs = p.input->strides[0], cs = xi.class_stride;
+        const std::int64_t* t = p.t.data() + start;
+        for (std::int64_t j = 0; j < n; ++j) {
+          const std::int64_t tj = t[j] == p.ignore_index ? 0 : t[j];
+          b[static_cast<std::size_t>(j)] = x[(start + j) * rs + tj * cs];
+        }
+        for (std::int64_t j = 0; j < n; ++j) {
+          const std::int64_t tj = t[j];
+          const double nll = tj == p.ignore_index
+                                 ? 0.0
+                                 : NllLoss::term(b[static_cast<std::size_t>(j)],
+                                                 p.w[static_cast<std::size_t>(tj)]);
+          if (store_each) store(output, start + j, nll);
+          a[static_cast<std::size_t>(j)] = nll;
+          b[static_cast<std::size_t>(j)] = 0.0;
+        }
+        if (!store_each) {
+          const std::size_t q = static_cast<std::size_t>(blk) * 4;
+          k.sum(a.data(), static_cast<std::size_t>(n), &part[q], &part[q + 1]);
+        }
+        continue;
+      }
       for (std::int64_t j = 0; j < n; ++j) {
         const std::int64_t i = start + j;
         double nll = 0.0, smooth = 0.0;

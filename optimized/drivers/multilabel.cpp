@@ -248,14 +248,55 @@ void margin_forward(const lb_call& call, lb_tensor& output, int threads, const K
   reduce_store(m.c, loss, m.none_shape, output);
 }
 
+// The float32 gradient fast path: as margin_row_fast, the pair counts of each listed class
+// through the ISA's dense kernel (KernelTable::mlm_count_f32), then count * g / C per element.
+void margin_grad_row_fast(const KernelTable& k, const Margin& m, std::int64_t r, double g,
+                          std::vector<float>& listed_mask, std::vector<float>& count, float* out) {
+  const std::int64_t C = m.dim;
+  const float* x = static_cast<const float*>(m.c.input->data) + r * C;
+  const std::int64_t* tr = m.targets() + r * C;
+  const std::int64_t listed = std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
+  std::fill(listed_mask.begin(), listed_mask.end(), 0.0f);
+  std::fill(count.begin(), count.end(), 0.0f);
+  for (std::int64_t i = 0; i < listed; ++i) listed_mask[static_cast<std::size_t>(tr[i])] = 1.0f;
+  DenseIO io;
+  io.in[0] = x;
+  io.in[1] = listed_mask.data();
+  io.in[2] = count.data();
+  io.grad[2] = count.data();
+  for (std::int64_t i = 0; i < listed; ++i) {
+    formulas::Params p;
+    p.s0 = x[tr[i]];
+    double h, l;
+    k.mlm_count_f32(io, 0, C, p, &h, &l);
+    count[static_cast<std::size_t>(tr[i])] -= static_cast<float>(h + l);  // exact: integers
+  }
+  const double Cd = static_cast<double>(C);
+  for (std::int64_t d = 0; d < C; ++d)
+    out[d] = static_cast<float>(
+        MultilabelMarginLoss::grad(static_cast<double>(count[static_cast<std::size_t>(d)]), g, Cd));
+}
+
 void margin_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
-                     std::int32_t num_grads, int threads) {
+                     std::int32_t num_grads, int threads, const KernelTable* k) {
   Margin m;
   build_margin(call, m);
   lb_tensor* gx = match_margin_grads(m, grads, num_grads);
   const std::vector<double> g = upstreams(m.c, grad_output, m.none_shape, m.n);
   if (gx == nullptr) return;
   const double C = static_cast<double>(m.dim);
+  // gx is contiguous (the ABI's rule).
+  if (k != nullptr && margin_fast(m) && gx->dtype == LB_FLOAT32 && m.dim < (1 << 24)) {
+#pragma omp parallel num_threads(threads) if (m.n > 64)
+    {
+      std::vector<float> listed_mask(static_cast<std::size_t>(m.dim)), count(listed_mask.size());
+#pragma omp for schedule(static)
+      for (std::int64_t r = 0; r < m.n; ++r)
+        margin_grad_row_fast(*k, m, r, g[static_cast<std::size_t>(r)], listed_mask, count,
+                             static_cast<float*>(gx->data) + r * m.dim);
+    }
+    return;
+  }
 #pragma omp parallel num_threads(threads) if (m.n > 64)
   {
     std::vector<double> x(static_cast<std::size_t>(m.dim)), count(x.size());
@@ -264,9 +305,9 @@ void margin_backward(const lb_call& call, const lb_tensor* grad_output, lb_tenso
     for (std::int64_t r = 0; r < m.n; ++r) {
       margin_row(m, r, x, is_target, count.data());
       const double gr = g[static_cast<std::size_t>(r)];
-      for (std::int64_t k = 0; k < m.dim; ++k)
-        store_float(gx->data, gx->dtype, strided_offset(*gx, r * m.dim + k),
-                    MultilabelMarginLoss::grad(count[static_cast<std::size_t>(k)], gr, C));
+      for (std::int64_t d = 0; d < m.dim; ++d)
+        store_float(gx->data, gx->dtype, strided_offset(*gx, r * m.dim + d),
+                    MultilabelMarginLoss::grad(count[static_cast<std::size_t>(d)], gr, C));
     }
   }
 }
@@ -481,7 +522,7 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
                       const KernelTable* k) {
   return guarded(error, error_size, [&] {
     if (is_margin(call))
-      margin_backward(call, grad_output, grads, num_grads, threads);
+      margin_backward(call, grad_output, grads, num_grads, threads, k);
     else
       soft_backward(call, grad_output, grads, num_grads, threads, k);
   });

@@ -56,5 +56,24 @@ struct MultilabelMarginRow {
   }
 };
 
+// The gradient's pair counts for one listed class j, as a dense kernel's formula (the fused mode
+// of dense_forward): inputs x_d, listed_d and the running count_d (float, exact: counts stay
+// below 2^24); the value is 1 for an active pair (summed: the count to take from j), and the
+// gradient written for input 2 is count_d + 1 where the pair is active (the count updated in
+// place). s0 = x_j.
+struct MultilabelMarginCountRow {
+  static constexpr int kInputs = 3;
+  template <class V>
+  LOSSBENCH_HD static V forward(const V* in, const Params& p) {
+    const auto on = MultilabelMarginLoss::active(MultilabelMarginLoss::z(V(p.s0), in[0]));
+    return vselect(on & (in[1] == V(0.0)), V(1.0), V(0.0));
+  }
+  template <class V>
+  LOSSBENCH_HD static void backward(const V* in, V, const Params& p, V* out) {
+    out[0] = out[1] = V(0.0);  // not written (no gradient tensor for them)
+    out[2] = in[2] + forward(in, p);
+  }
+};
+
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace lossbench::opt::formulas

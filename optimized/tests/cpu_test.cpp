@@ -900,7 +900,7 @@ TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {  // forward and grad
 // multilabel_margin_loss's float32 forward fast path (contiguous rows, each listed class against
 // the row through the dense kernel) against the general path (class stride 2), with an infinity
 // and a NaN in some rows: within one float32 ULP.
-TEST(OptimizedCpu, MultilabelMarginFastPathMatchesGeneralPath) {
+TEST(OptimizedCpu, MultilabelMarginFastPathMatchesGeneralPath) {  // forward and gradient
   const std::int64_t N = 19, C = 301;
   std::mt19937_64 rng(21);
   std::normal_distribution<float> normal(0.0f, 0.8f);
@@ -934,12 +934,21 @@ TEST(OptimizedCpu, MultilabelMarginFastPathMatchesGeneralPath) {
       lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
       char err[256] = {};
       EXPECT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
-      return loss;
+      // The gradient (contiguous) for an upstream of 0.75 per sample: the same pair counts on
+      // both paths, so bitwise equal.
+      std::vector<float> up(static_cast<std::size_t>(N), 0.75f), grad(dense.size());
+      lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
+      lb_tensor g{"input", grad.data(), LB_FLOAT32, 2, xs, tst, {LB_DEVICE_CPU, 0}};
+      EXPECT_EQ(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK) << err;
+      return std::make_pair(loss, grad);
     };
     const auto fast = run(dense.data(), 1), general = run(strided.data(), 2);
     for (std::int64_t i = 0; i < N; ++i)
-      EXPECT_TRUE(close(fast[i], general[i]))
-          << impl_name << " row " << i << ": " << fast[i] << " vs " << general[i];
+      EXPECT_TRUE(close(fast.first[i], general.first[i]))
+          << impl_name << " row " << i << ": " << fast.first[i] << " vs " << general.first[i];
+    EXPECT_EQ(std::memcmp(fast.second.data(), general.second.data(), dense.size() * sizeof(float)),
+              0)
+        << impl_name << " gradient";
   }
 }
 
