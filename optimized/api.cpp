@@ -492,8 +492,9 @@ std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_ou
   });
 }
 
-// forward_backward: one pass for the elementwise losses on the dense fast path and for
-// cross_entropy's float32 fast path; otherwise forward then backward (the same results either
+// forward_backward: one pass for the elementwise losses on the dense fast path, for
+// cross_entropy's float32 fast path and one read of the rows for the pairwise fast paths;
+// otherwise forward then backward (the same results either
 // way).
 std::int32_t forward_backward_isa(Isa isa, const lb_call* call, lb_tensor* output,
                                   const lb_tensor* grad_output, lb_tensor* grads,
@@ -507,6 +508,13 @@ std::int32_t forward_backward_isa(Isa isa, const lb_call* call, lb_tensor* outpu
       fused = run_classification_fused(classification_kernels(isa, p), p, *output, *grad_output,
                                        grads, num_grads, driver_threads());
     });
+    if (s != LB_OK || fused) return s;
+  }
+  if (pairwise::handles(call->loss)) {
+    if (!machine_has(isa)) return forward_isa(isa, call, output, error, size);  // its error
+    const std::int32_t s =
+        pairwise::forward_backward(*call, *output, grad_output, grads, num_grads, driver_threads(),
+                                   error, size, &table_of(isa), fused);
     if (s != LB_OK || fused) return s;
   }
   if (find_loss(call->loss) != nullptr && !is_classification(call->loss) &&

@@ -461,12 +461,21 @@ void check_output(const Call& c, const lb_tensor& out) {
 
 namespace {
 
-void run_forward(const Call& c, lb_tensor& out, int threads) {
+// The rows' data the loss needs: cosine_embedding_loss's dot products and norms (d[0]), or the
+// triplet losses' distances (d[0..num_rows)).
+void row_data(const Call& c, RowData* d, int threads) {
+  if (c.kind == Call::cosine_embedding)
+    cosine_rows(c.rows[0], c.eps_ce, true, d[0], threads, c.kernels);
+  else
+    for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], threads);
+}
+
+// The loss from row_data's results.
+void forward_from(const Call& c, const RowData* d, lb_tensor& out, int threads) {
   const std::int64_t n = numel(c.out_shape);
   std::vector<double> loss(static_cast<std::size_t>(n));
   if (c.kind == Call::cosine_embedding) {
-    RowData rd;
-    cosine_rows(c.rows[0], c.eps_ce, true, rd, threads, c.kernels);
+    const RowData& rd = d[0];
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (std::int64_t l = 0; l < n; ++l) {
       const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.row_st));
@@ -476,8 +485,6 @@ void run_forward(const Call& c, lb_tensor& out, int threads) {
           F::CosineEmbeddingLoss::forward(rd.p[r], rd.m1[r], rd.m2[r], y, c.params);
     }
   } else {
-    RowData d[3];
-    for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], threads);
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (std::int64_t l = 0; l < n; ++l) {
       double v[3] = {0, 0, 0};
@@ -488,6 +495,12 @@ void run_forward(const Call& c, lb_tensor& out, int threads) {
     }
   }
   store_output(c, loss, out);
+}
+
+void run_forward(const Call& c, lb_tensor& out, int threads) {
+  RowData d[3];
+  row_data(c, d, threads);
+  forward_from(c, d, out, threads);
 }
 
 // triplet_margin_loss (and the pairwise_distance form) with p = 2, float32 anchor, positive and
@@ -508,9 +521,9 @@ bool triplet_fast(const Call& c, lb_tensor* const* gt) {
   return true;
 }
 
-void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, int threads) {
-  RowData d[3];
-  for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], threads);
+// d: row_data's distances.
+void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt,
+                           const RowData* d, int threads) {
   const std::int64_t rows = c.rows[0].n, D = c.rows[0].D;
   const F::PNorm norm = pnorm_of(c);
   const float* a = static_cast<const float*>(c.rows[0].x->data);
@@ -552,10 +565,11 @@ bool cosine_fast(const Call& c, lb_tensor* const* gt) {
   return ok(w.x) && ok(w.y) && (gt[0] == nullptr || ok(gt[0])) && (gt[1] == nullptr || ok(gt[1]));
 }
 
-void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, int threads) {
+// d: row_data's dot products and norms.
+void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, const RowData* d,
+                          int threads) {
   const Rows& w = c.rows[0];
-  RowData rd;
-  cosine_rows(w, c.eps_ce, true, rd, threads, c.kernels);
+  const RowData& rd = d[0];
   const std::int64_t n = numel(c.out_shape), D = w.D;
   std::vector<double> gcos(static_cast<std::size_t>(w.n), 0.0);
   for (std::int64_t l = 0; l < n; ++l) {
@@ -703,6 +717,43 @@ std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* 
   });
 }
 
+namespace {
+Upstream upstream_of(const Call& c, const lb_tensor* grad_output) {
+  Upstream up;
+  up.g = grad_output;
+  up.reduce = c.reduce;
+  up.divisor = c.mean ? static_cast<double>(numel(c.out_shape)) : 1.0;
+  up.shape = c.out_shape;
+  if (grad_output != nullptr) up.st = strides_of(*grad_output);
+  return up;
+}
+}  // namespace
+
+std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_tensor* grad_output,
+                              lb_tensor* grads, std::int32_t num_grads, int threads, char* error,
+                              std::size_t error_size, const KernelTable* k, bool& fused) {
+  fused = false;
+  return guarded(error, error_size, [&] {
+    Call c;
+    build(call, c);
+    c.kernels = k;
+    check_output(c, output);
+    lb_tensor* gt[3] = {};
+    match_grads(call, c, grads, num_grads, gt);
+    check_grad_output(c, grad_output);
+    if (!triplet_fast(c, gt) && !cosine_fast(c, gt)) return;  // the caller makes the two calls
+    RowData d[3];
+    row_data(c, d, threads);
+    forward_from(c, d, output, threads);
+    const Upstream up = upstream_of(c, grad_output);
+    if (c.kind == Call::triplet)
+      triplet_fast_backward(c, up, gt, d, threads);
+    else
+      cosine_fast_backward(c, up, gt, d, threads);
+    fused = true;
+  });
+}
+
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
                       std::int32_t num_grads, int threads, char* error, std::size_t error_size,
                       const KernelTable* k) {
@@ -713,14 +764,16 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
     lb_tensor* gt[3] = {};
     match_grads(call, c, grads, num_grads, gt);
     check_grad_output(c, grad_output);
-    Upstream up;
-    up.g = grad_output;
-    up.reduce = c.reduce;
-    up.divisor = c.mean ? static_cast<double>(numel(c.out_shape)) : 1.0;
-    up.shape = c.out_shape;
-    if (grad_output != nullptr) up.st = strides_of(*grad_output);
-    if (triplet_fast(c, gt)) return triplet_fast_backward(c, up, gt, threads);
-    if (cosine_fast(c, gt)) return cosine_fast_backward(c, up, gt, threads);
+    const Upstream up = upstream_of(c, grad_output);
+    if (triplet_fast(c, gt) || cosine_fast(c, gt)) {
+      RowData d[3];
+      row_data(c, d, threads);
+      if (c.kind == Call::triplet)
+        triplet_fast_backward(c, up, gt, d, threads);
+      else
+        cosine_fast_backward(c, up, gt, d, threads);
+      return;
+    }
     Grad g[3];
     for (int j = 0; j < 3; ++j) g[j].init(gt[j]);
     run_backward(c, up, g);

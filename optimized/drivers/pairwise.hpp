@@ -92,5 +92,11 @@ std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* 
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
                       std::int32_t num_grads, int threads, char* error, std::size_t error_size,
                       const KernelTable* k = nullptr);
+// forward then backward reading the rows once, for the float32 fast paths (triplet with p = 2,
+// cosine_embedding_loss): fused = true when done; otherwise nothing is written (fused = false)
+// and the caller makes the two calls.
+std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_tensor* grad_output,
+                              lb_tensor* grads, std::int32_t num_grads, int threads, char* error,
+                              std::size_t error_size, const KernelTable* k, bool& fused);
 
 }  // namespace lossbench::opt::pairwise

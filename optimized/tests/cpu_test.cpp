@@ -686,6 +686,76 @@ TEST(OptimizedCpu, CrossEntropyFusedMatchesTwoCalls) {
   }
 }
 
+// The pairwise fast paths' forward_backward (the rows read once for both) against forward then
+// backward: bitwise equal, triplet_margin_loss (p = 2) and cosine_embedding_loss (rows longer
+// than the Lagrange-identity bound), each reduction, every input's gradient.
+TEST(OptimizedCpu, PairwiseFusedMatchesTwoCalls) {
+  const std::int64_t N = 29, D = 101;
+  std::mt19937_64 rng(13);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::vector<float>> v(3, std::vector<float>(static_cast<std::size_t>(N * D)));
+  for (auto& t : v)
+    for (auto& x : t) x = normal(rng);
+  std::vector<float> y(static_cast<std::size_t>(N));
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = i % 3 == 0 ? -1.0f : 1.0f;
+  struct Case {
+    const char* loss;
+    std::vector<const char*> names;
+  };
+  const Case cases[] = {{"triplet_margin_loss", {"anchor", "positive", "negative"}},
+                        {"cosine_embedding_loss", {"input1", "input2"}}};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("triplet_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0)
+      continue;
+    const lb_forward_backward_fn fb = lb_forward_backward_of(impl);
+    ASSERT_NE(fb, nullptr);
+    for (const Case& c : cases)
+      for (const char* reduction : {"none", "mean", "sum"}) {
+        const bool none = std::strcmp(reduction, "none") == 0;
+        const auto run = [&](bool fused) {
+          std::int64_t xs[2] = {N, D}, xst[2] = {D, 1}, ns[1] = {N}, one[1] = {1};
+          std::vector<lb_tensor> in;
+          for (std::size_t k = 0; k < c.names.size(); ++k)
+            in.push_back({c.names[k], v[k].data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}});
+          if (c.names.size() == 2)
+            in.push_back({"target", y.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}});
+          lb_call call{};
+          call.struct_size = sizeof call;
+          call.loss = c.loss;
+          call.reduction = reduction;
+          call.inputs = in.data();
+          call.num_inputs = static_cast<std::int32_t>(in.size());
+          call.device = {LB_DEVICE_CPU, 0};
+          std::vector<float> result(static_cast<std::size_t>(none ? N : 1));
+          std::vector<float> up(result.size(), 0.75f);
+          lb_tensor out{"output", result.data(), LB_FLOAT32,        none ? 1 : 0,
+                        ns,       one,           {LB_DEVICE_CPU, 0}};
+          lb_tensor go{"grad_output", up.data(),         LB_FLOAT32, none ? 1 : 0, ns,
+                       one,           {LB_DEVICE_CPU, 0}};
+          std::vector<std::vector<float>> gd(c.names.size(), std::vector<float>(v[0].size()));
+          std::vector<lb_tensor> grads;
+          for (std::size_t k = 0; k < c.names.size(); ++k)
+            grads.push_back({c.names[k], gd[k].data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}});
+          char err[256] = {};
+          const auto n = static_cast<std::int32_t>(grads.size());
+          if (fused) {
+            EXPECT_EQ(fb(&call, &out, &go, grads.data(), n, err, sizeof err), LB_OK) << err;
+          } else {
+            EXPECT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+            EXPECT_EQ(impl->backward(&call, &go, grads.data(), n, err, sizeof err), LB_OK) << err;
+          }
+          for (const auto& g : gd) result.insert(result.end(), g.begin(), g.end());
+          return result;
+        };
+        const auto two = run(false), one = run(true);
+        ASSERT_EQ(two.size(), one.size());
+        EXPECT_EQ(std::memcmp(two.data(), one.data(), two.size() * sizeof(float)), 0)
+            << impl_name << " " << c.loss << " " << reduction;
+      }
+  }
+}
+
 // multilabel_soft_margin_loss's float32 fast path (contiguous samples, dense row kernels) against
 // the general path (the same values with a class stride of 2), with and without a weight: losses
 // and gradients within one float32 ULP of each other.
