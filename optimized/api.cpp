@@ -405,7 +405,8 @@ std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* 
       return;
     }
     if (ctc::handles(call->loss)) {
-      const std::int32_t s = ctc::forward(*call, *output, driver_threads(), error, size);
+      const std::int32_t s =
+          ctc::forward(*call, *output, driver_threads(), error, size, &table_of(isa));
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }
@@ -469,8 +470,8 @@ std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_ou
       return;
     }
     if (ctc::handles(call->loss)) {
-      const std::int32_t s =
-          ctc::backward(*call, grad_output, grads, num_grads, driver_threads(), error, size);
+      const std::int32_t s = ctc::backward(*call, grad_output, grads, num_grads, driver_threads(),
+                                           error, size, &table_of(isa));
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }

@@ -47,6 +47,23 @@ using DenseForwardKernel = void (*)(const DenseIO& io, std::int64_t start, std::
 using DenseBackwardKernel = void (*)(const DenseIO& io, std::int64_t start, std::int64_t n,
                                      const formulas::Params& p);
 
+// ctc_loss over one sample whose log_probs are float32 with contiguous classes (ctc.cpp's fast
+// path): PyTorch's log-space alpha/beta recursion in double, vectorised over the states of one
+// time step. The states are kept planar: each time step's row holds ctc_half(S) doubles for the
+// blank states 0..S (at 1 + j) and as many for the label states 0..S-1 (at ctc_half(S) + 1 + j);
+// index 0 and the padding beyond hold -inf.
+struct CtcSample {
+  const float* lp = nullptr;  // log_probs[0, b, 0]: time step t's classes at lp + t * st
+  std::int64_t st = 0;
+  std::int64_t C = 0, L = 0, S = 0;  // classes, input length (>= 1), target length
+  std::int64_t blank = 0;
+  const std::int64_t* tgt = nullptr;  // the S labels (in [0, C), none the blank)
+};
+inline std::int64_t ctc_half(std::int64_t S) {
+  const auto pad = static_cast<std::int64_t>(kPad);
+  return (S + 1 + pad - 1) / pad * pad + pad;
+}
+
 struct KernelTable {
   const char* isa;
   ForwardKernel forward[kLossCount];  // null for the classification losses
@@ -91,6 +108,14 @@ struct KernelTable {
                        double* yy);
   // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).
   ForwardKernel row_exp;
+  // ctc_loss's float32 fast path (CtcSample). ctc_alpha_f32 fills alpha (all L rows of
+  // 2 ctc_half(S) doubles when all_rows, else two rows used in turn) and sets *nll; false when an
+  // emission it reads (the blank's or a label's log_prob) is NaN or +inf (the general path
+  // handles those samples). ctc_grad_f32, from all_rows' table and a finite nll: the gradient
+  // rows t < L, (exp(lp) - exp(lcab + nll - lp)) gr rounded once to float32, row t at grad + t gst.
+  bool (*ctc_alpha_f32)(const CtcSample& s, double* alpha, bool all_rows, double* nll);
+  void (*ctc_grad_f32)(const CtcSample& s, const double* alpha, double nll, double gr, float* grad,
+                       std::int64_t gst);
 };
 
 // One per ISA, each defined in its own translation unit compiled with its own -m flags.

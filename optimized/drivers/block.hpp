@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
+#include "../formulas/ctc_loss.hpp"
 #include "../kernels.hpp"
 
 namespace lossbench::opt::kernels {
@@ -438,6 +440,189 @@ void dot3_row_f32(const float* x, const float* y, std::int64_t D, double* xy, do
   *yy = lane_sum(b);
 }
 
+// ---------------------------------------------------------------- ctc_loss (kernels.hpp)
+//
+// One sample, planar rows (kernels.hpp: ctc_half): blank state j at row[1 + j], label state j at
+// row[P + 1 + j]. Each time step updates n = round_up(S + 1, lanes) entries of both halves with
+// whole vectors; the entries past the last state stay -inf because the padded emissions are
+// -inf, and index 0 of each half (the "state -1") is -inf.
+
+// The emissions of time step t: the blank's into *eb, label j's into em[j] (j < S; em[S..n)
+// keep -inf). False when one is NaN or +inf (the fast path then gives the sample up).
+inline bool ctc_gather(const CtcSample& s, std::int64_t t, double* em, double* eb) {
+  const float* row = s.lp + t * s.st;
+  const float b = row[s.blank];
+  bool ok = b < HUGE_VALF;
+  for (std::int64_t j = 0; j < s.S; ++j) {
+    const float v = row[s.tgt[j]];
+    ok = ok && v < HUGE_VALF;
+    em[j] = v;
+  }
+  *eb = b;
+  return ok;
+}
+
+// The alpha recursion's gathers: time step t's row of log_probs is far from its neighbours (the
+// time stride spans the batch), so its entries that ctc_gather reads are fetched a few steps
+// ahead (the whole row when it has fewer cache lines than those entries). Forced inline: GCC
+// finds an out-of-line copy free of side effects and drops the calls, prefetches and all.
+// (Measured: about 15% off the forward on the benchmark; no gain seen for the gradient's whole
+// rows, which the hardware prefetcher follows.)
+inline constexpr std::int64_t kCtcAhead = 2;
+[[gnu::always_inline]] inline void ctc_prefetch(const CtcSample& s, std::int64_t t) {
+  if (t >= s.L) return;
+  const float* row = s.lp + t * s.st;
+  constexpr std::int64_t kLine = 64 / sizeof(float);
+  if ((s.C + kLine - 1) / kLine <= s.S + 1) {
+    for (std::int64_t k = 0; k < s.C; k += kLine) __builtin_prefetch(row + k);
+    __builtin_prefetch(row + s.C - 1);
+    return;
+  }
+  __builtin_prefetch(row + s.blank);
+  for (std::int64_t j = 0; j < s.S; ++j) __builtin_prefetch(row + s.tgt[j]);
+}
+
+// allow[j] = 1 when label state j may be entered from label state j - 1 (a different label), else
+// 0; j in [0, P] (0 beyond S).
+inline std::vector<double> ctc_allow(const CtcSample& s) {
+  std::vector<double> allow(static_cast<std::size_t>(ctc_half(s.S) + 1), 0.0);
+  for (std::int64_t j = 1; j < s.S; ++j)
+    allow[static_cast<std::size_t>(j)] = s.tgt[j] != s.tgt[j - 1] ? 1.0 : 0.0;
+  return allow;
+}
+
+template <class V>
+bool ctc_alpha_f32(const CtcSample& s, double* alpha, bool all_rows, double* nll) {
+  using T = Traits<V>;
+  using F = formulas::CtcLoss;
+  using formulas::vselect;
+  constexpr auto Lw = static_cast<std::int64_t>(T::kLanes);
+  const std::int64_t S = s.S, P = ctc_half(S), R = 2 * P, n = (S + 1 + Lw - 1) / Lw * Lw;
+  std::vector<double> em(static_cast<std::size_t>(P), -HUGE_VAL);
+  const std::vector<double> allow = ctc_allow(s);
+  double eb;
+  for (std::int64_t t = 1; t <= kCtcAhead; ++t) ctc_prefetch(s, t);
+  if (!ctc_gather(s, 0, em.data(), &eb)) return false;
+  // Row 0 is -inf but for its two states; the later rows' entries 0 and P (read as the states
+  // before the first) too; the rest of each row is written whole.
+  for (std::int64_t i = 0; i < R; ++i) alpha[i] = -HUGE_VAL;
+  alpha[1] = eb;
+  if (S > 0) alpha[P + 1] = em[0];
+  const V ninf(-HUGE_VAL), half(0.5);
+  for (std::int64_t t = 1; t < s.L; ++t) {
+    const double* p = alpha + (all_rows ? t - 1 : (t - 1) % 2) * R;
+    double* c = alpha + (all_rows ? t : t % 2) * R;
+    c[0] = c[P] = -HUGE_VAL;
+    ctc_prefetch(s, t + kCtcAhead);
+    if (!ctc_gather(s, t, em.data(), &eb)) return false;
+    const V vb(eb);
+    // blank j: from blank j and label j - 1.
+    for (std::int64_t j = 0; j < n; j += Lw)
+      T::store(F::log_add2_finite(T::load(p + 1 + j), T::load(p + P + j)) + vb, c + 1 + j);
+    // label j: from label j, blank j and (a different) label j - 1.
+    for (std::int64_t j = 0; j < n; j += Lw) {
+      const V skip = vselect(T::load(allow.data() + j) > half, T::load(p + P + j), ninf);
+      T::store(F::log_add3_finite(T::load(p + P + 1 + j), T::load(p + 1 + j), skip) +
+                   T::load(em.data() + j),
+               c + P + 1 + j);
+    }
+  }
+  const double* last = alpha + (all_rows ? s.L - 1 : (s.L - 1) % 2) * R;
+  *nll = S == 0 ? -last[1] : -F::log_add2(last[1 + S], last[P + S]);
+  return true;
+}
+
+// The gradient, row t: (exp(lp) - post) gr with post = exp(lcab + nll - lp) the class's
+// posterior, lcab = log of the sum of exp(alpha + beta) over the class's states (PyTorch's
+// formula). The posterior is summed here in linear space, post = sum of exp(alpha + beta + nll -
+// lp) over the states (the same exponent, rounded as lcab + nll - lp is, without the log and its
+// exp: each term is at most 1); outside the target's classes post = exp(-inf + nll - lp), 0 or
+// NaN (lp = -inf).
+template <class V>
+void ctc_grad_f32(const CtcSample& s, const double* alpha, double nll, double gr, float* grad,
+                  std::int64_t gst) {
+  using T = Traits<V>;
+  using F = formulas::CtcLoss;
+  using formulas::vexp, formulas::vselect;
+  constexpr auto Lw = static_cast<std::int64_t>(T::kLanes);
+  const std::int64_t S = s.S, C = s.C, P = ctc_half(S), R = 2 * P, n = (S + 1 + Lw - 1) / Lw * Lw;
+  const auto z = [](std::int64_t k) { return static_cast<std::size_t>(k); };
+  std::vector<double> em(z(P), -HUGE_VAL);
+  const std::vector<double> allow = ctc_allow(s);
+  // The target's classes: u = 0 the blank, then each distinct label (cls[j] for label j).
+  std::vector<std::int64_t> slot(z(C), -1), cls(z(S)), class_of(1, s.blank);
+  slot[z(s.blank)] = 0;
+  for (std::int64_t j = 0; j < S; ++j) {
+    std::int64_t& u = slot[z(s.tgt[j])];
+    if (u < 0) {
+      u = static_cast<std::int64_t>(class_of.size());
+      class_of.push_back(s.tgt[j]);
+    }
+    cls[z(j)] = u;
+  }
+  // beta: two rows in turn; post: the label states' posteriors; sum: per class; ex: exp(lp).
+  std::vector<double> beta(z(2 * R), -HUGE_VAL), post(z(n)), sum(class_of.size()),
+      ex(z((C + Lw - 1) / Lw * Lw));
+  const V ninf(-HUGE_VAL), half(0.5), vnll(nll), vgr(gr);
+  const std::int64_t full = C / Lw * Lw, rest = C - full;
+  for (std::int64_t t = s.L - 1; t >= 0; --t) {
+    double* c = beta.data() + (t % 2) * R;
+    const double* nx = beta.data() + ((t + 1) % 2) * R;
+    double eb;
+    ctc_gather(s, t, em.data(), &eb);
+    if (t == s.L - 1) {
+      c[1 + S] = eb;
+      if (S > 0) c[P + S] = em[z(S - 1)];
+    } else {
+      const V vb(eb);
+      // blank j: to blank j and label j.
+      for (std::int64_t j = 0; j < n; j += Lw)
+        T::store(F::log_add2_finite(T::load(nx + 1 + j), T::load(nx + P + 1 + j)) + vb, c + 1 + j);
+      // label j: to label j, blank j + 1 and (a different) label j + 1.
+      for (std::int64_t j = 0; j < n; j += Lw) {
+        const V skip = vselect(T::load(allow.data() + 1 + j) > half, T::load(nx + P + 2 + j), ninf);
+        T::store(F::log_add3_finite(T::load(nx + P + 1 + j), T::load(nx + 2 + j), skip) +
+                     T::load(em.data() + j),
+                 c + P + 1 + j);
+      }
+    }
+    // The posteriors: the blank's summed over its states by lane, then the lanes in order; the
+    // label states' one by one (lanes past S hold NaN, unused).
+    const double* a = alpha + t * R;
+    const V vxb(eb);
+    V acc(0.0);
+    for (std::int64_t j = 0; j < n; j += Lw)
+      acc = acc + vexp(T::load(a + 1 + j) + T::load(c + 1 + j) + vnll - vxb);
+    sum[0] = lane_sum(acc);
+    for (std::int64_t j = 0; j < n; j += Lw)
+      T::store(
+          vexp(T::load(a + P + 1 + j) + T::load(c + P + 1 + j) + vnll - T::load(em.data() + j)),
+          post.data() + j);
+    for (std::size_t u = 1; u < sum.size(); ++u) sum[u] = 0.0;
+    for (std::int64_t j = 0; j < S; ++j) sum[z(cls[z(j)])] += post[z(j)];
+    // The row: every class as outside the target, then the target's classes.
+    const float* x = s.lp + t * s.st;
+    float* g = grad + t * gst;
+    const V nan(__builtin_nan(""));
+    const auto row = [&](V lp, double* e) {
+      const V ev = vexp(lp);
+      T::store(ev, e);
+      return (ev - vselect(lp == ninf, nan, V(0.0))) * vgr;
+    };
+    for (std::int64_t k = 0; k < full; k += Lw) T::store(row(T::load(x + k), ex.data() + k), g + k);
+    if (rest > 0) {
+      float xin[T::kLanes], out[T::kLanes];
+      for (std::int64_t j = 0; j < Lw; ++j) xin[j] = j < rest ? x[full + j] : 0.0f;
+      T::store(row(T::load(xin), ex.data() + full), out);
+      for (std::int64_t j = 0; j < rest; ++j) g[full + j] = out[j];
+    }
+    for (std::size_t u = 0; u < sum.size(); ++u) {
+      const std::int64_t k = class_of[u];
+      g[k] = static_cast<float>((ex[z(k)] - sum[u]) * gr);
+    }
+  }
+}
+
 template <class V>
 void math_block(int fn, const double* in, double* out, std::size_t n) {
   using T = Traits<V>;
@@ -476,6 +661,8 @@ KernelTable make_table(const char* isa) {
   t.mlm_count_f32 = dense_forward<V, formulas::MultilabelMarginCountRow, float, true>;
   t.ce_grad_row_f32 = ce_grad_row_f32<V>;
   t.row_exp = forward_block<V, formulas::CrossEntropyExp>;
+  t.ctc_alpha_f32 = ctc_alpha_f32<V>;
+  t.ctc_grad_f32 = ctc_grad_f32<V>;
   return t;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../formulas/ctc_loss.hpp"
+#include "../kernels.hpp"
 #include "args.hpp"
 #include "elements.hpp"
 
@@ -234,22 +235,64 @@ double final_nll(const Call& c, double nll) {
   return c.zero_infinity && nll == HUGE_VAL ? 0.0 : nll;
 }
 
+// The float32 fast path (kernels.hpp: CtcSample): float32 log_probs with contiguous classes.
+bool fast_input(const Call& c, const KernelTable* k) {
+  return k != nullptr && c.dtype == LB_FLOAT32 && (c.sc == 1 || c.C == 1);
+}
+
+CtcSample sample_of(const Call& c, std::int64_t b) {
+  CtcSample s;
+  s.lp = static_cast<const float*>(c.lp->data) + b * c.sn;
+  s.st = c.st;
+  s.C = c.C;
+  s.L = c.il[static_cast<std::size_t>(b)];
+  s.S = c.tl[static_cast<std::size_t>(b)];
+  s.blank = c.blank;
+  s.tgt = c.targets[static_cast<std::size_t>(b)].data();
+  return s;
+}
+
+// The sample's nll: the fast path where it applies (and has finite emissions), else alpha().
+double sample_nll(const Call& c, const KernelTable* k, std::int64_t b, std::vector<double>& work) {
+  if (fast_input(c, k) && c.il[static_cast<std::size_t>(b)] > 0) {
+    const CtcSample s = sample_of(c, b);
+    work.resize(static_cast<std::size_t>(4 * ctc_half(s.S)));
+    double nll;
+    if (k->ctc_alpha_f32(s, work.data(), false, &nll)) return nll;
+  }
+  Sample smp;
+  alpha(c, b, smp);
+  return smp.nll;
+}
+
+// Is the gradient tensor float32 and contiguous ((T, N, C) or (T, C) row-major)?
+bool dense_f32(const lb_tensor& g) {
+  if (g.dtype != LB_FLOAT32) return false;
+  std::int64_t want = 1;
+  for (std::int32_t d = g.ndim - 1; d >= 0; --d) {
+    if (g.shape[d] != 1 && g.strides[d] != want) return false;
+    want *= g.shape[d];
+  }
+  return true;
+}
+
 }  // namespace
 
 bool handles(const char* loss) { return loss != nullptr && std::string_view(loss) == "ctc_loss"; }
 
 std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
-                     std::size_t error_size) {
+                     std::size_t error_size, const KernelTable* k) {
   return guarded(error, error_size, [&] {
     Call c;
     build(call, c);
     check_output(c, output);
     std::vector<double> nll(static_cast<std::size_t>(c.N));
-#pragma omp parallel for num_threads(threads) schedule(dynamic)
-    for (std::int64_t b = 0; b < c.N; ++b) {
-      Sample smp;
-      alpha(c, b, smp);
-      nll[static_cast<std::size_t>(b)] = final_nll(c, smp.nll);
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<double> work;
+#pragma omp for schedule(dynamic)
+      for (std::int64_t b = 0; b < c.N; ++b)
+        nll[static_cast<std::size_t>(b)] = final_nll(c, sample_nll(c, k, b, work));
     }
     if (!c.reduce) {
       for (std::int64_t b = 0; b < c.N; ++b)
@@ -268,35 +311,56 @@ std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* 
 }
 
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
-                      std::int32_t num_grads, int threads, char* error, std::size_t error_size) {
+                      std::int32_t num_grads, int threads, char* error, std::size_t error_size,
+                      const KernelTable* k) {
   return guarded(error, error_size, [&] {
     Call c;
     build(call, c);
     lb_tensor* gt = match_grads(c, grads, num_grads);
     if (gt == nullptr) return;
     const std::int64_t TC = c.T * c.C;
-    std::vector<double> g(static_cast<std::size_t>(c.N * TC));
-#pragma omp parallel for num_threads(threads) schedule(dynamic)
-    for (std::int64_t b = 0; b < c.N; ++b) {
-      const auto i = static_cast<std::size_t>(b);
-      double gr = 1.0;
-      if (grad_output != nullptr)
-        gr = load_float(grad_output->data, grad_output->dtype,
-                        c.reduce || c.unbatched ? 0 : conformance::strided_offset(*grad_output, b));
-      if (c.mean)
-        gr = gr /
-             (static_cast<double>(c.N) * static_cast<double>(std::max<std::int64_t>(c.tl[i], 1)));
-      Sample smp;
-      alpha(c, b, smp);
-      beta(c, b, smp, gr, g.data() + b * TC);
+    const bool fast = fast_input(c, k) && dense_f32(*gt);
+    // Each sample writes its own rows of the gradient ((T, N, C) or (T, C)): the fast path
+    // directly (rounded once to float32), the general path through a (T, C) row of doubles.
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<double> work;
+#pragma omp for schedule(dynamic)
+      for (std::int64_t b = 0; b < c.N; ++b) {
+        const auto i = static_cast<std::size_t>(b);
+        double gr = 1.0;
+        if (grad_output != nullptr)
+          gr = load_float(
+              grad_output->data, grad_output->dtype,
+              c.reduce || c.unbatched ? 0 : conformance::strided_offset(*grad_output, b));
+        if (c.mean)
+          gr = gr /
+               (static_cast<double>(c.N) * static_cast<double>(std::max<std::int64_t>(c.tl[i], 1)));
+        if (fast && c.il[i] > 0) {
+          const CtcSample s = sample_of(c, b);
+          work.resize(static_cast<std::size_t>(s.L * 2 * ctc_half(s.S)));
+          double nll;
+          // A sample with an infinite nll (zero_infinity's zeros, or PyTorch's NaNs) takes
+          // the general path.
+          if (k->ctc_alpha_f32(s, work.data(), true, &nll) && std::fabs(nll) < HUGE_VAL) {
+            float* g = static_cast<float*>(gt->data) + b * c.C;
+            k->ctc_grad_f32(s, work.data(), nll, gr, g, c.N * c.C);
+            for (std::int64_t t = s.L; t < c.T; ++t)
+              for (std::int64_t x = 0; x < c.C; ++x) g[t * c.N * c.C + x] = 0.0f;
+            continue;
+          }
+        }
+        work.resize(static_cast<std::size_t>(TC));
+        Sample smp;
+        alpha(c, b, smp);
+        beta(c, b, smp, gr, work.data());
+        for (std::int64_t t = 0; t < c.T; ++t)
+          for (std::int64_t x = 0; x < c.C; ++x)
+            store_float(gt->data, gt->dtype,
+                        conformance::strided_offset(*gt, (t * c.N + b) * c.C + x),
+                        work[static_cast<std::size_t>(t * c.C + x)]);
+      }
     }
-    // g is (N, T, C); the gradient has log_probs' shape (T, N, C) or (T, C), contiguous.
-    for (std::int64_t t = 0; t < c.T; ++t)
-      for (std::int64_t b = 0; b < c.N; ++b)
-        for (std::int64_t k = 0; k < c.C; ++k)
-          store_float(gt->data, gt->dtype,
-                      conformance::strided_offset(*gt, (t * c.N + b) * c.C + k),
-                      g[static_cast<std::size_t>(b * TC + t * c.C + k)]);
   });
 }
 

@@ -1,13 +1,20 @@
 #pragma once
 // The CTC driver (ctc_loss): argument checks (PyTorch 2.2's errors), one sample per OpenMP
 // iteration (alpha/beta tables in double, formulas/ctc_loss.hpp), reductions in batch order, so
-// results do not depend on the thread count. Every ISA runs the same (scalar double) code.
+// results do not depend on the thread count. float32 log_probs with contiguous classes take the
+// ISA's vector kernels (KernelTable::ctc_alpha_f32, ctc_grad_f32: the recursion vectorised over
+// the states of a time step); float64, strided classes, and samples with a NaN or +inf emission
+// or an infinite nll run the scalar double code on every ISA.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "elements.hpp"
 #include "lossbench/abi.h"
+
+namespace lossbench::opt {
+struct KernelTable;
+}
 
 namespace lossbench::opt::ctc {
 
@@ -37,9 +44,11 @@ void build(const lb_call& call, Call& c);
 void check_output(const Call& c, const lb_tensor& output);
 // The gradient tensor of log_probs (nullptr when not requested), checked.
 lb_tensor* match_grads(const Call& c, lb_tensor* grads, std::int32_t num_grads);
+// k: the ISA's kernels for the float32 fast path (nullptr: the general path only).
 std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* error,
-                     std::size_t error_size);
+                     std::size_t error_size, const KernelTable* k = nullptr);
 std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
-                      std::int32_t num_grads, int threads, char* error, std::size_t error_size);
+                      std::int32_t num_grads, int threads, char* error, std::size_t error_size,
+                      const KernelTable* k = nullptr);
 
 }  // namespace lossbench::opt::ctc
