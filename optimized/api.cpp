@@ -393,7 +393,7 @@ std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* 
   return guarded(error, size, [&] {
     if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
     if (is_classification(call->loss)) {
-      ClassificationPlan p;
+      ClassificationPlan& p = reused_plan();
       build_classification(*call, p);
       run_classification_forward(classification_kernels(isa, p), p, *output, driver_threads());
       return;
@@ -453,7 +453,7 @@ std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_ou
   return guarded(error, size, [&] {
     if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
     if (is_classification(call->loss)) {
-      ClassificationPlan p;
+      ClassificationPlan& p = reused_plan();
       build_classification(*call, p);
       double one = 1.0;
       const std::int64_t zero_strides[1] = {};
@@ -504,7 +504,7 @@ std::int32_t forward_backward_isa(Isa isa, const lb_call* call, lb_tensor* outpu
   if (is_classification(call->loss) && grad_output != nullptr) {
     const std::int32_t s = guarded(error, size, [&] {
       if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
-      ClassificationPlan p;
+      ClassificationPlan& p = reused_plan();
       build_classification(*call, p);
       fused = run_classification_fused(classification_kernels(isa, p), p, *output, *grad_output,
                                        grads, num_grads, driver_threads());

@@ -184,9 +184,7 @@ void total_weight(const ClassificationPlan& p, double& hi, double& lo) {
   hi = lo = 0.0;
   if (p.weight == nullptr) {
     // Unweighted: the count of targets that are not ignored, exact in a double (< 2^53).
-    std::int64_t count = 0;
-    for (const std::int64_t t : p.t) count += t != p.ignore_index;
-    hi = static_cast<double>(count);
+    hi = static_cast<double>(p.valid_targets);
     return;
   }
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(p.t.size()); ++i) {
@@ -442,6 +440,18 @@ void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_ten
 
 }  // namespace
 
+ClassificationPlan& reused_plan() {
+  thread_local ClassificationPlan plan;
+  std::vector<double> w = std::move(plan.w);
+  std::vector<std::int64_t> t = std::move(plan.t);
+  plan = ClassificationPlan{};
+  w.clear();
+  t.clear();
+  plan.w = std::move(w);
+  plan.t = std::move(t);
+  return plan;
+}
+
 bool is_classification(const char* loss) {
   if (loss == nullptr) return false;
   const std::string_view l(loss);
@@ -574,16 +584,32 @@ void build_classification(const lb_call& call, ClassificationPlan& p) {
   const lb_tensor& t = *p.target;
   const std::int64_t tn = numel(ts);
   const std::int64_t count = p.unbatched ? std::min<std::int64_t>(tn, 1) : tn;
-  p.t.resize(static_cast<std::size_t>(count));
   const auto* td = static_cast<const std::int64_t*>(t.data);
   if (t.ndim <= 1 && (t.ndim == 0 || t.strides[0] == 1 || count <= 1)) {
-    std::copy(td, td + count, p.t.begin());  // contiguous: no index arithmetic per element
+    p.t.assign(td, td + count);  // contiguous: one copy, no index arithmetic per element
   } else {
+    p.t.resize(static_cast<std::size_t>(count));
     for (std::int64_t i = 0; i < count; ++i) p.t[static_cast<std::size_t>(i)] = td[offset_of(t, i)];
   }
-  // One branch-free pass flags a bad target; the loop below only runs to name the first one.
+  // One branch-free pass flags a bad target and counts the ignored ones; the loop below only
+  // runs to name the first bad one.
   bool any_bad = false;
-  for (const std::int64_t v : p.t) any_bad |= v != p.ignore_index && !(v >= 0 && v < p.c);
+  std::int64_t ignored = 0;
+  {
+    // The smallest and largest target that is not ignored (0 and -1 when none).
+    const std::int64_t* v = p.t.data();
+    const std::int64_t ignore = p.ignore_index;
+    std::int64_t lo = 0, hi = -1;
+#pragma omp simd reduction(min : lo) reduction(max : hi) reduction(+ : ignored)
+    for (std::int64_t i = 0; i < count; ++i) {
+      const bool skip = v[i] == ignore;
+      ignored += skip ? 1 : 0;
+      lo = std::min(lo, skip ? std::int64_t{0} : v[i]);
+      hi = std::max(hi, skip ? std::int64_t{-1} : v[i]);
+    }
+    any_bad = lo < 0 || hi >= p.c;
+  }
+  p.valid_targets = count - ignored;
   if (any_bad)
     for (const std::int64_t v : p.t)
       if (v != p.ignore_index && !(v >= 0 && v < p.c))
@@ -628,13 +654,13 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
         }
         for (std::int64_t j = 0; j < n; ++j) {
           const std::int64_t tj = t[j];
-          const double nll = tj == p.ignore_index
-                                 ? 0.0
-                                 : NllLoss::term(b[static_cast<std::size_t>(j)],
-                                                 p.w[static_cast<std::size_t>(tj)]);
+          // Without a weight, w_t = 1 (NllLoss::term(x, 1) is -x, bitwise).
+          const double wt =
+              p.weight == nullptr || tj == p.ignore_index ? 1.0 : p.w[static_cast<std::size_t>(tj)];
+          const double nll =
+              tj == p.ignore_index ? 0.0 : NllLoss::term(b[static_cast<std::size_t>(j)], wt);
           if (store_each) store(output, start + j, nll);
           a[static_cast<std::size_t>(j)] = nll;
-          b[static_cast<std::size_t>(j)] = 0.0;
         }
         if (!store_each) {
           const std::size_t q = static_cast<std::size_t>(blk) * 4;

@@ -31,9 +31,10 @@ struct ClassificationPlan {
   const lb_tensor* input = nullptr;
   const lb_tensor* target = nullptr;
   const lb_tensor* weight = nullptr;
-  std::vector<double> w;        // weights (C), 1 without weight
-  std::vector<std::int64_t> t;  // class-index targets (index modes), per position
-  bool prob = false;            // cross_entropy with probability targets
+  std::vector<double> w;           // weights (C), 1 without weight
+  std::vector<std::int64_t> t;     // class-index targets (index modes), per position
+  std::int64_t valid_targets = 0;  // the targets of t that are not ignore_index
+  bool prob = false;               // cross_entropy with probability targets
   std::int64_t ignore_index = -100;
   bool smoothing = false;           // label_smoothing > 0
   double keep = 1.0, spread = 0.0;  // 1 - e and e / C, rounded as PyTorch
@@ -45,6 +46,11 @@ struct ClassificationPlan {
 };
 
 bool is_classification(const char* loss);
+// The calling thread's plan, reset to a fresh one but for the capacity of its vectors, which the
+// previous call on this thread left: building a plan then allocates nothing new (for a call as
+// short as nll_loss's forward, fresh heap pages and their faults were most of the time). Valid
+// until the thread's next reused_plan().
+ClassificationPlan& reused_plan();
 // Checks a call as PyTorch 2.2 does; throws Failure (args.hpp).
 void build_classification(const lb_call& call, ClassificationPlan& plan);
 
