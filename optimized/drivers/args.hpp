@@ -107,6 +107,16 @@ std::int32_t guarded(char* error, std::size_t size, F&& f) {
   }
 }
 
+// ---- threads
+
+// Below this many elements of work a call runs on one thread: waking a team costs more than it
+// saves (PyTorch's grain size is the same). Results do not depend on it: the drivers' block
+// partitions and reduction orders are fixed.
+inline constexpr std::int64_t kParallelGrain = 32768;
+inline int threads_for(std::int64_t work, int threads) {
+  return work < kParallelGrain ? 1 : threads;
+}
+
 // ---- double-double arithmetic on the host (the drivers' reductions)
 
 // Error-free transformation: s + e == a + b exactly.

@@ -619,6 +619,7 @@ void build_classification(const lb_call& call, ClassificationPlan& p) {
 
 void run_classification_forward(const KernelTable& k, const ClassificationPlan& p,
                                 lb_tensor& output, int threads) {
+  threads = threads_for(layout_positions(p) * std::max<std::int64_t>(p.c, 1), threads);
   if (p.loss == Loss::multi_margin_loss) return mm_forward(k, p, output, threads);
   check_classification_output(p, output);
   const std::int64_t P = p.positions;
@@ -762,6 +763,7 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
 void run_classification_backward(const KernelTable& k, const ClassificationPlan& p,
                                  const lb_tensor& grad_output, lb_tensor* grads,
                                  std::int32_t num_grads, int threads) {
+  threads = threads_for(layout_positions(p) * std::max<std::int64_t>(p.c, 1), threads);
   const lb_tensor* gx = nullptr;
   const lb_tensor* gt = nullptr;
   const lb_tensor* gw = nullptr;
@@ -943,6 +945,7 @@ void match_classification_grads(const ClassificationPlan& p, const lb_tensor* gr
 bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p, lb_tensor& output,
                               const lb_tensor& grad_output, lb_tensor* grads,
                               std::int32_t num_grads, int threads) {
+  threads = threads_for(layout_positions(p) * std::max<std::int64_t>(p.c, 1), threads);
   if (p.loss != Loss::cross_entropy || p.prob || p.smoothing || p.c == 0) return false;
   check_classification_output(p, output);
   const lb_tensor* gx = nullptr;

@@ -224,6 +224,7 @@ int driver_threads() {
 }
 
 void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int threads) {
+  threads = threads_for(plan.numel, threads);
   const int li = static_cast<int>(plan.loss);
   const std::int64_t nb = num_blocks(plan.numel);
   std::vector<double> part_hi(static_cast<std::size_t>(nb)), part_lo(static_cast<std::size_t>(nb));
@@ -266,6 +267,7 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
 
 bool run_fused(const KernelTable& k, const Plan& plan, lb_tensor& output,
                const lb_tensor& grad_output, lb_tensor* const* grads, int threads) {
+  threads = threads_for(plan.numel, threads);
   const int li = static_cast<int>(plan.loss);
   if (!plan.reduce && !make_operand(grad_output, plan.shape).dense) return false;
   for (int j = 0; j < plan.num_inputs; ++j)
@@ -293,6 +295,7 @@ bool run_fused(const KernelTable& k, const Plan& plan, lb_tensor& output,
 
 void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_output,
                   lb_tensor* const* grads, int threads) {
+  threads = threads_for(plan.numel, threads);
   const int li = static_cast<int>(plan.loss);
   const std::int64_t nb = num_blocks(plan.numel);
   // Gradients of broadcast inputs are accumulated (double-double per element) in index order.

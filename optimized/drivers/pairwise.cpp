@@ -712,6 +712,7 @@ std::int32_t forward(const lb_call& call, lb_tensor& output, int threads, char* 
     Call c;
     build(call, c);
     c.kernels = k;
+    threads = threads_for(c.rows[0].n * std::max<std::int64_t>(c.rows[0].D, 1), threads);
     check_output(c, output);
     run_forward(c, output, threads);
   });
@@ -737,6 +738,7 @@ std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_t
     Call c;
     build(call, c);
     c.kernels = k;
+    threads = threads_for(c.rows[0].n * std::max<std::int64_t>(c.rows[0].D, 1), threads);
     check_output(c, output);
     lb_tensor* gt[3] = {};
     match_grads(call, c, grads, num_grads, gt);
@@ -761,6 +763,7 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
     Call c;
     build(call, c);
     c.kernels = k;
+    threads = threads_for(c.rows[0].n * std::max<std::int64_t>(c.rows[0].D, 1), threads);
     lb_tensor* gt[3] = {};
     match_grads(call, c, grads, num_grads, gt);
     check_grad_output(c, grad_output);
