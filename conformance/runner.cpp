@@ -263,6 +263,14 @@ ojson buffer_json(const Buffer& b) {
   return j;
 }
 
+// A zeroed buffer with b's name, dtype and shape (the one-call forward_backward's outputs).
+Buffer empty_like(const Buffer& b) {
+  Buffer e;
+  e.name = b.name;
+  e.allocate(b.dtype, b.shape);
+  return e;
+}
+
 // Does a parameter value of the document equal the catalog's default?
 bool is_default(const ParamSpec& spec, const ojson& v) {
   return std::visit(
@@ -510,26 +518,23 @@ ojson run_case(const lb_impl& impl, const CorpusCase& c) {
       return result;
     }
     result["backward"] = std::move(bw);
-    ojson gj = ojson::object();
-    for (auto& g : grads) {
-      mem.fetch(g);
-      gj[g.name] = buffer_json(g);
-    }
-    result["grad"] = std::move(gj);
+    // The gradients, fetched from the device, by name.
+    const auto grads_json = [&](std::vector<Buffer>& gs) {
+      ojson gj = ojson::object();
+      for (auto& g : gs) {
+        mem.fetch(g);
+        gj[g.name] = buffer_json(g);
+      }
+      return gj;
+    };
+    result["grad"] = grads_json(grads);
 
     // The one-call forward_backward, when the table has it: fresh buffers, scored on its own.
     if (const lb_forward_backward_fn fused = lb_forward_backward_of(&impl)) {
-      Buffer fout;
-      fout.name = "output";
-      fout.allocate(out.dtype, out.shape);
+      Buffer fout = empty_like(out);
       lb_tensor fout_t = tensor_of(fout, mem.place(fout, false), device);
       std::vector<Buffer> fgrads;
-      for (const auto& g : grads) {
-        Buffer f;
-        f.name = g.name;
-        f.allocate(g.dtype, g.shape);
-        fgrads.push_back(std::move(f));
-      }
+      for (const auto& g : grads) fgrads.push_back(empty_like(g));
       std::vector<lb_tensor> fgrad_t;
       for (auto& g : fgrads) fgrad_t.push_back(tensor_of(g, mem.place(g, false), device));
       std::fill(error.begin(), error.end(), '\0');
@@ -543,12 +548,7 @@ ojson run_case(const lb_impl& impl, const CorpusCase& c) {
       } else {
         mem.fetch(fout);
         fj["output"] = buffer_json(fout);
-        ojson fg = ojson::object();
-        for (auto& g : fgrads) {
-          mem.fetch(g);
-          fg[g.name] = buffer_json(g);
-        }
-        fj["grad"] = std::move(fg);
+        fj["grad"] = grads_json(fgrads);
       }
       result["fused"] = std::move(fj);
     }

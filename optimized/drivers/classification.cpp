@@ -166,6 +166,24 @@ bool ce_fast_path(const ClassificationPlan& p, const RowIndex& xi) {
          p.input->dtype == LB_FLOAT32 && xi.class_stride == 1;
 }
 
+// The float32 fast path's loss and gradient of one row from ce_row_f32's m, s_hi + s_lo (the
+// exp-sum less the argmax's 1) and exps e; t the target, wt its weight.
+double ce_fast_nll(const float* x, std::int64_t t, double m, double s_hi, double s_lo, double wt) {
+  return NllLoss::term(CrossEntropy::log_prob(x[t] - m, 0.0, std::log1p(s_hi + s_lo)), wt);
+}
+
+// grad_k = p_k dl_t' with dl = d loss / d log p = (0, .., dl_t, .., 0): for k != t -e_k dl_t / z,
+// and at t dl_t (z - e_t) / z (CrossEntropy::grad); the row written once.
+void ce_fast_grad_row(const KernelTable& k, const float* x, std::int64_t C, std::int64_t t,
+                      double m, double s_hi, double s_lo, const double* e, double dl_t,
+                      float* out) {
+  const double z = 1.0 + (s_hi + s_lo);
+  const double e_t = e[t];
+  k.ce_grad_row_f32(e, C, -dl_t / z, out);
+  const double zmt = x[t] == m ? s_hi + s_lo : 1.0 + ((s_hi - e_t) + s_lo);
+  out[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
+}
+
 // The target class of position i, or -1 when ignored (or absent).
 std::int64_t target_of(const ClassificationPlan& p, std::int64_t i) {
   if (i >= static_cast<std::int64_t>(p.t.size())) return -1;
@@ -323,10 +341,8 @@ bool mm_fast(const ClassificationPlan& p) {
   return x.dtype == LB_FLOAT32 && p.c > 0 && x.ndim > 0 && x.strides[x.ndim - 1] == 1;
 }
 
-double mm_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n) {
-  const float* x = static_cast<const float*>(p.input->data) + mm_offset(p, n, 0);
-  const std::int64_t y = p.t[static_cast<std::size_t>(n)];
-  const double xy = x[y];
+// The row kernels' parameters (formulas::MultiMarginRow): margin - x_y as a double-double.
+formulas::Params mm_row_params(const ClassificationPlan& p, double xy) {
   double s, e;
   two_sum(p.margin, -xy, s, e);
   formulas::Params fp;
@@ -334,17 +350,28 @@ double mm_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64
   fp.s0 = s;
   fp.s1 = e;
   fp.f1 = std::isfinite(s);
+  return fp;
+}
+
+// A row kernel's double-double sum hi + lo less the target's own term (the kernels run over
+// every class); IEEE's difference where a term is infinite or NaN.
+double less_own(double hi, double lo, double own) {
+  if (!(std::fabs(hi) < HUGE_VAL && std::fabs(own) < HUGE_VAL)) return hi - own;
+  double a, b;
+  two_sum(hi, -own, a, b);
+  return a + (b + lo);
+}
+
+double mm_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n) {
+  const float* x = static_cast<const float*>(p.input->data) + mm_offset(p, n, 0);
+  const std::int64_t y = p.t[static_cast<std::size_t>(n)];
+  const double xy = x[y];
+  const formulas::Params fp = mm_row_params(p, xy);
   DenseIO io;
   io.in[0] = x;
   double hi, lo;
   k.mm_forward_f32(io, 0, p.c, fp, &hi, &lo);
-  const double own = formulas::MultiMarginRow::forward(&xy, fp);
-  double rest = hi - own;  // infinite or NaN terms: IEEE's difference
-  if (std::fabs(hi) < HUGE_VAL && std::fabs(own) < HUGE_VAL) {
-    double a, b;
-    two_sum(hi, -own, a, b);
-    rest = a + (b + lo);
-  }
+  const double rest = less_own(hi, lo, formulas::MultiMarginRow::forward(&xy, fp));
   return p.w[static_cast<std::size_t>(y)] * rest / static_cast<double>(p.c);
 }
 
@@ -390,13 +417,7 @@ void mm_grad_row_fast(const KernelTable& k, const ClassificationPlan& p, std::in
   const std::int64_t y = p.t[static_cast<std::size_t>(n)];
   const double xy = x[y];
   const double wy = p.w[static_cast<std::size_t>(y)];
-  double s, e;
-  two_sum(p.margin, -xy, s, e);
-  formulas::Params fp;
-  fp.f0 = p.p2;
-  fp.s0 = s;
-  fp.s1 = e;
-  fp.f1 = std::isfinite(s);
+  formulas::Params fp = mm_row_params(p, xy);
   fp.s2 = wy;
   fp.s3 = static_cast<double>(p.c);
   DenseIO io;
@@ -405,13 +426,7 @@ void mm_grad_row_fast(const KernelTable& k, const ClassificationPlan& p, std::in
   io.g_constant = g;
   double hi, lo;
   k.mm_grad_f32(io, 0, p.c, fp, &hi, &lo);
-  const double own = formulas::MultiMarginGradRow::forward(&xy, fp);
-  double rest = hi - own;  // infinite or NaN terms: IEEE's difference
-  if (std::fabs(hi) < HUGE_VAL && std::fabs(own) < HUGE_VAL) {
-    double a, b;
-    two_sum(hi, -own, a, b);
-    rest = a + (b + lo);
-  }
+  const double rest = less_own(hi, lo, formulas::MultiMarginGradRow::forward(&xy, fp));
   out[y] = static_cast<float>((0.0 - rest * wy) * g / fp.s3);  // +0 for no active class
 }
 
@@ -702,9 +717,8 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
                                                 xi.base(p, *p.input, i),
                                             p.c, &m, &s_hi, &s_lo, nullptr)) {
               // The float32 fast path (no smoothing): one read of the row's logits.
-              const float xt =
-                  static_cast<const float*>(p.input->data)[xi.base(p, *p.input, i) + t];
-              nll = NllLoss::term(CrossEntropy::log_prob(xt - m, 0.0, std::log1p(s_hi + s_lo)), wt);
+              nll = ce_fast_nll(static_cast<const float*>(p.input->data) + xi.base(p, *p.input, i),
+                                t, m, s_hi, s_lo, wt);
             } else {
               gather_row(p, *p.input, i, r);
               softmax_row(k, p, r);
@@ -827,16 +841,10 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           const float* x = static_cast<const float*>(p.input->data) + xi.base(p, *p.input, i);
           double m, s_hi, s_lo;
           if (t >= 0 && k.ce_row_f32(x, p.c, &m, &s_hi, &s_lo, r.e.data())) {
-            // grad_k = p_k dl_t' with dl = d loss / d log p = (0, .., dl_t, .., 0): for k != t
-            // -e_k dl_t / z, and at t dl_t (z - e_t) / z (CrossEntropy::grad).
             const double s_nll = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
             const double dl_t = NllLoss::grad(p.w[static_cast<std::size_t>(t)], s_nll);
-            const double z = 1.0 + (s_hi + s_lo);
-            float* out = static_cast<float*>(gx->data) + gb;
-            const double e_t = r.e[static_cast<std::size_t>(t)];
-            k.ce_grad_row_f32(r.e.data(), p.c, -dl_t / z, out);
-            const double zmt = x[t] == m ? s_hi + s_lo : 1.0 + ((s_hi - e_t) + s_lo);
-            out[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
+            ce_fast_grad_row(k, x, p.c, t, m, s_hi, s_lo, r.e.data(), dl_t,
+                             static_cast<float*>(gx->data) + gb);
             continue;
           }
         }
@@ -991,18 +999,13 @@ bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p,
           break;
         }
         const double wt = p.w[static_cast<std::size_t>(t)];
-        const double nll =
-            NllLoss::term(CrossEntropy::log_prob(x[t] - m, 0.0, std::log1p(s_hi + s_lo)), wt);
+        const double nll = ce_fast_nll(x, t, m, s_hi, s_lo, wt);
         if (each) store(output, i, nll);
         a[static_cast<std::size_t>(j)] = nll;
         const double up = per_g ? load(grad_output, offset_of(grad_output, i)) : g0;
         const double dl_t = NllLoss::grad(wt, p.reduction == Reduction::mean ? up / W : up);
-        const double z = 1.0 + (s_hi + s_lo);
-        float* out = static_cast<float*>(gx->data) + grad_base(p, i);
-        const double e_t = e[static_cast<std::size_t>(t)];
-        k.ce_grad_row_f32(e.data(), p.c, -dl_t / z, out);
-        const double zmt = x[t] == m ? s_hi + s_lo : 1.0 + ((s_hi - e_t) + s_lo);
-        out[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
+        ce_fast_grad_row(k, x, p.c, t, m, s_hi, s_lo, e.data(), dl_t,
+                         static_cast<float*>(gx->data) + grad_base(p, i));
       }
       if (!each) {
         const std::size_t q = static_cast<std::size_t>(blk) * 2;

@@ -565,19 +565,27 @@ bool cosine_fast(const Call& c, lb_tensor* const* gt) {
   return ok(w.x) && ok(w.y) && (gt[0] == nullptr || ok(gt[0])) && (gt[1] == nullptr || ok(gt[1]));
 }
 
-// d: row_data's dot products and norms.
-void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, const RowData* d,
-                          int threads) {
-  const Rows& w = c.rows[0];
-  const RowData& rd = d[0];
-  const std::int64_t n = numel(c.out_shape), D = w.D;
-  std::vector<double> gcos(static_cast<std::size_t>(w.n), 0.0);
+// d(loss)/d(cos) per row of cosine_embedding_loss: each output's term, summed in output order
+// over the outputs a row serves (broadcast rows serve several).
+std::vector<double> cosine_upstream(const Call& c, const Upstream& up, const RowData& rd) {
+  const std::int64_t n = numel(c.out_shape);
+  std::vector<double> gcos(static_cast<std::size_t>(c.rows[0].n), 0.0);
   for (std::int64_t l = 0; l < n; ++l) {
     const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.row_st));
     const double y =
         load_float(c.target->data, c.target->dtype, offset(l, c.out_shape, c.target_st));
     gcos[r] += F::CosineEmbeddingLoss::dcos(rd.p[r], rd.m1[r], rd.m2[r], y, up.at(l), c.params);
   }
+  return gcos;
+}
+
+// d: row_data's dot products and norms.
+void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, const RowData* d,
+                          int threads) {
+  const Rows& w = c.rows[0];
+  const RowData& rd = d[0];
+  const std::int64_t D = w.D;
+  const std::vector<double> gcos = cosine_upstream(c, up, rd);
   const float* x1 = static_cast<const float*>(w.x->data);
   const float* x2 = static_cast<const float*>(w.y->data);
   float* g1 = gt[0] ? static_cast<float*>(gt[0]->data) : nullptr;
@@ -600,13 +608,7 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
     const Rows& w = c.rows[0];
     RowData rd;
     cosine_rows(w, c.eps_ce, true, rd, 1, c.kernels);
-    std::vector<double> gcos(static_cast<std::size_t>(w.n), 0.0);
-    for (std::int64_t l = 0; l < n; ++l) {
-      const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.row_st));
-      const double y =
-          load_float(c.target->data, c.target->dtype, offset(l, c.out_shape, c.target_st));
-      gcos[r] += F::CosineEmbeddingLoss::dcos(rd.p[r], rd.m1[r], rd.m2[r], y, up.at(l), c.params);
-    }
+    const std::vector<double> gcos = cosine_upstream(c, up, rd);
     // One side: x with its own last dimension dx (1 or D), y the other input.
     auto side = [&](const lb_tensor& x, bool first, Grad& out) {
       if (!out.out) return;
