@@ -38,9 +38,9 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx512bw");
 }
 
-// float64 and a loss with exp/log: the scalar kernels (glibc's exp/log/log1p, under 1 ULP)
-// whatever the ISA, because Highway's double Log is documented at 4 ULP and float64 has no
-// wider type to hide it in. Every other case uses the ISA's vector kernels.
+// float64 and a loss with exp/log: the double-double kernels (isa/exact64.cpp), because
+// float64 has no wider hardware type to hide the formula's rounding and cancellation in (its
+// exp(x) - y x, log y - x, log v + d^2 / v). Every other case uses the ISA's vector kernels.
 bool transcendental(Loss l) {
   switch (l) {
     case Loss::soft_margin_loss:
@@ -145,9 +145,12 @@ bool any_outside(const lb_tensor& t, double lo, double hi) {
   const auto scan = [&](const auto* v) {
     const auto l = static_cast<std::remove_cvref_t<decltype(*v)>>(lo);
     const auto h = static_cast<std::remove_cvref_t<decltype(*v)>>(hi);
-    std::int64_t outside = 0;
-#pragma omp parallel for simd num_threads(threads) reduction(+ : outside) schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) outside += !(v[i] >= l && v[i] <= h);
+    // Both compares are evaluated and OR-ed in 32-bit lanes (bitwise |, not ||): a short-circuit
+    // or a 64-bit count keeps the loop scalar or slower than the memory read.
+    std::int32_t outside = 0;
+#pragma omp parallel for simd num_threads(threads) reduction(| : outside) schedule(static)
+    for (std::int64_t i = 0; i < n; ++i)
+      outside |= static_cast<std::int32_t>(!(v[i] >= l)) | static_cast<std::int32_t>(!(v[i] <= h));
     return outside != 0;
   };
   if (dense && t.dtype == LB_FLOAT32) return scan(static_cast<const float*>(t.data));
@@ -368,7 +371,8 @@ void check_output(const Plan& plan, const lb_tensor& out, const char* what) {
 }
 
 const KernelTable& kernels_for(Isa isa, const Plan& plan) {
-  if (plan.dtype == LB_FLOAT64 && transcendental(plan.loss)) return scalar_kernels();
+  if (plan.dtype == LB_FLOAT64 && transcendental(plan.loss))
+    return isa == Isa::avx512 ? exact64_avx512_kernels() : exact64_kernels();
   return table_of(isa);
 }
 

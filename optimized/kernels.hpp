@@ -77,6 +77,8 @@ struct KernelTable {
   // The ISA's vector math (0 exp, 1 log, 2 log1p, 3 expm1) on n doubles (n a multiple of kPad),
   // for tests/cpu_test.cpp.
   void (*math)(int fn, const double* in, double* out, std::size_t n);
+  // The double-double tables only (isa/exact64*.cpp): the same functions in DD, hi + lo.
+  void (*dd_math)(int fn, const double* in, double* hi, double* lo, std::size_t n);
   // cross_entropy over a contiguous float32 row of C logits (classification.cpp's fast path):
   // ce_row: m = max, s_hi + s_lo = sum of exp(x - m) less 1 (the argmax's term), a double-double;
   // e (nullable, C doubles) receives the exps. False when the row has a NaN or an infinite max
@@ -122,5 +124,10 @@ struct KernelTable {
 const KernelTable& scalar_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
+// The float64 double-double kernels of the elementwise losses: only their float64 forward,
+// backward, dense and sum entries (and dd_math) are set. Scalar (isa/exact64.cpp, for the scalar
+// and AVX2 paths) and eight lanes on AVX-512 (isa/exact64_avx512.cpp).
+const KernelTable& exact64_kernels();
+const KernelTable& exact64_avx512_kernels();
 
 }  // namespace lossbench::opt

@@ -185,7 +185,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
     two_sum(s[k], r, s[k], e);
     c[k] = c[k] + e;
   };
-  double tail[T::kLanes];
+  double tail[T::kLanes] = {};
   if (rest > 0) {
     T::store(eval(tail_src, tail_gsrc, tail_dst, 0), tail);
     for (std::int64_t j = rest; j < L; ++j) tail[j] = 0.0;

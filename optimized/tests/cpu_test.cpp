@@ -5,6 +5,7 @@
 #include "cpu.hpp"
 
 #include <gtest/gtest.h>
+#include <mpfr.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -488,7 +489,13 @@ TEST(OptimizedCpu, FusedMatchesTwoCallsFloat64) { expect_fused_matches_two_calls
 // Each ISA's exp, log, log1p and expm1 against glibc's (under 1 ULP) on random and edge inputs:
 // within 2^-49 relatively (what float32 and 16-bit results need is 2^-24; float64 losses with
 // transcendentals run glibc's own), special values exactly as IEEE 754 has them.
-TEST(OptimizedCpu, VectorMath) {
+// Random and edge inputs for exp (and expm1), log and log1p.
+struct MathInputs {
+  std::vector<double> exp_in, log_in, log1p_in;
+};
+MathInputs math_inputs() {
+  MathInputs m;
+  auto& [exp_in, log_in, log1p_in] = m;
   std::mt19937_64 rng(11);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   const auto random_positive = [&] {  // any positive finite double, subnormals included
@@ -497,7 +504,6 @@ TEST(OptimizedCpu, VectorMath) {
     std::memcpy(&v, &bits, sizeof v);
     return std::isfinite(v) && v > 0 ? v : 1.5;
   };
-  std::vector<double> exp_in, log_in, log1p_in;
   for (int i = 0; i < 20000; ++i) {
     exp_in.push_back(-745.2 + unit(rng) * (709.9 + 745.2));
     exp_in.push_back((unit(rng) - 0.5) * std::ldexp(1.0, -static_cast<int>(unit(rng) * 60)));
@@ -517,6 +523,11 @@ TEST(OptimizedCpu, VectorMath) {
   for (double v : {0.0, -0.0, inf, -inf, nan, -1.0, -2.0, 1e-300, -1e-300, 1e300, 0x1p-53, 0x1p-52,
                    -0x1p-54, 1.0, -0.5})
     log1p_in.push_back(v);
+  return m;
+}
+
+TEST(OptimizedCpu, VectorMath) {
+  const auto [exp_in, log_in, log1p_in] = math_inputs();
   const auto check = [](const char* isa, const char* fn, const std::vector<double>& in,
                         const std::vector<double>& got, double (*ref)(double)) {
     int bad = 0;
@@ -560,6 +571,58 @@ TEST(OptimizedCpu, VectorMath) {
       check(isa_name(isa), f.name, in, out, f.ref);
     }
   }
+}
+
+// The double-double exp, log, log1p and expm1 of the float64 kernels (isa/exact64*.cpp) against
+// MPFR at 256 bits: hi + lo within 2^-70 relatively (what the formulas need: their cancellations
+// take at most ~20 of those bits from a float64 result), and special values as IEEE 754 has them.
+TEST(OptimizedCpu, DoubleDoubleMath) {
+  const auto [exp_in, log_in, log1p_in] = math_inputs();
+  mpfr_t x, y, hl;
+  mpfr_inits2(256, x, y, hl, static_cast<mpfr_ptr>(nullptr));
+  const auto check = [&](const char* isa, int fn, const std::vector<double>& in,
+                         const std::vector<double>& hi, const std::vector<double>& lo) {
+    static const char* const names[] = {"exp", "log", "log1p", "expm1"};
+    int bad = 0;
+    for (std::size_t i = 0; i < in.size() && bad < 5; ++i) {
+      mpfr_set_d(x, in[i], MPFR_RNDN);
+      if (fn == 0) mpfr_exp(y, x, MPFR_RNDN);
+      if (fn == 1) mpfr_log(y, x, MPFR_RNDN);
+      if (fn == 2) mpfr_log1p(y, x, MPFR_RNDN);
+      if (fn == 3) mpfr_expm1(y, x, MPFR_RNDN);
+      const double want = mpfr_get_d(y, MPFR_RNDN);
+      bool ok;
+      if (std::isnan(want) || std::isinf(want) || want == 0.0 || std::isinf(hi[i])) {
+        ok = std::isnan(want) ? std::isnan(hi[i]) : hi[i] == want;
+      } else if (std::fabs(want) < 0x1p-1000) {  // below the normal range: as double
+        ok = std::fabs(hi[i] - want) <= std::max(std::ldexp(std::fabs(want), -52), 0x1p-1074);
+      } else {
+        mpfr_set_d(hl, hi[i], MPFR_RNDN);
+        mpfr_add_d(hl, hl, lo[i], MPFR_RNDN);
+        mpfr_sub(hl, hl, y, MPFR_RNDN);
+        mpfr_div(hl, hl, y, MPFR_RNDN);
+        ok = std::fabs(mpfr_get_d(hl, MPFR_RNDN)) <= 0x1p-70;
+      }
+      if (!ok) {
+        ++bad;
+        ADD_FAILURE() << isa << " dd " << names[fn] << "(" << std::hexfloat << in[i]
+                      << ") = " << hi[i] << " + " << lo[i] << ", MPFR " << want
+                      << std::defaultfloat;
+      }
+    }
+  };
+  for (Isa isa : {Isa::scalar, Isa::avx512}) {
+    if (!machine_has(isa)) continue;
+    const KernelTable& k = isa == Isa::scalar ? exact64_kernels() : exact64_avx512_kernels();
+    for (int fn = 0; fn < 4; ++fn) {
+      std::vector<double> in = fn == 1 ? log_in : fn == 2 ? log1p_in : exp_in;
+      in.resize((in.size() + kPad - 1) / kPad * kPad, 1.0);
+      std::vector<double> hi(in.size()), lo(in.size());
+      k.dd_math(fn, in.data(), hi.data(), lo.data(), in.size());
+      check(isa_name(isa), fn, in, hi, lo);
+    }
+  }
+  mpfr_clears(x, y, hl, static_cast<mpfr_ptr>(nullptr));
 }
 
 // cross_entropy's float32 fast path (contiguous classes) against the general path (the same

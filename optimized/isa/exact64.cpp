@@ -1,0 +1,62 @@
+// The float64 path of the elementwise losses whose formulas cancel (api.cpp: transcendental()):
+// the formulas over DD (formulas/dd.hpp), a double-double lane, so each element is evaluated to
+// about 2^-75 and rounded once, and reductions sum the DD values without rounding them first.
+// Compiled without any -m flag (Dekker's products; runs on every x86-64): the scalar and AVX2
+// paths use it, the AVX-512 path isa/exact64_avx512.cpp (the same operations on eight lanes).
+#include "../formulas/dd.hpp"
+// dd.hpp first: block.hpp's templates find DD's finish_sum and two_sum by argument-dependent
+// lookup when they are instantiated.
+#include "../drivers/block.hpp"
+
+namespace lossbench::opt {
+namespace kernels {
+inline namespace LOSSBENCH_FORMULA_NS {
+template <>
+struct Traits<formulas::DD> {
+  static constexpr std::size_t kLanes = 1;
+  static formulas::DD load(const double* p) { return {*p}; }
+  static formulas::DD load(const float* p) { return {static_cast<double>(*p)}; }
+  static void store(formulas::DD v, double* p) { *p = v.hi + v.lo; }
+  static void store(formulas::DD v, float* p) { *p = static_cast<float>(v.hi + v.lo); }
+};
+}  // namespace LOSSBENCH_FORMULA_NS
+}  // namespace kernels
+
+namespace {
+void dd_math(int fn, const double* in, double* hi, double* lo, std::size_t n) {
+  using namespace formulas;
+  for (std::size_t i = 0; i < n; ++i) {
+    const DD x(in[i]);
+    const DD r = fn == 0 ? vexp(x) : fn == 1 ? vlog(x) : fn == 2 ? vlog1p(x) : vexpm1(x);
+    hi[i] = r.hi;
+    lo[i] = r.lo;
+  }
+}
+}  // namespace
+
+// Only the float64 entries of the elementwise losses, the block sum and dd_math; the rest stays
+// null.
+const KernelTable& exact64_kernels() {
+  static const KernelTable table = [] {
+    using formulas::DD;
+    KernelTable t{};
+    t.isa = "scalar-dd";
+#define LOSSBENCH_OPT_FILL(id, F)                                                    \
+  t.forward[static_cast<int>(Loss::id)] = kernels::forward_block<DD, formulas::F>;   \
+  t.backward[static_cast<int>(Loss::id)] = kernels::backward_block<DD, formulas::F>; \
+  t.dense_forward[static_cast<int>(Loss::id)][1] =                                   \
+      kernels::dense_forward<DD, formulas::F, double>;                               \
+  t.dense_backward[static_cast<int>(Loss::id)][1] =                                  \
+      kernels::dense_backward<DD, formulas::F, double>;                              \
+  t.dense_fused[static_cast<int>(Loss::id)][1] =                                     \
+      kernels::dense_forward<DD, formulas::F, double, true>;
+    LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_FILL)
+#undef LOSSBENCH_OPT_FILL
+    t.sum = kernels::sum_block<DD>;
+    t.dd_math = dd_math;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace lossbench::opt
