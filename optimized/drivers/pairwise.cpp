@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../formulas/cosine_embedding_loss.hpp"
+#include "../formulas/dd.hpp"
 #include "../formulas/triplet_margin_loss.hpp"
 #include "../formulas/triplet_margin_with_distance_loss.hpp"
 #include "../kernels.hpp"
@@ -295,6 +296,7 @@ namespace {
 // Per-row sums of one pair.
 struct RowData {
   std::vector<double> d;                // the distance (or cos pieces below)
+  std::vector<double> dd_hi, dd_lo;     // float64 forward: the p-norm again, in DD (or empty)
   std::vector<double> p, m1, m2, ties;  // dot, squared norms, inf-norm ties
   std::vector<char> finite;
 };
@@ -364,8 +366,65 @@ void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int 
   }
 }
 
+// The float64 p-norm of one row in double-double, for the forward's hinge d(a, p) - d(a, n) +
+// margin, which can cancel down to the distances' last bits (p = 2, p = 1, or a one-element row
+// for any p, whose norm is |r|): r_j = x_j - y_j + eps exactly, its square (or |r_j|) and the
+// sum in DD, then the square root. False where the sum is not finite or below 2^-960 (the double
+// distance serves there).
+bool norm_row_dd(const Rows& w, const F::PNorm& norm, double eps, std::int64_t xo, std::int64_t yo,
+                 double& hi, double& lo) {
+  using F::DD;
+  if (w.D == 1) {
+    const DD n = vabs(DD(w.xv(xo, 0)) - DD(w.yv(yo, 0)) + DD(eps));
+    hi = n.hi;
+    lo = n.lo;
+    return std::isfinite(n.hi);
+  }
+  // Sum of r_j^2: r + re = x - y + eps (two exact sums), r^2 = p + pe exactly plus 2 r re; the
+  // running sum's error terms collect in sl (a compensated sum, ~2^-100 relative).
+  double sh = 0.0, sl = 0.0;
+  for (std::int64_t j = 0; j < w.D; ++j) {
+    double d, de, r, re;
+    F::dd::two_sum(w.xv(xo, j), -w.yv(yo, j), d, de);
+    F::dd::two_sum(d, eps, r, re);
+    re += de;
+    double t, te;
+    if (norm.kind == F::PNorm::two) {
+      F::dd::two_prod(r, r, t, te);
+      te += 2.0 * r * re;
+    } else {
+      t = std::fabs(r);
+      te = r < 0.0 ? -re : (r > 0.0 ? re : std::fabs(re));  // |r + re|
+    }
+    double s2, se;
+    F::dd::two_sum(sh, t, s2, se);
+    sh = s2;
+    sl += se + te;
+  }
+  const DD acc = F::dd::norm(sh, sl);
+  if (!(acc.hi >= 0x1p-960 && acc.hi < HUGE_VAL)) return false;
+  const DD n = norm.kind == F::PNorm::two ? vsqrt(acc) : acc;
+  hi = n.hi;
+  lo = n.lo;
+  return true;
+}
+
 void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int threads,
-               const KernelTable* k = nullptr) {
+               const KernelTable* k = nullptr, bool want_dd = false) {
+  const bool dd = want_dd && (norm.kind == F::PNorm::two || norm.kind == F::PNorm::one ||
+                              (w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p)));
+  o.dd_hi.clear();
+  o.dd_lo.clear();
+  if (dd) {
+    o.dd_hi.assign(static_cast<std::size_t>(w.n), F::kNaN);
+    o.dd_lo.assign(static_cast<std::size_t>(w.n), 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::int64_t r = 0; r < w.n; ++r) {
+      const auto i = static_cast<std::size_t>(r);
+      if (!norm_row_dd(w, norm, eps, w.xo(r), w.yo(r), o.dd_hi[i], o.dd_lo[i]))
+        o.dd_hi[i] = F::kNaN;  // not usable: the hinge takes the double distance
+    }
+  }
   o.d.assign(static_cast<std::size_t>(w.n), 0.0);
   o.ties.assign(static_cast<std::size_t>(w.n), 0.0);
   const bool fast = norm.kind == F::PNorm::two && fast_rows(w, k);
@@ -425,8 +484,8 @@ F::PNorm pnorm_of(const Call& c) {
   return n;
 }
 
-// Distances of the rows of pair k.
-void distances(const Call& c, int k, RowData& o, int threads) {
+// Distances of the rows of pair k; with want_dd (the forward), float64 p-norms also in DD.
+void distances(const Call& c, int k, RowData& o, int threads, bool want_dd = false) {
   if (c.kind == Call::triplet_cosine) {
     cosine_rows(c.rows[k], 0.0, false, o, threads, c.kernels);
     const double e2 = c.eps * c.eps;
@@ -434,7 +493,8 @@ void distances(const Call& c, int k, RowData& o, int threads) {
     for (std::size_t r = 0; r < o.p.size(); ++r)
       o.d[r] = F::CosineDistance::forward(o.p[r], o.m1[r], o.m2[r], e2, o.finite[r] != 0);
   } else {
-    norm_rows(c.rows[k], pnorm_of(c), c.eps, o, threads, c.kernels);
+    norm_rows(c.rows[k], pnorm_of(c), c.eps, o, threads, c.kernels,
+              want_dd && c.dtype == LB_FLOAT64);
   }
 }
 
@@ -467,7 +527,7 @@ void row_data(const Call& c, RowData* d, int threads) {
   if (c.kind == Call::cosine_embedding)
     cosine_rows(c.rows[0], c.eps_ce, true, d[0], threads, c.kernels);
   else
-    for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], threads);
+    for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], threads, true);
 }
 
 // The loss from row_data's results.
@@ -485,13 +545,30 @@ void forward_from(const Call& c, const RowData* d, lb_tensor& out, int threads) 
           F::CosineEmbeddingLoss::forward(rd.p[r], rd.m1[r], rd.m2[r], y, c.params);
     }
   } else {
+    bool dd = true;
+    for (int k = 0; k < c.num_rows; ++k) dd = dd && !d[k].dd_hi.empty();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (std::int64_t l = 0; l < n; ++l) {
       double v[3] = {0, 0, 0};
-      for (int k = 0; k < c.num_rows; ++k)
-        v[k] = d[k].d[static_cast<std::size_t>(offset(l, c.out_shape, c.dist_st[k]))];
-      loss[static_cast<std::size_t>(l)] =
-          F::TripletMarginLoss::forward(v[0], v[1], v[2], c.swap, c.margin);
+      F::DD e[3];
+      bool exact = dd;
+      for (int k = 0; k < c.num_rows; ++k) {
+        const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.dist_st[k]));
+        v[k] = d[k].d[r];
+        if (dd) {
+          e[k] = F::DD(d[k].dd_hi[r], d[k].dd_lo[r]);
+          exact = exact && std::isfinite(e[k].hi) && std::isfinite(v[k]);
+        }
+      }
+      double& li = loss[static_cast<std::size_t>(l)];
+      li = F::TripletMarginLoss::forward(v[0], v[1], v[2], c.swap, c.margin);
+      // float64 with DD distances: the hinge in DD, rounded once (finite distances; the NaN and
+      // inf cases keep the formula's value above).
+      if (exact && std::isfinite(li)) {
+        const F::DD dn = c.swap && e[2] < e[1] ? e[2] : e[1];
+        const F::DD h = F::DD(c.margin) + e[0] - dn;
+        li = h.hi < 0.0 ? 0.0 : h.hi + h.lo;
+      }
     }
   }
   store_output(c, loss, out);

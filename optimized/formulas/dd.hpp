@@ -283,6 +283,15 @@ inline DD vlog1p(DD x) {
   return u.lo == 0.0 ? l : l + DD(u.lo / u.hi);
 }
 
+// sqrt a for a >= 0 (a.hi finite): s = sqrt(hi) and one Newton step, (a - s^2) / (2 s).
+inline DD vsqrt(DD a) {
+  const double s = std::sqrt(a.hi);
+  if (!(s > 0.0) || !dd::finite(s)) return {s, 0.0};
+  double p, e;
+  dd::two_prod(s, s, p, e);
+  return dd::norm(s, (((a.hi - p) - e) + a.lo) / (2.0 * s));
+}
+
 // The drivers' dense accumulators (drivers/block.hpp: dense_forward, sum_block) over DD: a DD
 // sum is already compensated, so the error term is 0, and the accumulators are added in DD (the
 // generic finish_sum would round each to double first). Found by argument-dependent lookup.
