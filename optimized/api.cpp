@@ -38,9 +38,9 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx512bw");
 }
 
-// float64 and a loss with exp/log: the double-double kernels (isa/exact64.cpp), because
-// float64 has no wider hardware type to hide the formula's rounding and cancellation in (its
-// exp(x) - y x, log y - x, log v + d^2 / v). Every other case uses the ISA's vector kernels.
+// float64 and a loss with exp/log: the scalar kernels (glibc's exp/log/log1p, under 1 ULP) in
+// every ISA, because Highway's double Log is documented at 4 ULP and float64 has no wider type
+// to hide it in.
 bool transcendental(Loss l) {
   switch (l) {
     case Loss::soft_margin_loss:
@@ -51,6 +51,18 @@ bool transcendental(Loss l) {
     case Loss::kl_div: return true;
     default: return false;
   }
+}
+
+// float64 losses whose formula cancels inside whatever the inputs' condition
+// (LOSSBENCH_OPT_CANCELLING_LOSSES) run the double-double kernels (isa/exact64*.cpp), where the
+// cancellation costs no bits. (The other losses with exp/log add terms of one sign, softplus and
+// the like: double serves, and is 2-4 times faster.)
+bool cancels_inside(Loss l) {
+#define LOSSBENCH_OPT_CASE(id, F) \
+  if (l == Loss::id) return true;
+  LOSSBENCH_OPT_CANCELLING_LOSSES(LOSSBENCH_OPT_CASE)
+#undef LOSSBENCH_OPT_CASE
+  return false;
 }
 
 const KernelTable& table_of(Isa isa) {
@@ -130,9 +142,27 @@ struct Call {
   Plan plan;
 };
 
+// Whether any of v[0..n) is outside [l, h] (NaN included), compiled for AVX-512, AVX2 and the
+// baseline, chosen at load time. Both compares are evaluated and OR-ed in 32-bit lanes (bitwise
+// |, not ||): a short-circuit or a 64-bit count keeps the loop scalar or slower than the read.
+__attribute__((target_clones("avx512f", "avx2", "default"))) std::int32_t outside_f32(
+    const float* v, std::int64_t n, float l, float h) {
+  std::int32_t outside = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    outside |= static_cast<std::int32_t>(!(v[i] >= l)) | static_cast<std::int32_t>(!(v[i] <= h));
+  return outside;
+}
+__attribute__((target_clones("avx512f", "avx2", "default"))) std::int32_t outside_f64(
+    const double* v, std::int64_t n, double l, double h) {
+  std::int32_t outside = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    outside |= static_cast<std::int32_t>(!(v[i] >= l)) | static_cast<std::int32_t>(!(v[i] <= h));
+  return outside;
+}
+
 // Is any element of t outside [lo, hi] (NaN included)? A contiguous float32/float64 tensor is
-// scanned in parallel, without early exit, so that the loop vectorizes: PyTorch's value checks
-// (binary_cross_entropy's input and target, gaussian_nll_loss's var) cost one read.
+// scanned in parallel chunks, without early exit, so that the loop vectorizes: PyTorch's value
+// checks (binary_cross_entropy's input and target, gaussian_nll_loss's var) cost one read.
 bool any_outside(const lb_tensor& t, double lo, double hi) {
   std::int64_t n = 1, expect = 1;
   bool dense = true;
@@ -141,20 +171,21 @@ bool any_outside(const lb_tensor& t, double lo, double hi) {
     expect *= t.shape[d];
     n *= t.shape[d];
   }
-  const int threads = n >= (1 << 20) ? driver_threads() : 1;
-  const auto scan = [&](const auto* v) {
-    const auto l = static_cast<std::remove_cvref_t<decltype(*v)>>(lo);
-    const auto h = static_cast<std::remove_cvref_t<decltype(*v)>>(hi);
-    // Both compares are evaluated and OR-ed in 32-bit lanes (bitwise |, not ||): a short-circuit
-    // or a 64-bit count keeps the loop scalar or slower than the memory read.
+  if (dense && (t.dtype == LB_FLOAT32 || t.dtype == LB_FLOAT64)) {
+    constexpr std::int64_t kChunk = 1 << 16;
+    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+    const int threads = n >= (1 << 20) ? driver_threads() : 1;
     std::int32_t outside = 0;
-#pragma omp parallel for simd num_threads(threads) reduction(| : outside) schedule(static)
-    for (std::int64_t i = 0; i < n; ++i)
-      outside |= static_cast<std::int32_t>(!(v[i] >= l)) | static_cast<std::int32_t>(!(v[i] <= h));
+#pragma omp parallel for num_threads(threads) reduction(| : outside) schedule(static)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const std::int64_t from = c * kChunk, len = std::min(kChunk, n - from);
+      outside |= t.dtype == LB_FLOAT32
+                     ? outside_f32(static_cast<const float*>(t.data) + from, len,
+                                   static_cast<float>(lo), static_cast<float>(hi))
+                     : outside_f64(static_cast<const double*>(t.data) + from, len, lo, hi);
+    }
     return outside != 0;
-  };
-  if (dense && t.dtype == LB_FLOAT32) return scan(static_cast<const float*>(t.data));
-  if (dense && t.dtype == LB_FLOAT64) return scan(static_cast<const double*>(t.data));
+  }
   for (std::int64_t i = 0; i < n; ++i) {
     const double a = element(t, i);
     if (!(a >= lo && a <= hi)) return true;
@@ -371,8 +402,9 @@ void check_output(const Plan& plan, const lb_tensor& out, const char* what) {
 }
 
 const KernelTable& kernels_for(Isa isa, const Plan& plan) {
-  if (plan.dtype == LB_FLOAT64 && transcendental(plan.loss))
+  if (plan.dtype == LB_FLOAT64 && cancels_inside(plan.loss))
     return isa == Isa::avx512 ? exact64_avx512_kernels() : exact64_kernels();
+  if (plan.dtype == LB_FLOAT64 && transcendental(plan.loss)) return scalar_kernels();
   return table_of(isa);
 }
 

@@ -646,8 +646,8 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
                                 lb_tensor& output, int threads) {
   // nll_loss with class-index targets reads one logit per position, not a row.
   const bool gathers = p.loss == Loss::nll_loss && !p.prob;
-  threads = threads_for(layout_positions(p) * (gathers ? 1 : std::max<std::int64_t>(p.c, 1)),
-                        threads);
+  threads =
+      threads_for(layout_positions(p) * (gathers ? 1 : std::max<std::int64_t>(p.c, 1)), threads);
   if (p.loss == Loss::multi_margin_loss) return mm_forward(k, p, output, threads);
   check_classification_output(p, output);
   const std::int64_t P = p.positions;

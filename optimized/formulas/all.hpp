@@ -33,6 +33,14 @@
   X(gaussian_nll_loss, GaussianNllLoss)                             \
   X(kl_div, KlDiv)
 
+// The elementwise losses whose float64 formulas run in double-double (api.cpp, isa/exact64*.cpp):
+// their formula cancels inside whatever the inputs' condition (poisson's exp(x) - y x, kl_div's
+// y log y - y x, gaussian's log v + d^2 / v).
+#define LOSSBENCH_OPT_CANCELLING_LOSSES(X) \
+  X(poisson_nll_loss, PoissonNllLoss)      \
+  X(gaussian_nll_loss, GaussianNllLoss)    \
+  X(kl_div, KlDiv)
+
 // The classification losses (drivers/classification.cpp): rows of classes, not elements.
 #define LOSSBENCH_OPT_CLASSIFICATION_LOSSES(X) \
   X(cross_entropy, CrossEntropy)               \

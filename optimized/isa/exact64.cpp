@@ -1,4 +1,5 @@
-// The float64 path of the elementwise losses whose formulas cancel (api.cpp: transcendental()):
+// The float64 path of the elementwise losses whose formulas cancel (formulas/all.hpp:
+// LOSSBENCH_OPT_CANCELLING_LOSSES):
 // the formulas over DD (formulas/dd.hpp), a double-double lane, so each element is evaluated to
 // about 2^-75 and rounded once, and reductions sum the DD values without rounding them first.
 // Compiled without any -m flag (Dekker's products; runs on every x86-64): the scalar and AVX2
@@ -34,8 +35,8 @@ void dd_math(int fn, const double* in, double* hi, double* lo, std::size_t n) {
 }
 }  // namespace
 
-// Only the float64 entries of the elementwise losses, the block sum and dd_math; the rest stays
-// null.
+// Only the float64 entries of the cancelling losses (formulas/all.hpp), the block sum and dd_math;
+// the rest stays null.
 const KernelTable& exact64_kernels() {
   static const KernelTable table = [] {
     using formulas::DD;
@@ -50,7 +51,7 @@ const KernelTable& exact64_kernels() {
       kernels::dense_backward<DD, formulas::F, double>;                              \
   t.dense_fused[static_cast<int>(Loss::id)][1] =                                     \
       kernels::dense_forward<DD, formulas::F, double, true>;
-    LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_FILL)
+    LOSSBENCH_OPT_CANCELLING_LOSSES(LOSSBENCH_OPT_FILL)
 #undef LOSSBENCH_OPT_FILL
     t.sum = kernels::sum_block<DD>;
     t.dd_math = dd_math;

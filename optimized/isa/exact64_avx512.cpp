@@ -211,7 +211,11 @@ LB_DDV DDV vlog(DDV x) {
   const __m512d h = x.hi;
   const __mmask8 regular = _mm512_cmp_pd_mask(h, _mm512_setzero_pd(), _CMP_GT_OQ) & ddv::finite(h);
   const __m512d safe = _mm512_mask_blend_pd(regular, ddv::set(1.0), h);
-  DDV l = ddv::log_pos(safe) + DDV(_mm512_div_pd(_mm512_maskz_mov_pd(regular, x.lo), safe));
+  DDV l = ddv::log_pos(safe);
+  // + lo / hi, where some lane has a low part (inputs read from memory have none).
+  const __m512d xlo = _mm512_maskz_mov_pd(regular, x.lo);
+  if (_mm512_cmp_pd_mask(xlo, _mm512_setzero_pd(), _CMP_NEQ_UQ) != 0)
+    l = l + DDV(_mm512_div_pd(xlo, safe));
   // Others: log 0 = -inf, log inf = inf, NaN below 0 and for NaN.
   __m512d special = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(h, _mm512_setzero_pd(), _CMP_EQ_OQ),
                                          ddv::set(__builtin_nan("")), ddv::set(-HUGE_VAL));
@@ -221,7 +225,8 @@ LB_DDV DDV vlog(DDV x) {
 
 LB_DDV DDV vexp(DDV x) {
   const DDV e = ddv::exp_all(x.hi);
-  const DDV r = e + e * DDV(x.lo);
+  const DDV r =
+      _mm512_cmp_pd_mask(x.lo, _mm512_setzero_pd(), _CMP_NEQ_UQ) != 0 ? e + e * DDV(x.lo) : e;
   const __mmask8 fin = ddv::finite(e.hi);
   // NaN stays NaN (exp_all's clamp would not keep it).
   const __mmask8 nan = _mm512_cmp_pd_mask(x.hi, x.hi, _CMP_UNORD_Q);
@@ -317,7 +322,8 @@ void dd_math(int fn, const double* in, double* hi, double* lo, std::size_t n) {
 }
 }  // namespace
 
-// As isa/exact64.cpp: the float64 entries of the elementwise losses, the block sum, dd_math.
+// As isa/exact64.cpp: the float64 entries of the cancelling losses (formulas/all.hpp), the block
+// sum, dd_math.
 const KernelTable& exact64_avx512_kernels() {
   static const KernelTable table = [] {
     using formulas::DDV;
@@ -332,7 +338,7 @@ const KernelTable& exact64_avx512_kernels() {
       kernels::dense_backward<DDV, formulas::F, double>;                              \
   t.dense_fused[static_cast<int>(Loss::id)][1] =                                      \
       kernels::dense_forward<DDV, formulas::F, double, true>;
-    LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_FILL)
+    LOSSBENCH_OPT_CANCELLING_LOSSES(LOSSBENCH_OPT_FILL)
 #undef LOSSBENCH_OPT_FILL
     t.sum = kernels::sum_block<DDV>;
     t.dd_math = dd_math;
