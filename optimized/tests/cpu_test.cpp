@@ -742,6 +742,81 @@ TEST(OptimizedCpu, CrossEntropyFusedMatchesTwoCalls) {
   }
 }
 
+// float64 triplet_margin_loss whose hinge d(a, p) - d(a, n) cancels about 30 bits of the
+// distances (n is p moved 2^-30 of the way towards a): the cpu forward takes the p-norms and the
+// hinge in double-double, so each row's loss is within 1 ULP of MPFR's (in double only about 23
+// bits would survive the cancellation), every ISA.
+TEST(OptimizedCpu, TripletFloat64HingeCancellation) {
+  const std::int64_t N = 16, D = 200;
+  std::mt19937_64 rng(17);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> a(static_cast<std::size_t>(N * D)), pos(a.size()), neg(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = normal(rng);
+    pos[i] = normal(rng);
+    neg[i] = pos[i] + (a[i] - pos[i]) * 0x1p-30;  // a little nearer to a
+  }
+  // Exact: margin 0, eps 1e-6 (PyTorch's defaults here, margin passed as 0).
+  const double eps = 1e-6;
+  std::vector<double> exact(static_cast<std::size_t>(N));
+  mpfr_t s1, s2, t;
+  mpfr_inits2(400, s1, s2, t, static_cast<mpfr_ptr>(nullptr));
+  for (std::int64_t r = 0; r < N; ++r) {
+    mpfr_set_zero(s1, 1);
+    mpfr_set_zero(s2, 1);
+    for (std::int64_t j = 0; j < D; ++j) {
+      const auto k = static_cast<std::size_t>(r * D + j);
+      for (auto [acc, other] : {std::pair{s1, pos[k]}, std::pair{s2, neg[k]}}) {
+        mpfr_set_d(t, a[k], MPFR_RNDN);
+        mpfr_sub_d(t, t, other, MPFR_RNDN);
+        mpfr_add_d(t, t, eps, MPFR_RNDN);
+        mpfr_sqr(t, t, MPFR_RNDN);
+        mpfr_add(acc, acc, t, MPFR_RNDN);
+      }
+    }
+    mpfr_sqrt(s1, s1, MPFR_RNDN);
+    mpfr_sqrt(s2, s2, MPFR_RNDN);
+    mpfr_sub(t, s1, s2, MPFR_RNDN);
+    exact[static_cast<std::size_t>(r)] = std::max(mpfr_get_d(t, MPFR_RNDN), 0.0);
+  }
+  mpfr_clears(s1, s2, t, static_cast<mpfr_ptr>(nullptr));
+  int positive = 0;
+  for (double e : exact) positive += e > 0.0 ? 1 : 0;
+  ASSERT_GT(positive, N / 4);  // the test needs rows where the hinge is active
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("triplet_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0)
+      continue;
+    std::int64_t xs[2] = {N, D}, xst[2] = {D, 1}, ns[1] = {N}, one[1] = {1};
+    lb_tensor in[3] = {{"anchor", a.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                       {"positive", pos.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                       {"negative", neg.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
+    lb_param margin{};
+    margin.name = "margin";
+    margin.type = LB_PARAM_FLOAT;
+    margin.f = 0.0;
+    lb_call call{};
+    call.struct_size = sizeof call;
+    call.loss = "triplet_margin_loss";
+    call.reduction = "none";
+    call.inputs = in;
+    call.num_inputs = 3;
+    call.params = &margin;
+    call.num_params = 1;
+    call.device = {LB_DEVICE_CPU, 0};
+    std::vector<double> got(static_cast<std::size_t>(N));
+    lb_tensor out{"output", got.data(), LB_FLOAT64, 1, ns, one, {LB_DEVICE_CPU, 0}};
+    char err[256] = {};
+    ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+    for (std::size_t r = 0; r < got.size(); ++r) {
+      const double ulp = exact[r] == 0.0 ? 0x1p-1074 : std::ldexp(1.0, std::ilogb(exact[r]) - 52);
+      EXPECT_LE(std::fabs(got[r] - exact[r]), ulp)
+          << impl_name << " row " << r << ": " << std::hexfloat << got[r] << " exact " << exact[r]
+          << std::defaultfloat;
+    }
+  }
+}
+
 // The pairwise fast paths' forward_backward (the rows read once for both) against forward then
 // backward: bitwise equal, triplet_margin_loss (p = 2) and cosine_embedding_loss (rows longer
 // than the Lagrange-identity bound), each reduction, every input's gradient.
