@@ -301,12 +301,14 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
   // Gradients of broadcast inputs are accumulated (double-double per element) in index order.
   bool sum_back = false;
   std::vector<double> acc_hi[kMaxInputs], acc_lo[kMaxInputs];
+  bool one_to_one[kMaxInputs] = {};  // strided, not broadcast: one element per position
   for (int j = 0; j < plan.num_inputs; ++j) {
     if (grads[j] == nullptr || plan.in[j].dense) continue;
     std::int64_t n = 1;
     for (std::int32_t d = 0; d < grads[j]->ndim; ++d) n *= grads[j]->shape[d];
     acc_hi[j].assign(static_cast<std::size_t>(n), 0.0);
     acc_lo[j].assign(static_cast<std::size_t>(n), 0.0);
+    one_to_one[j] = n == plan.numel;
     sum_back = true;
   }
   double g_reduced = 0.0;
@@ -364,7 +366,10 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
             off += (rest % plan.shape[d]) * op.grad_strides[d];
             rest /= plan.shape[d];
           }
-          dd_add_fast(acc_hi[j][off], acc_lo[j][off], out[j][i], 0.0);
+          if (one_to_one[j])
+            acc_hi[j][off] = out[j][i];  // not broadcast: stored as is (-0 stays -0)
+          else
+            dd_add_fast(acc_hi[j][off], acc_lo[j][off], out[j][i], 0.0);
         }
       }
     }
@@ -374,7 +379,7 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
     const std::size_t n = acc_hi[j].size();
     for (std::size_t i = 0; i < n; ++i)
       store_one(grads[j]->data, grads[j]->dtype, static_cast<std::int64_t>(i),
-                acc_hi[j][i] + acc_lo[j][i]);
+                acc_lo[j][i] == 0.0 ? acc_hi[j][i] : acc_hi[j][i] + acc_lo[j][i]);
   }
 }
 
