@@ -126,18 +126,19 @@ namespace dd {
 
 inline constexpr double kLn2Hi = 0x1.62e42fefa39efp-1;
 inline constexpr double kLn2Lo = 0x1.abc9e3b39803fp-56;
-inline constexpr double kThirdHi = 0x1.5555555555555p-2, kThirdLo = 0x1.5555555555555p-56;
-inline constexpr double kSixthHi = 0x1.5555555555555p-3, kSixthLo = 0x1.5555555555555p-57;
 
-// log on [0.75, 1.5) in 64 intervals of width 3/256 (the 22nd, around 1, with c = 1 exactly):
-// invc = 1/c rounded, logc = -log(invc) in DD. exp: pow2[j] = 2^(j/64) in DD.
+// log on [0.75, 1.5) in kTable intervals of width 3/(4 kTable) (the one around 1 with c = 1
+// exactly): invc = 1/c rounded, logc = -log(invc) in DD. exp: pow2[j] = 2^(j/kTable) in DD.
+inline constexpr int kTable = 256;
+inline constexpr int kTableBits = 8;
 struct Tables {
-  double invc[64];
-  DD logc[64];
-  DD pow2[64];
+  double invc[kTable];
+  DD logc[kTable];
+  DD pow2[kTable];
+  static constexpr int kOne = 85;  // [0.9990234375, 1.001953125) holds 1
   Tables() {
-    for (int j = 0; j < 64; ++j) {
-      const double c = 0.75 + (j + 0.5) * (3.0 / 256);
+    for (int j = 0; j < kTable; ++j) {
+      const double c = 0.75 + (j + 0.5) * (0.75 / kTable);
       invc[j] = j == kOne ? 1.0 : 1.0 / c;
       // log y = 2 atanh z, z = (y - 1) / (y + 1), |z| < 0.15: 2 (z + z^3/3 + z^5/5 + ...).
       const DD y(invc[j]);
@@ -149,8 +150,8 @@ struct Tables {
         sum = sum + term / DD(static_cast<double>(k));
       }
       logc[j] = -(sum + sum);
-      // 2^(j/64) = exp(x), x = j ln2 / 64 < 0.7: the Taylor series to x^40/40!.
-      const DD x = DD(kLn2Hi, kLn2Lo) * DD(j / 64.0);
+      // 2^(j/kTable) = exp(x), x = j ln2 / kTable < 0.7: the Taylor series to x^40/40!.
+      const DD x = DD(kLn2Hi, kLn2Lo) * DD(static_cast<double>(j) / kTable);
       DD t(1.0), s(1.0);
       for (int k = 1; k <= 40; ++k) {
         t = t * x / DD(static_cast<double>(k));
@@ -159,7 +160,6 @@ struct Tables {
       pow2[j] = s;
     }
   }
-  static constexpr int kOne = 21;  // [0.99609375, 1.0078125) holds 1
 };
 
 // Built at load time (nothing calls the kernels during static initialization), so the hot
@@ -167,9 +167,12 @@ struct Tables {
 inline const Tables kTables{};
 LOSSBENCH_DD_INLINE const Tables& tables() { return kTables; }
 
+// DD times 1/2, exactly.
+LOSSBENCH_DD_INLINE DD half(DD a) { return {0.5 * a.hi, 0.5 * a.lo}; }
+
 // log x for x > 0 finite, in DD: x = 2^e m, m in [0.75, 1.5), r = m invc - 1 (exact as DD),
-// log x = e ln2 + logc + log1p(r), |r| < 2^-7: r - r^2/2 in DD, the rest (under 2^-22 r) in
-// double to r^12 (truncation under 2^-80 r).
+// log x = e ln2 + logc + log1p(r), |r| < 2^-9: r - r^2/2 in DD, the rest (under 2^-19 r) in
+// double to r^10 with the first cross term of (rh + rl)^3 / 3 (error under 2^-71 r).
 inline DD log_pos(double x) {
   const Tables& tb = tables();
   int e = 0;
@@ -185,61 +188,55 @@ inline DD log_pos(double x) {
     m *= 0.5;
     ++e;
   }
-  int j = static_cast<int>((m - 0.75) * (256.0 / 3));
-  j = j < 0 ? 0 : (j > 63 ? 63 : j);
+  int j = static_cast<int>((m - 0.75) * (kTable / 0.75));
+  j = j < 0 ? 0 : (j > kTable - 1 ? kTable - 1 : j);
   double ph, pl;
   two_prod(m, tb.invc[j], ph, pl);
-  const double rh0 = ph - 1.0;  // exact (Sterbenz)
-  const DD r = norm(rh0, pl);
+  const DD r = norm(ph - 1.0, pl);  // ph - 1 is exact (Sterbenz)
   const double rh = r.hi;
-  // log1p(r) = r - r^2/2 + r^3/3 in DD, the rest (under 2^-29 r) in double to r^12.
-  double p = -1.0 / 12;
-  p = p * rh + 1.0 / 11;
-  p = p * rh - 1.0 / 10;
+  double p = -1.0 / 10;
   p = p * rh + 1.0 / 9;
   p = p * rh - 1.0 / 8;
   p = p * rh + 1.0 / 7;
   p = p * rh - 1.0 / 6;
   p = p * rh + 1.0 / 5;
   p = p * rh - 1.0 / 4;
-  const double r2h = rh * rh;
-  const DD r2 = r * r;
-  const DD main = r - DD(0.5) * r2 + (r2 * r) * DD(kThirdHi, kThirdLo);
-  const double tail = r2h * r2h * p;
+  p = p * rh + 1.0 / 3;
+  const double tail = rh * rh * (rh * p + r.lo);
+  const DD main = r - half(r * r);
   const DD ln2e = DD(kLn2Hi, kLn2Lo) * DD(static_cast<double>(e));
   return ln2e + tb.logc[j] + (main + DD(tail));
 }
 
-// exp(r) - 1 for |r| <= ln2/128 (r a DD): r + r^2/2 + r^3/6 in DD, the rest (under 2^-34 r) in
-// double to r^9.
+// exp(r) - 1 for |r| <= ln2/(2 kTable) (r a DD): r + r^2/2 in DD, the rest (under 2^-10 r) in
+// double to r^8 (error under 2^-73 r).
 inline DD expm1_small(DD r) {
   const double rh = r.hi;
-  double q = 1.0 / 362880;
-  q = q * rh + 1.0 / 40320;
+  double q = 1.0 / 40320;
   q = q * rh + 1.0 / 5040;
   q = q * rh + 1.0 / 720;
   q = q * rh + 1.0 / 120;
   q = q * rh + 1.0 / 24;
-  const double r2h = rh * rh;
-  const DD r2 = r * r;
-  return (r + DD(0.5) * r2 + (r2 * r) * DD(kSixthHi, kSixthLo)) + DD(r2h * r2h * q);
+  q = q * rh + 1.0 / 6;
+  return (r + half(r * r)) + DD(rh * rh * rh * q);
 }
 
-// exp x in DD for finite x: x = k ln2/64 + r, exp x = 2^(k >> 6) pow2[k & 63] (1 + expm1(r)).
-// x is clamped to +-1000; the power of two is applied as two normal factors, so the result
-// rounds once where it overflows (inf) or falls below the normal range (as scalef does).
+// exp x in DD for finite x: x = k ln2/kTable + r, exp x = 2^(k >> kTableBits)
+// pow2[k & (kTable - 1)] (1 + expm1(r)). x is clamped to +-1000; the power of two is applied as
+// two normal factors, so the result rounds once where it overflows (inf) or falls below the
+// normal range (as scalef does).
 inline DD exp_finite(double x) {
   x = x < -1000.0 ? -1000.0 : (x > 1000.0 ? 1000.0 : x);
-  // Rounded to the nearest integer by the 1.5 * 2^52 shift (|x 64 / ln2| < 2^17).
-  const double k = (x * (64.0 / kLn2Hi) + 0x1.8p52) - 0x1.8p52;
-  const DD r = DD(x) - DD(kLn2Hi / 64, kLn2Lo / 64) * DD(k);
+  // Rounded to the nearest integer by the 1.5 * 2^52 shift (|x kTable / ln2| < 2^19).
+  const double k = (x * (kTable / kLn2Hi) + 0x1.8p52) - 0x1.8p52;
+  const DD r = DD(x) - DD(kLn2Hi / kTable, kLn2Lo / kTable) * DD(k);
   const auto kk = static_cast<std::int64_t>(k);
-  const DD t = tables().pow2[kk & 63];
+  const DD t = tables().pow2[kk & (kTable - 1)];
   const DD v = t + t * expm1_small(r);
-  const std::int64_t sc = kk >> 6;  // floor(k / 64), in [-1443, 1443]
-  const std::int64_t half = sc / 2;
-  const double f1 = std::bit_cast<double>(static_cast<std::uint64_t>(half + 1023) << 52);
-  const double f2 = std::bit_cast<double>(static_cast<std::uint64_t>(sc - half + 1023) << 52);
+  const std::int64_t sc = kk >> kTableBits;  // floor(k / kTable), in [-1443, 1443]
+  const std::int64_t h = sc / 2;
+  const double f1 = std::bit_cast<double>(static_cast<std::uint64_t>(h + 1023) << 52);
+  const double f2 = std::bit_cast<double>(static_cast<std::uint64_t>(sc - h + 1023) << 52);
   const double hi = v.hi * f1 * f2;
   return {hi, finite(hi) ? v.lo * f1 * f2 : 0.0};
 }
@@ -261,9 +258,9 @@ inline DD vexp(DD x) {
 inline DD vexpm1(DD x) {
   if (!dd::finite(x.hi)) return {std::expm1(x.hi), 0.0};
   DD r;
-  if (std::fabs(x.hi) <= 0x1.62e42fefa39efp-8)  // ln2 / 128: exp_finite's k would be 0
+  if (std::fabs(x.hi) <= dd::kLn2Hi / (2 * dd::kTable))  // exp_finite's k would be 0
     r = dd::expm1_small(DD(x.hi));
-  else  // |expm1 x| > 2^-8: the subtraction loses at most 8 of the ~75 bits
+  else  // |expm1 x| > 2^-10: the subtraction loses at most 10 of the ~83 bits
     r = dd::exp_finite(x.hi) - DD(1.0);
   if (x.lo == 0.0) return r;
   // expm1(hi + lo) = expm1(hi) + exp(hi) lo (lo^2 is below the last bit).

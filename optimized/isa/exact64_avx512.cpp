@@ -129,6 +129,9 @@ LB_DDV DDV vsign(DDV x) {
 
 namespace ddv {
 
+// DDV times 1/2, exactly.
+LB_DDV DDV half(DDV a) { return {_mm512_mul_pd(a.hi, set(0.5)), _mm512_mul_pd(a.lo, set(0.5))}; }
+
 // A DD table entry's parts for the lanes' indices j (DD entries are two doubles).
 LB_DDV DDV gather(const DD* t, __m512i j) {
   const auto* base = reinterpret_cast<const double*>(t);
@@ -148,26 +151,25 @@ LB_DDV DDV log_pos(__m512d x) {
   const __mmask8 big = _mm512_cmp_pd_mask(m, set(1.5), _CMP_GE_OQ);
   m = _mm512_mask_mul_pd(m, big, m, set(0.5));
   e = _mm512_mask_add_pd(e, big, e, set(1.0));
-  __m512i j = _mm512_cvttpd_epi64(_mm512_mul_pd(_mm512_sub_pd(m, set(0.75)), set(256.0 / 3)));
-  j = _mm512_min_epi64(_mm512_max_epi64(j, _mm512_setzero_si512()), _mm512_set1_epi64(63));
+  __m512i j =
+      _mm512_cvttpd_epi64(_mm512_mul_pd(_mm512_sub_pd(m, set(0.75)), set(dd::kTable / 0.75)));
+  j = _mm512_min_epi64(_mm512_max_epi64(j, _mm512_setzero_si512()),
+                       _mm512_set1_epi64(dd::kTable - 1));
   const __m512d invc = _mm512_i64gather_pd(j, tb.invc, 8);
   const __m512d ph = _mm512_mul_pd(m, invc);
   const __m512d pl = _mm512_fmsub_pd(m, invc, ph);
   const DDV r = norm(_mm512_sub_pd(ph, set(1.0)), pl);
   const __m512d rh = r.hi;
-  __m512d p = set(-1.0 / 12);
-  p = _mm512_fmadd_pd(p, rh, set(1.0 / 11));
-  p = _mm512_fmadd_pd(p, rh, set(-1.0 / 10));
+  __m512d p = set(-1.0 / 10);
   p = _mm512_fmadd_pd(p, rh, set(1.0 / 9));
   p = _mm512_fmadd_pd(p, rh, set(-1.0 / 8));
   p = _mm512_fmadd_pd(p, rh, set(1.0 / 7));
   p = _mm512_fmadd_pd(p, rh, set(-1.0 / 6));
   p = _mm512_fmadd_pd(p, rh, set(1.0 / 5));
   p = _mm512_fmadd_pd(p, rh, set(-1.0 / 4));
-  const __m512d r2h = _mm512_mul_pd(rh, rh);
-  const DDV r2 = r * r;
-  const DDV main = r - DDV(0.5) * r2 + (r2 * r) * DDV(set(dd::kThirdHi), set(dd::kThirdLo));
-  const __m512d tail = _mm512_mul_pd(_mm512_mul_pd(r2h, r2h), p);
+  p = _mm512_fmadd_pd(p, rh, set(1.0 / 3));
+  const __m512d tail = _mm512_mul_pd(_mm512_mul_pd(rh, rh), _mm512_fmadd_pd(rh, p, r.lo));
+  const DDV main = r - half(r * r);
   const DDV ln2e = DDV(set(dd::kLn2Hi), set(dd::kLn2Lo)) * DDV(e);
   return ln2e + gather(tb.logc, j) + (main + DDV(tail));
 }
@@ -175,16 +177,13 @@ LB_DDV DDV log_pos(__m512d x) {
 // dd::expm1_small.
 LB_DDV DDV expm1_small(DDV r) {
   const __m512d rh = r.hi;
-  __m512d q = set(1.0 / 362880);
-  q = _mm512_fmadd_pd(q, rh, set(1.0 / 40320));
+  __m512d q = set(1.0 / 40320);
   q = _mm512_fmadd_pd(q, rh, set(1.0 / 5040));
   q = _mm512_fmadd_pd(q, rh, set(1.0 / 720));
   q = _mm512_fmadd_pd(q, rh, set(1.0 / 120));
   q = _mm512_fmadd_pd(q, rh, set(1.0 / 24));
-  const __m512d r2h = _mm512_mul_pd(rh, rh);
-  const DDV r2 = r * r;
-  return (r + DDV(0.5) * r2 + (r2 * r) * DDV(set(dd::kSixthHi), set(dd::kSixthLo))) +
-         DDV(_mm512_mul_pd(_mm512_mul_pd(r2h, r2h), q));
+  q = _mm512_fmadd_pd(q, rh, set(1.0 / 6));
+  return (r + half(r * r)) + DDV(_mm512_mul_pd(_mm512_mul_pd(_mm512_mul_pd(rh, rh), rh), q));
 }
 
 // dd::exp_finite for every lane, scalef applying the power of two (one rounding where the result
@@ -193,12 +192,12 @@ LB_DDV DDV expm1_small(DDV r) {
 LB_DDV DDV exp_all(__m512d x) {
   const dd::Tables& tb = dd::tables();
   x = _mm512_min_pd(_mm512_max_pd(x, set(-1000.0)), set(1000.0));
-  const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, set(64.0 / dd::kLn2Hi)),
+  const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, set(dd::kTable / dd::kLn2Hi)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const DDV r = DDV(x) - DDV(set(dd::kLn2Hi / 64), set(dd::kLn2Lo / 64)) * DDV(k);
+  const DDV r = DDV(x) - DDV(set(dd::kLn2Hi / dd::kTable), set(dd::kLn2Lo / dd::kTable)) * DDV(k);
   const __m512i kk = _mm512_cvtpd_epi64(k);
-  const __m512i j = _mm512_and_si512(kk, _mm512_set1_epi64(63));
-  const __m512d sc = _mm512_cvtepi64_pd(_mm512_srai_epi64(kk, 6));
+  const __m512i j = _mm512_and_si512(kk, _mm512_set1_epi64(dd::kTable - 1));
+  const __m512d sc = _mm512_cvtepi64_pd(_mm512_srai_epi64(kk, dd::kTableBits));
   const DDV t = gather(tb.pow2, j);
   const DDV v = t + t * expm1_small(r);
   const __m512d hi = _mm512_scalef_pd(v.hi, sc);
@@ -237,7 +236,7 @@ LB_DDV DDV vexp(DDV x) {
 LB_DDV DDV vexpm1(DDV x) {
   const __m512d h = x.hi;
   const __mmask8 small =
-      _mm512_cmp_pd_mask(_mm512_abs_pd(h), ddv::set(0x1.62e42fefa39efp-8), _CMP_LE_OQ);
+      _mm512_cmp_pd_mask(_mm512_abs_pd(h), ddv::set(dd::kLn2Hi / (2 * dd::kTable)), _CMP_LE_OQ);
   const DDV s = ddv::expm1_small(DDV(_mm512_maskz_mov_pd(small, h)));
   const DDV big = ddv::exp_all(h) - DDV(1.0);
   const DDV r = vselect({small}, s, big);
