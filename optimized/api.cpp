@@ -403,7 +403,8 @@ void check_output(const Plan& plan, const lb_tensor& out, const char* what) {
 
 const KernelTable& kernels_for(Isa isa, const Plan& plan) {
   if (plan.dtype == LB_FLOAT64 && cancels_inside(plan.loss))
-    return isa == Isa::avx512 ? exact64_avx512_kernels() : exact64_kernels();
+    return isa == Isa::avx512 ? exact64_avx512_kernels()
+                              : (isa == Isa::avx2 ? exact64_fma_kernels() : exact64_kernels());
   if (plan.dtype == LB_FLOAT64 && transcendental(plan.loss)) return scalar_kernels();
   return table_of(isa);
 }

@@ -126,8 +126,10 @@ const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
 // The float64 double-double kernels of the elementwise losses: only their float64 forward,
 // backward, dense and sum entries (and dd_math) are set. Scalar (isa/exact64.cpp, for the scalar
-// and AVX2 paths) and eight lanes on AVX-512 (isa/exact64_avx512.cpp).
+// path; isa/exact64_fma.cpp, the same with FMA, for the AVX2 path) and eight lanes on AVX-512
+// (isa/exact64_avx512.cpp).
 const KernelTable& exact64_kernels();
+const KernelTable& exact64_fma_kernels();
 const KernelTable& exact64_avx512_kernels();
 
 }  // namespace lossbench::opt

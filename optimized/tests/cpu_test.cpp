@@ -607,9 +607,11 @@ TEST(OptimizedCpu, DoubleDoubleMath) {
       }
     }
   };
-  for (Isa isa : {Isa::scalar, Isa::avx512}) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
     if (!machine_has(isa)) continue;
-    const KernelTable& k = isa == Isa::scalar ? exact64_kernels() : exact64_avx512_kernels();
+    const KernelTable& k = isa == Isa::scalar ? exact64_kernels()
+                           : isa == Isa::avx2 ? exact64_fma_kernels()
+                                              : exact64_avx512_kernels();
     for (int fn = 0; fn < 4; ++fn) {
       std::vector<double> in = fn == 1 ? log_in : fn == 2 ? log1p_in : exp_in;
       in.resize((in.size() + kPad - 1) / kPad * kPad, 1.0);
