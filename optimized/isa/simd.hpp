@@ -71,10 +71,10 @@ inline __m512d table(const double (&t)[16], __m512i idx) {
   return _mm512_permutex2var_pd(_mm512_loadu_pd(t), idx, _mm512_loadu_pd(t + 8));
 }
 
-// exp(x) for every double x but NaN: x = (16 e + j) ln2/16 + r, |r| <= ln2/32;
-// exp(x) = 2^e 2^(j/16) p(r) with a degree-7 Taylor polynomial (error < 2^-59); scalef rounds
-// once into the subnormal range and overflows to inf; x is clamped to +-1000 first.
-inline __m512d exp_core(__m512d x) {
+// exp's argument reduction for every double x but NaN: x = (16 e + j) ln2/16 + r, |r| <= ln2/32,
+// exp(x) = 2^e t (1 + p) with t = 2^(j/16) and p = exp(r) - 1 by a degree-7 Taylor polynomial
+// (error < 2^-59); x is clamped to +-1000 first.
+inline void exp_reduce(__m512d x, __m512d& t, __m512d& p, __m512d& e, __m512i& j) {
   static constexpr double kPow2[16] = {
       0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
       0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
@@ -86,18 +86,59 @@ inline __m512d exp_core(__m512d x) {
   // ln2/16 in two parts; the first has 33 bits, so k times it is exact for |k| < 2^20.
   __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(0x1.62e42fef00000p-5), x);
   r = _mm512_fnmadd_pd(k, _mm512_set1_pd(0x1.473de6af278edp-38), r);
-  const __m512d e = _mm512_roundscale_pd(_mm512_mul_pd(k, _mm512_set1_pd(1.0 / 16)),
-                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  const __m512i j = _mm512_cvttpd_epi64(_mm512_fnmadd_pd(e, _mm512_set1_pd(16.0), k));
-  __m512d p = _mm512_set1_pd(1.0 / 5040);
+  e = _mm512_roundscale_pd(_mm512_mul_pd(k, _mm512_set1_pd(1.0 / 16)),
+                           _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  j = _mm512_cvttpd_epi64(_mm512_fnmadd_pd(e, _mm512_set1_pd(16.0), k));
+  p = _mm512_set1_pd(1.0 / 5040);
   p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 720));
   p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 120));
   p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 24));
   p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 6));
   p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.5));
   p = _mm512_fmadd_pd(p, _mm512_mul_pd(r, r), r);  // p(r) - 1
-  const __m512d t = table(kPow2, j);
+  t = table(kPow2, j);
+}
+
+// exp(x): 2^e (t + t p), scalef rounding once into the subnormal range and overflowing to inf.
+inline __m512d exp_core(__m512d x) {
+  __m512d t, p, e;
+  __m512i j;
+  exp_reduce(x, t, p, e, j);
   return _mm512_scalef_pd(_mm512_fmadd_pd(t, p, t), e);
+}
+
+// expm1(x) = (2^e t - 1) + 2^e t p. 2^e t is exact (or inf, or 0), and 2^e t - 1 is exact
+// wherever it is in [0.5, 2]; outside that the two terms do not cancel. Where k = 0
+// (|x| <= ln2/32) t = 1, e = 0 and the result is p itself, with its relative accuracy.
+// t's own rounding error (tlo = 2^(j/16) - t) is added back: relative to a result near 0 it
+// would be dozens of ULPs.
+inline __m512d expm1_core(__m512d x) {
+  static constexpr double kPow2Lo[16] = {0x0.0p+0,
+                                         0x1.8a62e4adc610bp-54,
+                                         -0x1.19041b9d78a76p-55,
+                                         0x1.9b07eb6c70573p-54,
+                                         0x1.6f46ad23182e4p-55,
+                                         0x1.ada0911f09ebcp-55,
+                                         0x1.d4397afec42e2p-56,
+                                         0x1.6324c054647adp-54,
+                                         -0x1.bdd3413b26456p-54,
+                                         -0x1.41577ee04992fp-55,
+                                         0x1.6e9f156864b27p-54,
+                                         0x1.c7c46b071f2bep-56,
+                                         0x1.7a1cd345dcc81p-54,
+                                         0x1.11065895048ddp-55,
+                                         0x1.2ed02d75b3707p-55,
+                                         -0x1.e9c23179c2893p-54};
+  __m512d t, p, e;
+  __m512i j;
+  exp_reduce(x, t, p, e, j);
+  const __m512d a = _mm512_scalef_pd(t, e);
+  const __m512d b = _mm512_scalef_pd(_mm512_fmadd_pd(t, p, table(kPow2Lo, j)), e);
+  const __m512d r = _mm512_add_pd(_mm512_sub_pd(a, _mm512_set1_pd(1.0)), b);
+  // Near overflow 2^e t alone can exceed the range where exp(x) does not: exp(x) - 1 there.
+  const __mmask8 big = _mm512_cmp_pd_mask(x, _mm512_set1_pd(700.0), _CMP_GT_OQ);
+  return _mm512_mask_sub_pd(r, big, _mm512_scalef_pd(_mm512_fmadd_pd(t, p, t), e),
+                            _mm512_set1_pd(1.0));
 }
 
 // log(x) for x > 0 finite (subnormals included): x = 2^e m, m in [0.75, 1.5), m in one of 16
@@ -217,6 +258,13 @@ HWY_INLINE VD vlog1p(VD x) {
 }
 #endif  // HWY_TARGET == HWY_AVX3
 
+#if HWY_TARGET == HWY_AVX3
+// expm1 on AVX-512: expm1_core (exp's reduction, no division), NaN kept.
+HWY_INLINE VD vexpm1(VD x) {
+  VD r(hn::Vec<D>{avx512math::expm1_core(x.v.raw)});
+  return vselect(visnan(x), x, r);
+}
+#else
 // expm1: Highway's Expm1 (4 ULP of double) where it is valid, exp(x) - 1 above 700.
 HWY_INLINE VD vexpm1(VD x) {
   const D d;
@@ -225,6 +273,7 @@ HWY_INLINE VD vexpm1(VD x) {
   r = vselect(regular, r, vexp(x) - VD(1.0));  // inf, -1 at -inf, NaN
   return vselect(visnan(x), x, r);
 }
+#endif  // HWY_TARGET == HWY_AVX3
 
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace lossbench::opt::simd
