@@ -56,7 +56,7 @@ bool transcendental(Loss l) {
 // float64 losses whose formula cancels inside whatever the inputs' condition
 // (LOSSBENCH_OPT_CANCELLING_LOSSES) run the double-double kernels (isa/exact64*.cpp), where the
 // cancellation costs no bits. (The other losses with exp/log add terms of one sign, softplus and
-// the like: double serves, and is 2-4 times faster.)
+// the like: double serves, and is up to 1.8 times faster.)
 bool cancels_inside(Loss l) {
 #define LOSSBENCH_OPT_CASE(id, F) \
   if (l == Loss::id) return true;
