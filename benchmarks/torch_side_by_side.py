@@ -11,7 +11,7 @@ thread count, interleaved: each repetition times both (the order alternates betw
 repetitions), so both see the same machine state. Reports per case the median seconds of each,
 GB/s on the byte model of benchmarks/inputs.cpp, and the ratio
 torch / lossbench (> 1: lossbench is faster). Needs torch 2.2.2 (scripts/torch-venv.sh).
-OMP_WAIT_POLICY defaults to PASSIVE (two OpenMP runtimes share the process).
+Two OpenMP runtimes share the process, each with its default wait policy (see main).
 ctypes adds a few microseconds per call: cache-resident sizes are biased against lossbench.
 """
 import argparse
@@ -183,6 +183,15 @@ def make_problem(loss, dtype, elements, seed=1):
     raise ValueError(f"no input builder for loss '{loss}'")
 
 
+def aligned_zeros(shape, dtype, align=64):
+    """A zeroed array whose data starts on an `align`-byte boundary, as torch's CPU allocator
+    gives its tensors (numpy's own large arrays start 16 bytes into a page)."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.zeros(nbytes + align, np.uint8)
+    off = (-raw.ctypes.data) % align
+    return raw[off:off + nbytes].view(dtype).reshape(shape)
+
+
 class LossbenchCall:
     """One ABI call (forward, or forward + backward of the first input) on numpy buffers."""
 
@@ -206,7 +215,7 @@ class LossbenchCall:
         np_dtype = inputs[0][1].dtype
         self.out = np.zeros(1, np_dtype)
         self.gout = np.ones(1, np_dtype)
-        self.grad = np.zeros(inputs[0][1].shape, np_dtype)
+        self.grad = aligned_zeros(inputs[0][1].shape, np_dtype)
         self.out_t = Tensor(b"output", self.out.ctypes.data, dtype_code, 0, None, None, Device(0, 0))
         self.gout_t = Tensor(b"output", self.gout.ctypes.data, dtype_code, 0, None, None,
                              Device(0, 0))
@@ -316,9 +325,13 @@ def main(argv=None):
 
     os.environ["LOSSBENCH_CPU_THREADS"] = str(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    # torch's wheel bundles its own libgomp: two OpenMP runtimes in one process, whose idle
-    # threads would spin while the other side runs. Passive waiting for both is the fair setting.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # torch's wheel bundles its own libgomp: two OpenMP runtimes in one process. Both keep their
+    # default wait policy (an idle thread spins GOMP_SPINCOUNT times, then sleeps), as in a user's
+    # process, so neither pool spins through the other side's repetition. OMP_WAIT_POLICY=PASSIVE
+    # (the earlier setting; still honoured from the environment) makes every parallel region of
+    # either side pay a sleeping thread's wake-up, 100-500 us on this VM: torch's cross_entropy
+    # 64 KiB forward+backward took 545 us instead of 76, lossbench's nll_loss 256 MiB forward
+    # 280 us instead of 48 (one run of each setting).
     import torch
 
     torch.set_num_threads(args.threads)

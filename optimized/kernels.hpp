@@ -41,6 +41,10 @@ struct DenseIO {
   double g_constant = 0.0;
   void* out[kMaxInputs] = {};   // forward: out[0] or nullptr to reduce; backward: gradients
   void* grad[kMaxInputs] = {};  // forward_backward (dense_fused): the gradients, or nullptr
+  // Write out[] and grad[] with non-temporal stores (drivers/block.hpp: put). Only set when
+  // every written tensor is 64-byte aligned and too large to stay in cache (elementwise.cpp:
+  // streamable); the values written are the same either way.
+  bool stream = false;
 };
 using DenseForwardKernel = void (*)(const DenseIO& io, std::int64_t start, std::int64_t n,
                                     const formulas::Params& p, double* hi, double* lo);
@@ -86,7 +90,8 @@ struct KernelTable {
   bool (*ce_row_f32)(const float* x, std::int64_t c, double* m, double* s_hi, double* s_lo,
                      double* e);
   // ce_grad_row: out[k] = e[k] * scale, rounded once to float32.
-  void (*ce_grad_row_f32)(const double* e, std::int64_t c, double scale, float* out);
+  // stream: non-temporal stores where out is 64-byte aligned (block.hpp: put), then a fence.
+  void (*ce_grad_row_f32)(const double* e, std::int64_t c, double scale, float* out, bool stream);
   // multilabel_soft_margin_loss over one sample's contiguous float32 classes (multilabel.cpp's
   // fast path): formulas::MultilabelSoftMarginRow as a dense kernel.
   DenseForwardKernel mlsm_forward_f32;

@@ -107,6 +107,13 @@ std::int32_t guarded(char* error, std::size_t size, F&& f) {
   }
 }
 
+// ---- non-temporal stores
+
+// A tensor the drivers write is streamed (non-temporal stores, no read-for-ownership of its
+// lines) once it is this large: well beyond the caches (2 MiB of L2 per core here), where the
+// caller will read it back from memory anyway. Below it a plain store is the cheaper one.
+inline constexpr std::int64_t kStreamBytes = std::int64_t{16} << 20;
+
 // ---- threads
 
 // Below this many elements of work a call runs on one thread: waking a team costs more than it

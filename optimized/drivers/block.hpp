@@ -26,6 +26,30 @@ struct Traits<double> {
   static void store(double v, float* p) { *p = static_cast<float>(v); }
 };
 
+// Stores a whole vector of results at p: with a non-temporal store when `stream` is set and the
+// lane type has one (Traits<V>::stream; p is then aligned to the vector's width, see
+// DenseIO::stream), else a plain store. Non-temporal stores skip the read-for-ownership of each
+// written line: a full-size gradient costs its write only, not a read and a write.
+template <class T, class V, class E>
+inline __attribute__((always_inline)) void put(V v, E* p, bool stream) {
+  if constexpr (requires { T::stream(v, p); }) {
+    if (stream) {
+      T::stream(v, p);
+      return;
+    }
+  }
+  T::store(v, p);
+}
+
+// Orders a thread's non-temporal stores before whatever it does next (the end of a block).
+inline void stream_fence(bool stream) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (stream) __builtin_ia32_sfence();
+#else
+  (void)stream;
+#endif
+}
+
 template <class V, class F>
 void forward_block(const double* const* in, double* out, std::size_t n, const formulas::Params& p) {
   using T = Traits<V>;
@@ -132,7 +156,9 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   const E* gsrc = kFused && io.g != nullptr ? static_cast<const E*>(io.g) + start : nullptr;
   const V gc(io.g_constant);
   // The loss of the elements at `from` + i; fused, their gradients go to `to` + i.
-  const auto eval = [&](const E* const* from, const E* gfrom, E* const* to, std::int64_t i)
+  // st: stream the gradients (the whole vectors in place; the padded tail's go to a buffer).
+  const bool stream = io.stream;
+  const auto eval = [&](const E* const* from, const E* gfrom, E* const* to, std::int64_t i, bool st)
       __attribute__((always_inline)) {
     V a[F::kInputs];
     for (int k = 0; k < F::kInputs; ++k) a[k] = from[k] != nullptr ? T::load(from[k] + i) : cst[k];
@@ -140,7 +166,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
       V r[F::kInputs];
       F::backward(a, gfrom != nullptr ? T::load(gfrom + i) : gc, p, r);
       for (int k = 0; k < F::kInputs; ++k)
-        if (to[k] != nullptr) T::store(r[k], to[k] + i);
+        if (to[k] != nullptr) put<T>(r[k], to[k] + i, st);
     }
     return F::forward(a, p);
   };
@@ -168,10 +194,12 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   };
   if (io.out[0] != nullptr) {
     E* out = static_cast<E*>(io.out[0]) + start;
-    for (std::int64_t i = 0; i < full; i += L) T::store(eval(src, gsrc, gdst, i), out + i);
+    for (std::int64_t i = 0; i < full; i += L)
+      put<T>(eval(src, gsrc, gdst, i, stream), out + i, stream);
+    stream_fence(stream);
     if (rest > 0) {
       E tmp[T::kLanes];
-      T::store(eval(tail_src, tail_gsrc, tail_dst, 0), tmp);
+      T::store(eval(tail_src, tail_gsrc, tail_dst, 0, false), tmp);
       for (std::int64_t j = 0; j < rest; ++j) out[full + j] = tmp[j];
       copy_tail_grads();
     }
@@ -187,7 +215,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   };
   double tail[T::kLanes] = {};
   if (rest > 0) {
-    T::store(eval(tail_src, tail_gsrc, tail_dst, 0), tail);
+    T::store(eval(tail_src, tail_gsrc, tail_dst, 0, false), tail);
     for (std::int64_t j = rest; j < L; ++j) tail[j] = 0.0;
     copy_tail_grads();
   }
@@ -203,12 +231,13 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
         __builtin_prefetch(src[k] + i + kPrefetch + 64 / sizeof(E));
       }
 #pragma GCC unroll 4
-    for (std::int64_t k = 0; k < kAcc; ++k) add(eval(src, gsrc, gdst, i + k * L), k);
+    for (std::int64_t k = 0; k < kAcc; ++k) add(eval(src, gsrc, gdst, i + k * L, stream), k);
   }
   // At most 3 whole vectors and the tail are left: one more round, padded with zeros.
   V left[kAcc];
   std::int64_t count = 0;
-  for (std::int64_t r = i; r < full; r += L) left[count++] = eval(src, gsrc, gdst, r);
+  for (std::int64_t r = i; r < full; r += L) left[count++] = eval(src, gsrc, gdst, r, stream);
+  stream_fence(stream);
   if (rest > 0) left[count++] = T::load(tail);
   for (std::int64_t k = count; k < kAcc; ++k) left[k] = V(0.0);
 #pragma GCC unroll 4
@@ -218,7 +247,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   // gradients are already written).
   E* const none[F::kInputs] = {};
   V plain(0.0);
-  for (i = 0; i < full; i += L) plain = plain + eval(src, nullptr, none, i);
+  for (i = 0; i < full; i += L) plain = plain + eval(src, nullptr, none, i, false);
   if (rest > 0) plain = plain + T::load(tail);
   double lanes[T::kLanes];
   T::store(plain, lanes);
@@ -254,8 +283,9 @@ void dense_backward(const DenseIO& io, std::int64_t start, std::int64_t n,
     for (int k = 0; k < F::kInputs; ++k) a[k] = src[k] != nullptr ? T::load(src[k] + i) : cst[k];
     F::backward(a, g != nullptr ? T::load(g + i) : gc, p, r);
     for (int k = 0; k < F::kInputs; ++k)
-      if (dst[k] != nullptr) T::store(r[k], dst[k] + i);
+      if (dst[k] != nullptr) put<T>(r[k], dst[k] + i, io.stream);
   }
+  stream_fence(io.stream);
   const std::int64_t rest = n - full;
   if (rest == 0) return;
   E tin[F::kInputs][T::kLanes], tg[T::kLanes], tout[T::kLanes];
@@ -359,12 +389,14 @@ bool ce_row_f32(const float* x, std::int64_t C, double* m, double* s_hi, double*
 }
 
 template <class V>
-void ce_grad_row_f32(const double* e, std::int64_t C, double scale, float* out) {
+void ce_grad_row_f32(const double* e, std::int64_t C, double scale, float* out, bool stream) {
   using T = Traits<V>;
   constexpr auto L = static_cast<std::int64_t>(T::kLanes);
   const std::int64_t full = C / L * L;
   const V vs(scale);
-  for (std::int64_t i = 0; i < full; i += L) T::store(T::load(e + i) * vs, out + i);
+  stream = stream && reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
+  for (std::int64_t i = 0; i < full; i += L) put<T>(T::load(e + i) * vs, out + i, stream);
+  stream_fence(stream);  // the caller stores the target's gradient into this row next
   for (std::int64_t i = full; i < C; ++i) out[i] = static_cast<float>(e[i] * scale);
 }
 

@@ -8,6 +8,10 @@
 #include <cmath>
 #include <cstring>
 #include <sstream>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 #include <string_view>
 
 #include "args.hpp"
@@ -24,6 +28,29 @@ using Reduction = ClassificationPlan::Reduction;
 
 constexpr std::int64_t kPositionBlock = 512;  // positions per block (fixed: determinism)
 constexpr std::size_t kRowPad = 32;           // row buffers: whole sum_block steps of any ISA
+
+// Whether a float32 input gradient of `count` elements is written with non-temporal stores
+// (args.hpp: kStreamBytes); a row is then streamed where its start is 64-byte aligned.
+bool stream_grad(const lb_tensor* gx, std::int64_t count) {
+  return gx != nullptr && gx->dtype == LB_FLOAT32 && count * 4 >= kStreamBytes;
+}
+
+// n float32 zeros at row: with non-temporal 16-byte stores over its aligned middle when `stream`
+// (then fenced: the caller stores into the row next), else a plain fill.
+void zero_row(float* row, std::int64_t n, bool stream) {
+#if defined(__SSE2__)
+  if (stream) {
+    std::int64_t i = 0;
+    for (; i < n && reinterpret_cast<std::uintptr_t>(row + i) % 16 != 0; ++i) row[i] = 0.0f;
+    const __m128 zero = _mm_setzero_ps();
+    for (; i + 4 <= n; i += 4) _mm_stream_ps(row + i, zero);
+    for (; i < n; ++i) row[i] = 0.0f;
+    _mm_sfence();
+    return;
+  }
+#endif
+  std::fill(row, row + n, 0.0f);
+}
 
 // Offset (in elements) of the flat index `flat` of t (row-major over its shape).
 std::int64_t offset_of(const lb_tensor& t, std::int64_t flat) {
@@ -175,11 +202,11 @@ double ce_fast_nll(const float* x, std::int64_t t, double m, double s_hi, double
 // grad_k = p_k dl_t' with dl = d loss / d log p = (0, .., dl_t, .., 0): for k != t -e_k dl_t / z,
 // and at t dl_t (z - e_t) / z (CrossEntropy::grad); the row written once.
 void ce_fast_grad_row(const KernelTable& k, const float* x, std::int64_t C, std::int64_t t,
-                      double m, double s_hi, double s_lo, const double* e, double dl_t,
-                      float* out) {
+                      double m, double s_hi, double s_lo, const double* e, double dl_t, float* out,
+                      bool stream) {
   const double z = 1.0 + (s_hi + s_lo);
   const double e_t = e[t];
-  k.ce_grad_row_f32(e, C, -dl_t / z, out);
+  k.ce_grad_row_f32(e, C, -dl_t / z, out, stream);
   const double zmt = x[t] == m ? s_hi + s_lo : 1.0 + ((s_hi - e_t) + s_lo);
   out[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
 }
@@ -644,10 +671,12 @@ void build_classification(const lb_call& call, ClassificationPlan& p) {
 
 void run_classification_forward(const KernelTable& k, const ClassificationPlan& p,
                                 lb_tensor& output, int threads) {
-  // nll_loss with class-index targets reads one logit per position, not a row.
+  // nll_loss with class-index targets reads one logit per position, not a row: a gather that
+  // misses every cache level, weighed as the 16 float32 elements of the line it brings in (the
+  // second thread doubles the misses in flight once there are thousands of them).
   const bool gathers = p.loss == Loss::nll_loss && !p.prob;
   threads =
-      threads_for(layout_positions(p) * (gathers ? 1 : std::max<std::int64_t>(p.c, 1)), threads);
+      threads_for(layout_positions(p) * (gathers ? 16 : std::max<std::int64_t>(p.c, 1)), threads);
   if (p.loss == Loss::multi_margin_loss) return mm_forward(k, p, output, threads);
   check_classification_output(p, output);
   const std::int64_t P = p.positions;
@@ -815,6 +844,7 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
   };
   const std::int64_t L = layout_positions(p);
   const std::int64_t gstride = grad_stride(p);
+  const bool stream = stream_grad(gx, L * p.c);
   std::vector<double> dw_hi(gw ? static_cast<std::size_t>(p.c) : 0, 0.0), dw_lo(dw_hi);
   const std::int64_t nb = (L + kPositionBlock - 1) / kPositionBlock;
   // The weight gradient sums over positions: one thread, positions in order (deterministic).
@@ -841,7 +871,7 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           const double s = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
           if (gx->dtype == LB_FLOAT32 && gstride == 1) {  // a row of zeros, one value
             float* row = static_cast<float*>(gx->data) + gb;
-            std::fill(row, row + p.c, 0.0f);
+            zero_row(row, p.c, stream);
             if (t >= 0)
               row[t] = static_cast<float>(NllLoss::grad(p.w[static_cast<std::size_t>(t)], s));
             continue;
@@ -860,7 +890,7 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
             const double s_nll = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
             const double dl_t = NllLoss::grad(p.w[static_cast<std::size_t>(t)], s_nll);
             ce_fast_grad_row(k, x, p.c, t, m, s_hi, s_lo, r.e.data(), dl_t,
-                             static_cast<float*>(gx->data) + gb);
+                             static_cast<float*>(gx->data) + gb, stream);
             continue;
           }
         }
@@ -990,6 +1020,7 @@ bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p,
   const double W = p.reduction == Reduction::mean ? w_hi + w_lo : 1.0;
   const std::int64_t P = p.positions;
   const std::int64_t nb = (P + kPositionBlock - 1) / kPositionBlock;
+  const bool stream = stream_grad(gx, layout_positions(p) * p.c);
   std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
   int slow_row = 0;  // a row the fast path does not take: give up, the caller runs the two
 #pragma omp parallel num_threads(threads) if (nb > 1)
@@ -1021,7 +1052,7 @@ bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p,
         const double up = per_g ? load(grad_output, offset_of(grad_output, i)) : g0;
         const double dl_t = NllLoss::grad(wt, p.reduction == Reduction::mean ? up / W : up);
         ce_fast_grad_row(k, x, p.c, t, m, s_hi, s_lo, e.data(), dl_t,
-                         static_cast<float*>(gx->data) + grad_base(p, i));
+                         static_cast<float*>(gx->data) + grad_base(p, i), stream);
       }
       if (!each) {
         const std::size_t q = static_cast<std::size_t>(blk) * 2;

@@ -157,6 +157,21 @@ int dense_kind(const Plan& plan, std::initializer_list<const lb_tensor*> others)
   return plan.dtype == LB_FLOAT32 ? 0 : 1;
 }
 
+// Whether the dense kernels write `written` (nullptr entries ignored) with non-temporal stores
+// (DenseIO::stream): each written tensor 64-byte aligned, so every block of kBlock elements
+// starts aligned, and at least one of them kStreamBytes (args.hpp) or more.
+static_assert(kBlock % 16 == 0, "blocks must start 64-byte aligned in an aligned tensor");
+bool streamable(const Plan& plan, std::initializer_list<const lb_tensor*> written) {
+  const std::int64_t bytes = plan.numel * (plan.dtype == LB_FLOAT64 ? 8 : 4);
+  bool any = false;
+  for (const lb_tensor* t : written) {
+    if (t == nullptr) continue;
+    if (reinterpret_cast<std::uintptr_t>(t->data) % 64 != 0) return false;
+    any = true;
+  }
+  return any && bytes >= kStreamBytes;
+}
+
 DenseIO dense_inputs(const Plan& plan) {
   DenseIO io;
   for (int j = 0; j < plan.num_inputs; ++j) {
@@ -232,6 +247,7 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
   if (kind >= 0 && k.dense_forward[li][kind] != nullptr) {
     DenseIO io = dense_inputs(plan);
     io.out[0] = plan.reduce ? nullptr : output.data;
+    io.stream = !plan.reduce && streamable(plan, {&output});
     const auto kernel = k.dense_forward[li][kind];
 #pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
     for (std::int64_t b = 0; b < nb; ++b) {
@@ -281,6 +297,8 @@ bool run_fused(const KernelTable& k, const Plan& plan, lb_tensor& output,
   io.g_constant = plan.reduce ? load(grad_output.data, grad_output.dtype, 0) / plan.divisor : 0.0;
   for (int j = 0; j < plan.num_inputs; ++j)
     io.grad[j] = grads[j] != nullptr ? grads[j]->data : nullptr;
+  io.stream =
+      streamable(plan, {plan.reduce ? nullptr : &output, grads[0], grads[1], grads[2], grads[3]});
   const std::int64_t nb = num_blocks(plan.numel);
   std::vector<double> part_hi(static_cast<std::size_t>(nb)), part_lo(static_cast<std::size_t>(nb));
   const auto kernel = k.dense_fused[li][kind];
@@ -325,6 +343,7 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
     io.g_constant = g_reduced;
     for (int j = 0; j < plan.num_inputs; ++j)
       io.out[j] = grads[j] != nullptr ? grads[j]->data : nullptr;
+    io.stream = streamable(plan, {grads[0], grads[1], grads[2], grads[3]});
     const auto kernel = k.dense_backward[li][kind];
 #pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
     for (std::int64_t b = 0; b < nb; ++b) {

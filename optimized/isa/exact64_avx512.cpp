@@ -305,6 +305,11 @@ struct Traits<formulas::DDV> {
   static void store(formulas::DDV v, float* p) {
     _mm256_storeu_ps(p, _mm512_cvtpd_ps(_mm512_add_pd(v.hi, v.lo)));
   }
+  // Non-temporal stores (block.hpp: put); p aligned to the stored vector's width.
+  static void stream(formulas::DDV v, double* p) { _mm512_stream_pd(p, _mm512_add_pd(v.hi, v.lo)); }
+  static void stream(formulas::DDV v, float* p) {
+    _mm256_stream_ps(p, _mm512_cvtpd_ps(_mm512_add_pd(v.hi, v.lo)));
+  }
 };
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace kernels

@@ -294,6 +294,12 @@ struct Traits<simd::VD> {
     const simd::hn::Rebind<float, simd::D> df;
     simd::hn::StoreU(simd::hn::DemoteTo(df, v.v), df, p);
   }
+  // Non-temporal stores (block.hpp: put); p aligned to the stored vector's width.
+  static void stream(simd::VD v, double* p) { simd::hn::Stream(v.v, simd::D(), p); }
+  static void stream(simd::VD v, float* p) {
+    const simd::hn::Rebind<float, simd::D> df;
+    simd::hn::Stream(simd::hn::DemoteTo(df, v.v), df, p);
+  }
 };
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace lossbench::opt::kernels

@@ -1284,5 +1284,127 @@ TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
   }
 }
 
+// Tensors written with non-temporal stores (written tensors of 16 MiB or more whose blocks or rows
+// start 64-byte aligned) hold bitwise what plain stores write: the same call, once into a 64-byte
+// aligned buffer and once into one 4 bytes past it (never streamed), on every ISA. The buffers
+// start as NaN, so an element a streamed store missed fails too. Covers the dense elementwise
+// forward ('none' output), backward and forward_backward, cross_entropy's fused float32 rows
+// (rows of 8200 classes: every other row starts aligned) and nll_loss's rows of zeros.
+TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
+  constexpr std::int64_t kElems = 4 * 1024 * 1024 + 4100;  // > 16 MiB of float32
+  constexpr std::int64_t N = 520, C = 8200;                // cross_entropy / nll_loss: N * C > 4 Mi
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> a(kElems), b(kElems), x(static_cast<std::size_t>(N * C));
+  for (auto& v : a) v = normal(rng);
+  for (auto& v : b) v = normal(rng);
+  for (auto& v : x) v = normal(rng);
+  std::vector<std::int64_t> t(static_cast<std::size_t>(N));
+  for (auto& v : t) v = static_cast<std::int64_t>(rng() % C);
+  t[3] = -100;  // ignored: a row of zeros only
+  // A NaN-filled destination of n floats, 64-byte aligned or 4 bytes past that.
+  struct Dest {
+    std::vector<float> storage;
+    float* p = nullptr;
+    Dest(std::int64_t n, bool aligned) : storage(static_cast<std::size_t>(n + 32), NAN) {
+      const auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
+      p = storage.data() + (64 - addr % 64) % 64 / sizeof(float) + (aligned ? 0 : 1);
+    }
+  };
+  const lb_device cpu{LB_DEVICE_CPU, 0};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("mse_loss", LB_FLOAT32, cpu, "none") == 0) continue;
+    const lb_forward_backward_fn fb = lb_forward_backward_of(impl);
+    ASSERT_NE(fb, nullptr);
+    // mode 0: forward 'none'; 1: backward of 'mean'; 2: forward_backward of 'none'.
+    for (int mode = 0; mode < 3; ++mode) {
+      std::vector<float> results[2];
+      for (bool aligned : {true, false}) {
+        std::int64_t shape[1] = {kElems}, unit[1] = {1};
+        lb_tensor in[2] = {{"input", a.data(), LB_FLOAT32, 1, shape, unit, cpu},
+                           {"target", b.data(), LB_FLOAT32, 1, shape, unit, cpu}};
+        lb_call call{};
+        call.struct_size = sizeof call;
+        call.loss = "mse_loss";
+        call.reduction = mode == 1 ? "mean" : "none";
+        call.inputs = in;
+        call.num_inputs = 2;
+        call.device = cpu;
+        Dest out(kElems, aligned), ga(kElems, aligned), gb(kElems, aligned);
+        std::vector<float> up(kElems, 0.75f), scalar_out(1), one(1, 1.0f);
+        const bool none = mode != 1;
+        lb_tensor o{
+            "output", none ? out.p : scalar_out.data(), LB_FLOAT32, none ? 1 : 0, shape, unit, cpu};
+        lb_tensor go{"grad_output",
+                     none ? up.data() : one.data(),
+                     LB_FLOAT32,
+                     none ? 1 : 0,
+                     shape,
+                     unit,
+                     cpu};
+        lb_tensor g[2] = {{"input", ga.p, LB_FLOAT32, 1, shape, unit, cpu},
+                          {"target", gb.p, LB_FLOAT32, 1, shape, unit, cpu}};
+        char err[256] = {};
+        if (mode == 0) {
+          ASSERT_EQ(impl->forward(&call, &o, err, sizeof err), LB_OK) << err;
+        } else if (mode == 1) {
+          ASSERT_EQ(impl->backward(&call, &go, g, 2, err, sizeof err), LB_OK) << err;
+        } else {
+          ASSERT_EQ(fb(&call, &o, &go, g, 2, err, sizeof err), LB_OK) << err;
+        }
+        auto& r = results[aligned ? 0 : 1];
+        if (mode != 1) r.insert(r.end(), out.p, out.p + kElems);
+        if (mode != 0) {
+          r.insert(r.end(), ga.p, ga.p + kElems);
+          r.insert(r.end(), gb.p, gb.p + kElems);
+        }
+      }
+      ASSERT_EQ(results[0].size(), results[1].size());
+      std::size_t nan = 0;
+      for (const float v : results[0]) nan += std::isnan(v) ? 1 : 0;
+      EXPECT_EQ(nan, 0u) << impl_name << " mse_loss mode " << mode << ": elements not written";
+      EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4), 0)
+          << impl_name << " mse_loss mode " << mode;
+    }
+    // cross_entropy forward_backward and nll_loss backward, 'mean'.
+    for (const char* loss : {"cross_entropy", "nll_loss"}) {
+      std::vector<float> results[2];
+      float losses[2] = {};
+      for (bool aligned : {true, false}) {
+        std::int64_t xs[2] = {N, C}, xst[2] = {C, 1}, ts[1] = {N}, tst[1] = {1};
+        lb_tensor in[2] = {{"input", x.data(), LB_FLOAT32, 2, xs, xst, cpu},
+                           {"target", t.data(), LB_INT64, 1, ts, tst, cpu}};
+        lb_call call{};
+        call.struct_size = sizeof call;
+        call.loss = loss;
+        call.reduction = "mean";
+        call.inputs = in;
+        call.num_inputs = 2;
+        call.device = cpu;
+        Dest g(N * C, aligned);
+        float loss_value = 0.0f, one = 1.0f;
+        lb_tensor o{"output", &loss_value, LB_FLOAT32, 0, nullptr, nullptr, cpu};
+        lb_tensor go{"grad_output", &one, LB_FLOAT32, 0, nullptr, nullptr, cpu};
+        lb_tensor gt{"input", g.p, LB_FLOAT32, 2, xs, xst, cpu};
+        char err[256] = {};
+        if (std::strcmp(loss, "cross_entropy") == 0) {
+          ASSERT_EQ(fb(&call, &o, &go, &gt, 1, err, sizeof err), LB_OK) << err;
+        } else {
+          ASSERT_EQ(impl->backward(&call, &go, &gt, 1, err, sizeof err), LB_OK) << err;
+        }
+        results[aligned ? 0 : 1].assign(g.p, g.p + N * C);
+        losses[aligned ? 0 : 1] = loss_value;
+      }
+      std::size_t nan = 0;
+      for (const float v : results[0]) nan += std::isnan(v) ? 1 : 0;
+      EXPECT_EQ(nan, 0u) << impl_name << " " << loss << ": gradient elements not written";
+      EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4), 0)
+          << impl_name << " " << loss;
+      EXPECT_EQ(std::memcmp(&losses[0], &losses[1], sizeof(float)), 0) << impl_name << " " << loss;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lossbench::opt
