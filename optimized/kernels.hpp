@@ -107,12 +107,11 @@ struct KernelTable {
   // multi_margin_loss's float32 gradient row: formulas::MultiMarginGradRow in dense_forward's
   // fused mode (the sum of the derivatives, and the row's gradients written to io.grad[0]).
   DenseForwardKernel mm_grad_f32;
-  // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed in double
-  // over the lanes in a fixed order: sum of (x - y + eps)^2; and the dot product and both squared
-  // norms.
+  // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed over the
+  // lanes in a fixed order: sum of (x - y + eps)^2 in double; the dot product and both squared
+  // norms as double-doubles (sums: hi, lo of x.y, x.x, y.y; false when one is not finite).
   double (*sq_diff_row_f32)(const float* x, const float* y, std::int64_t d, double eps);
-  void (*dot3_row_f32)(const float* x, const float* y, std::int64_t d, double* xy, double* xx,
-                       double* yy);
+  bool (*dot3_row_f32)(const float* x, const float* y, std::int64_t d, double* sums);
   // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).
   ForwardKernel row_exp;
   // ctc_loss's float32 fast path (CtcSample). ctc_alpha_f32 fills alpha (all L rows of

@@ -81,13 +81,12 @@ inline void two_sum(V a, V b, V& s, V& e) {
   e = (a - (s - bb)) + (b - bb);
 }
 
-// Lane sums of the 4 accumulators (s, c) in a fixed order into hi + lo. Returns false when the
-// sum is not finite (a term was infinite or NaN, or the sum overflowed): the compensation is then
-// meaningless and the caller sums the terms plainly, as sum_block does.
-template <class V>
+// Lane sums of the kAcc accumulators (s, c) in a fixed order into hi + lo. Returns false when
+// the sum is not finite (a term was infinite or NaN, or the sum overflowed): the compensation is
+// then meaningless and the caller sums the terms plainly, as sum_block does.
+template <class V, std::size_t kAcc = 4>
 bool finish_sum(const V* s, const V* c, double* hi, double* lo) {
   using T = Traits<V>;
-  constexpr std::size_t kAcc = 4;
   double lanes_s[kAcc * T::kLanes], lanes_c[kAcc * T::kLanes];
   for (std::size_t k = 0; k < kAcc; ++k) {
     T::store(s[k], lanes_s + k * T::kLanes);
@@ -446,30 +445,47 @@ double sq_diff_row_f32(const float* x, const float* y, std::int64_t D, double ep
   return lane_sum(s0 + s1);
 }
 
+// x . y, x . x and y . y of a float32 row as double-doubles (sums[0..6): hi, lo of each): the
+// products are exact in double, and each lane accumulates them in TwoSum form (two accumulator
+// sets, alternate vectors), so 1 - cos keeps its bits when the rows are nearly parallel. False
+// when a sum is not finite.
 template <class V>
-void dot3_row_f32(const float* x, const float* y, std::int64_t D, double* xy, double* xx,
-                  double* yy) {
+bool dot3_row_f32(const float* x, const float* y, std::int64_t D, double* sums) {
   using T = Traits<V>;
   constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  constexpr std::size_t kSets = 2;
   const std::int64_t full = D / L * L, rest = D - full;
-  V p(0.0), a(0.0), b(0.0);
-  const auto step = [&](V u, V v) {
-    p = p + u * v;
-    a = a + u * u;
-    b = b + v * v;
+  V s[3][kSets], c[3][kSets];
+  for (auto& q : s)
+    for (auto& v : q) v = V(0.0);
+  for (auto& q : c)
+    for (auto& v : q) v = V(0.0);
+  const auto step = [&](V u, V v, std::size_t k) __attribute__((always_inline)) {
+    const V t[3] = {u * v, u * u, v * v};
+    for (int q = 0; q < 3; ++q) {
+      V e;
+      two_sum(s[q][k], t[q], s[q][k], e);
+      c[q][k] = c[q][k] + e;
+    }
   };
-  for (std::int64_t i = 0; i < full; i += L) step(T::load(x + i), T::load(y + i));
+  std::int64_t i = 0;
+  for (; i + 2 * L <= full; i += 2 * L) {
+    step(T::load(x + i), T::load(y + i), 0);
+    step(T::load(x + i + L), T::load(y + i + L), 1);
+  }
+  if (i < full) step(T::load(x + i), T::load(y + i), 0);
   if (rest > 0) {
     float tx[T::kLanes] = {}, ty[T::kLanes] = {};
     for (std::int64_t j = 0; j < rest; ++j) {
       tx[j] = x[full + j];
       ty[j] = y[full + j];
     }
-    step(T::load(tx), T::load(ty));
+    step(T::load(tx), T::load(ty), 1);
   }
-  *xy = lane_sum(p);
-  *xx = lane_sum(a);
-  *yy = lane_sum(b);
+  bool ok = true;
+  for (int q = 0; q < 3; ++q)
+    ok = finish_sum<V, kSets>(s[q], c[q], &sums[2 * q], &sums[2 * q + 1]) && ok;
+  return ok;
 }
 
 // ---------------------------------------------------------------- ctc_loss (kernels.hpp)
@@ -695,6 +711,25 @@ KernelTable make_table(const char* isa) {
   t.row_exp = forward_block<V, formulas::CrossEntropyExp>;
   t.ctc_alpha_f32 = ctc_alpha_f32<V>;
   t.ctc_grad_f32 = ctc_grad_f32<V>;
+  return t;
+}
+
+// The double-double tables (isa/exact64*.cpp, V a DD lane type): only the float64 entries of the
+// cancelling losses (formulas/all.hpp), the block sum and `dd_math`; the rest stays null.
+template <class V>
+KernelTable make_exact_table(const char* isa, decltype(KernelTable::dd_math) dd_math) {
+  KernelTable t{};
+  t.isa = isa;
+#define LOSSBENCH_OPT_FILL(id, F)                                                           \
+  t.forward[static_cast<int>(Loss::id)] = forward_block<V, formulas::F>;                    \
+  t.backward[static_cast<int>(Loss::id)] = backward_block<V, formulas::F>;                  \
+  t.dense_forward[static_cast<int>(Loss::id)][1] = dense_forward<V, formulas::F, double>;   \
+  t.dense_backward[static_cast<int>(Loss::id)][1] = dense_backward<V, formulas::F, double>; \
+  t.dense_fused[static_cast<int>(Loss::id)][1] = dense_forward<V, formulas::F, double, true>;
+  LOSSBENCH_OPT_CANCELLING_LOSSES(LOSSBENCH_OPT_FILL)
+#undef LOSSBENCH_OPT_FILL
+  t.sum = sum_block<V>;
+  t.dd_math = dd_math;
   return t;
 }
 

@@ -295,10 +295,23 @@ namespace {
 
 // Per-row sums of one pair.
 struct RowData {
-  std::vector<double> d;                // the distance (or cos pieces below)
-  std::vector<double> dd_hi, dd_lo;     // float64 forward: the p-norm again, in DD (or empty)
-  std::vector<double> p, m1, m2, ties;  // dot, squared norms, inf-norm ties
+  std::vector<double> d;                   // the distance (or cos pieces below)
+  std::vector<double> dd_hi, dd_lo;        // float64 forward: the p-norm again, in DD (or empty)
+  std::vector<double> p, m1, m2, ties;     // dot, squared norms, inf-norm ties
+  std::vector<double> p_lo, m1_lo, m2_lo;  // cosine: the low parts of p, m1, m2 (double-double)
   std::vector<char> finite;
+  // Row i's cosine sums from hi, lo pairs of x.y, x.x, y.y; eps_add joins both squared norms in
+  // double-double. A sum that is not finite keeps its double value (lo 0).
+  void set(std::size_t i, const double* s, double eps_add) {
+    const F::DD a1 = F::DD(s[2], s[3]) + F::DD(eps_add), a2 = F::DD(s[4], s[5]) + F::DD(eps_add);
+    const bool fin = std::isfinite(s[0]) && std::isfinite(a1.hi) && std::isfinite(a2.hi);
+    p[i] = s[0];
+    m1[i] = fin ? a1.hi : s[2] + eps_add;
+    m2[i] = fin ? a2.hi : s[4] + eps_add;
+    p_lo[i] = fin ? s[1] : 0.0;
+    m1_lo[i] = fin ? a1.lo : 0.0;
+    m2_lo[i] = fin ? a2.lo : 0.0;
+  }
 };
 
 // The float32 fast paths below (KernelTable row kernels): both tensors float32 and contiguous
@@ -314,6 +327,9 @@ void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int 
   o.p.assign(static_cast<std::size_t>(w.n), 0.0);
   o.m1 = o.p;
   o.m2 = o.p;
+  o.p_lo = o.p;
+  o.m1_lo = o.p;
+  o.m2_lo = o.p;
   o.finite.assign(static_cast<std::size_t>(w.n), 1);
   const lb_tensor& x = *w.x;
   const lb_tensor& y = *w.y;
@@ -327,41 +343,44 @@ void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int 
     if (fast) {
       // Finite sums mean finite elements; otherwise the row is redone below, element by element.
       const auto i = static_cast<std::size_t>(r);
-      double p, a1, a2;
-      k->dot3_row_f32(static_cast<const float*>(x.data) + xo,
-                      static_cast<const float*>(y.data) + yo, w.D, &p, &a1, &a2);
-      if (std::isfinite(p) && std::isfinite(a1) && std::isfinite(a2)) {
-        o.p[i] = p;
-        o.m1[i] = a1 + eps_add;
-        o.m2[i] = a2 + eps_add;
+      double s[6];
+      if (k->dot3_row_f32(static_cast<const float*>(x.data) + xo,
+                          static_cast<const float*>(y.data) + yo, w.D, s)) {
+        o.set(i, s, eps_add);
         continue;
       }
     }
-    double p = 0, a1 = 0, a2 = 0;
+    // Double-double sums of exact products (a * b = ph + pl): the index order, one element at a
+    // time.
+    F::DD p(0.0), a1(0.0), a2(0.0);
+    const auto add = [](F::DD& acc, double a, double b) {
+      double ph, pl;
+      F::dd::two_prod(a, b, ph, pl);
+      acc = acc + F::DD(ph, pl);
+    };
     bool fin = true;
     for (std::int64_t j = 0; j < w.D; ++j) {
       const double a = w.xv(xo, j), b = w.yv(yo, j);
-      p += a * b;
+      add(p, a, b);
       fin = fin && std::isfinite(a) && std::isfinite(b);
       if (!own_norms) {
-        a1 += a * a;
-        a2 += b * b;
+        add(a1, a, a);
+        add(a2, b, b);
       }
     }
     if (own_norms) {
       for (std::int64_t j = 0; j < dx; ++j) {
         const double a = load_float(x.data, x.dtype, xo + j * sx);
-        a1 += a * a;
+        add(a1, a, a);
       }
       for (std::int64_t j = 0; j < dy; ++j) {
         const double b = load_float(y.data, y.dtype, yo + j * sy);
-        a2 += b * b;
+        add(a2, b, b);
       }
     }
     const auto i = static_cast<std::size_t>(r);
-    o.p[i] = p;
-    o.m1[i] = a1 + eps_add;
-    o.m2[i] = a2 + eps_add;
+    const double s[6] = {p.hi, p.lo, a1.hi, a1.lo, a2.hi, a2.lo};
+    o.set(i, s, eps_add);
     o.finite[i] = fin;
   }
 }
@@ -530,6 +549,29 @@ void row_data(const Call& c, RowData* d, int threads) {
     for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], threads, true);
 }
 
+// cosine_embedding_loss of row r and target y from the double-double sums: 1 - cos, written
+// (m1 m2 - p^2) / (sqrt(m1 m2) (sqrt(m1 m2) + p)) for p > 0, and cos - margin, each in
+// double-double and rounded once. Rows whose sums are not finite and positive take the double
+// formula.
+double cosine_loss_dd(const RowData& rd, std::size_t r, double y, const F::Params& q) {
+  const double fallback = F::CosineEmbeddingLoss::forward(rd.p[r], rd.m1[r], rd.m2[r], y, q);
+  if (!(std::isfinite(rd.p[r]) && rd.m1[r] > 0.0 && rd.m2[r] > 0.0 && std::isfinite(rd.m1[r]) &&
+        std::isfinite(rd.m2[r])) ||
+      (y != 1.0 && y != -1.0))
+    return fallback;
+  using F::DD;
+  const DD p(rd.p[r], rd.p_lo[r]), m1(rd.m1[r], rd.m1_lo[r]), m2(rd.m2[r], rd.m2_lo[r]);
+  const DD m12 = m1 * m2;
+  const DD den = m1.hi == m2.hi && m1.lo == m2.lo ? m1 : F::vsqrt(m12);
+  if (!std::isfinite(m12.hi) || !(den.hi > 0.0) || !std::isfinite(den.hi)) return fallback;
+  if (y == 1.0) {
+    const DD one_minus = p.hi > 0.0 ? (m12 - p * p) / (den * (den + p)) : DD(1.0) - p / den;
+    return one_minus.hi + one_minus.lo;
+  }
+  const DD h = p / den - DD(q.s0);
+  return h.hi < 0.0 ? 0.0 : h.hi + h.lo;
+}
+
 // The loss from row_data's results.
 void forward_from(const Call& c, const RowData* d, lb_tensor& out, int threads) {
   const std::int64_t n = numel(c.out_shape);
@@ -541,8 +583,7 @@ void forward_from(const Call& c, const RowData* d, lb_tensor& out, int threads) 
       const auto r = static_cast<std::size_t>(offset(l, c.out_shape, c.row_st));
       const double y =
           load_float(c.target->data, c.target->dtype, offset(l, c.out_shape, c.target_st));
-      loss[static_cast<std::size_t>(l)] =
-          F::CosineEmbeddingLoss::forward(rd.p[r], rd.m1[r], rd.m2[r], y, c.params);
+      loss[static_cast<std::size_t>(l)] = cosine_loss_dd(rd, r, y, c.params);
     }
   } else {
     bool dd = true;

@@ -9,8 +9,8 @@
 // NaN propagate as in double); the sign of a zero result is the sign double arithmetic gives.
 // Comparisons order (hi, lo) lexicographically; masks are bool, as for the scalar path.
 //
-// The exp/log tables are computed once, at first use, in DD arithmetic (series with ~110 bits of
-// truncation error), so they need no library and no literal tables.
+// The exp/log tables are computed once, at load time, in DD arithmetic (series with ~110 bits of
+// truncation error; formulas/dd_tables.cpp), so they need no library and no literal tables.
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -20,6 +20,23 @@
 // The arithmetic is forced inline (its short dependency chains then interleave); exp and log are
 // left to the compiler, which keeps the scalar kernels' compile time reasonable.
 #define LOSSBENCH_DD_INLINE inline __attribute__((always_inline))
+
+// The exp/log tables, one copy for every ISA's DD code (formulas/dd_tables.cpp builds it at load
+// time; nothing calls the kernels during static initialization, so the hot paths read it without
+// a guard). log on [0.75, 1.5) in kTable intervals of width 3/(4 kTable), the one around 1 with
+// c = 1 exactly: invc = 1/c rounded, logc = -log(invc) as (hi, lo). exp: pow2[j] = 2^(j/kTable)
+// as (hi, lo). Pairs are adjacent, so an eight-lane gather reads hi at 2j and lo at 2j + 1.
+namespace lossbench::opt::formulas::dd_data {
+inline constexpr int kTable = 256;
+inline constexpr int kTableBits = 8;
+inline constexpr int kOne = 85;  // [0.9990234375, 1.001953125) holds 1
+struct Tables {
+  double invc[kTable];
+  double logc[kTable][2];
+  double pow2[kTable][2];
+};
+extern const Tables kTables;
+}  // namespace lossbench::opt::formulas::dd_data
 
 namespace lossbench::opt::formulas {
 inline namespace LOSSBENCH_FORMULA_NS {
@@ -127,45 +144,10 @@ namespace dd {
 inline constexpr double kLn2Hi = 0x1.62e42fefa39efp-1;
 inline constexpr double kLn2Lo = 0x1.abc9e3b39803fp-56;
 
-// log on [0.75, 1.5) in kTable intervals of width 3/(4 kTable) (the one around 1 with c = 1
-// exactly): invc = 1/c rounded, logc = -log(invc) in DD. exp: pow2[j] = 2^(j/kTable) in DD.
-inline constexpr int kTable = 256;
-inline constexpr int kTableBits = 8;
-struct Tables {
-  double invc[kTable];
-  DD logc[kTable];
-  DD pow2[kTable];
-  static constexpr int kOne = 85;  // [0.9990234375, 1.001953125) holds 1
-  Tables() {
-    for (int j = 0; j < kTable; ++j) {
-      const double c = 0.75 + (j + 0.5) * (0.75 / kTable);
-      invc[j] = j == kOne ? 1.0 : 1.0 / c;
-      // log y = 2 atanh z, z = (y - 1) / (y + 1), |z| < 0.15: 2 (z + z^3/3 + z^5/5 + ...).
-      const DD y(invc[j]);
-      const DD z = (y - DD(1.0)) / (y + DD(1.0));
-      const DD z2 = z * z;
-      DD term = z, sum = z;
-      for (int k = 3; k < 80; k += 2) {
-        term = term * z2;
-        sum = sum + term / DD(static_cast<double>(k));
-      }
-      logc[j] = -(sum + sum);
-      // 2^(j/kTable) = exp(x), x = j ln2 / kTable < 0.7: the Taylor series to x^40/40!.
-      const DD x = DD(kLn2Hi, kLn2Lo) * DD(static_cast<double>(j) / kTable);
-      DD t(1.0), s(1.0);
-      for (int k = 1; k <= 40; ++k) {
-        t = t * x / DD(static_cast<double>(k));
-        s = s + t;
-      }
-      pow2[j] = s;
-    }
-  }
-};
-
-// Built at load time (nothing calls the kernels during static initialization), so the hot
-// paths read it without a guard.
-inline const Tables kTables{};
-LOSSBENCH_DD_INLINE const Tables& tables() { return kTables; }
+using dd_data::kTable;
+using dd_data::kTableBits;
+LOSSBENCH_DD_INLINE const dd_data::Tables& tables() { return dd_data::kTables; }
+LOSSBENCH_DD_INLINE DD table_dd(const double (&e)[2]) { return {e[0], e[1]}; }
 
 // DD times 1/2, exactly.
 LOSSBENCH_DD_INLINE DD half(DD a) { return {0.5 * a.hi, 0.5 * a.lo}; }
@@ -174,7 +156,7 @@ LOSSBENCH_DD_INLINE DD half(DD a) { return {0.5 * a.hi, 0.5 * a.lo}; }
 // log x = e ln2 + logc + log1p(r), |r| < 2^-9: r - r^2/2 in DD, the rest (under 2^-19 r) in
 // double to r^10 with the first cross term of (rh + rl)^3 / 3 (error under 2^-71 r).
 inline DD log_pos(double x) {
-  const Tables& tb = tables();
+  const dd_data::Tables& tb = tables();
   int e = 0;
   if (x < 0x1p-1022) {
     x *= 0x1p54;
@@ -205,7 +187,7 @@ inline DD log_pos(double x) {
   const double tail = rh * rh * (rh * p + r.lo);
   const DD main = r - half(r * r);
   const DD ln2e = DD(kLn2Hi, kLn2Lo) * DD(static_cast<double>(e));
-  return ln2e + tb.logc[j] + (main + DD(tail));
+  return ln2e + table_dd(tb.logc[j]) + (main + DD(tail));
 }
 
 // exp(r) - 1 for |r| <= ln2/(2 kTable) (r a DD): r + r^2/2 in DD, the rest (under 2^-10 r) in
@@ -231,7 +213,7 @@ inline DD exp_finite(double x) {
   const double k = (x * (kTable / kLn2Hi) + 0x1.8p52) - 0x1.8p52;
   const DD r = DD(x) - DD(kLn2Hi / kTable, kLn2Lo / kTable) * DD(k);
   const auto kk = static_cast<std::int64_t>(k);
-  const DD t = tables().pow2[kk & (kTable - 1)];
+  const DD t = table_dd(tables().pow2[kk & (kTable - 1)]);
   const DD v = t + t * expm1_small(r);
   const std::int64_t sc = kk >> kTableBits;  // floor(k / kTable), in [-1443, 1443]
   const std::int64_t h = sc / 2;

@@ -37,33 +37,16 @@ void dd_math(int fn, const double* in, double* hi, double* lo, std::size_t n) {
 }
 }  // namespace
 
-// Only the float64 entries of the cancelling losses (formulas/all.hpp), the block sum and dd_math;
-// the rest stays null.
+// The float64 entries of the cancelling losses, the block sum and dd_math (block.hpp:
+// make_exact_table).
 #ifndef LOSSBENCH_EXACT64_NAME
 #define LOSSBENCH_EXACT64_NAME exact64_kernels
 #define LOSSBENCH_EXACT64_ISA "scalar-dd"
 #endif
 
 const KernelTable& LOSSBENCH_EXACT64_NAME() {
-  static const KernelTable table = [] {
-    using formulas::DD;
-    KernelTable t{};
-    t.isa = LOSSBENCH_EXACT64_ISA;
-#define LOSSBENCH_OPT_FILL(id, F)                                                    \
-  t.forward[static_cast<int>(Loss::id)] = kernels::forward_block<DD, formulas::F>;   \
-  t.backward[static_cast<int>(Loss::id)] = kernels::backward_block<DD, formulas::F>; \
-  t.dense_forward[static_cast<int>(Loss::id)][1] =                                   \
-      kernels::dense_forward<DD, formulas::F, double>;                               \
-  t.dense_backward[static_cast<int>(Loss::id)][1] =                                  \
-      kernels::dense_backward<DD, formulas::F, double>;                              \
-  t.dense_fused[static_cast<int>(Loss::id)][1] =                                     \
-      kernels::dense_forward<DD, formulas::F, double, true>;
-    LOSSBENCH_OPT_CANCELLING_LOSSES(LOSSBENCH_OPT_FILL)
-#undef LOSSBENCH_OPT_FILL
-    t.sum = kernels::sum_block<DD>;
-    t.dd_math = dd_math;
-    return t;
-  }();
+  static const KernelTable table =
+      kernels::make_exact_table<formulas::DD>(LOSSBENCH_EXACT64_ISA, dd_math);
   return table;
 }
 

@@ -133,8 +133,8 @@ namespace ddv {
 LB_DDV DDV half(DDV a) { return {_mm512_mul_pd(a.hi, set(0.5)), _mm512_mul_pd(a.lo, set(0.5))}; }
 
 // A DD table entry's parts for the lanes' indices j (DD entries are two doubles).
-LB_DDV DDV gather(const DD* t, __m512i j) {
-  const auto* base = reinterpret_cast<const double*>(t);
+LB_DDV DDV gather(const double (*t)[2], __m512i j) {
+  const double* base = &t[0][0];
   const __m512i j2 = _mm512_slli_epi64(j, 1);
   return {_mm512_i64gather_pd(j2, base, 8),
           _mm512_i64gather_pd(_mm512_add_epi64(j2, _mm512_set1_epi64(1)), base, 8)};
@@ -142,7 +142,7 @@ LB_DDV DDV gather(const DD* t, __m512i j) {
 
 // dd::log_pos for the lanes where x > 0 is finite (others: any value).
 LB_DDV DDV log_pos(__m512d x) {
-  const dd::Tables& tb = dd::tables();
+  const dd_data::Tables& tb = dd::tables();
   const __mmask8 tiny = _mm512_cmp_pd_mask(x, set(0x1p-1022), _CMP_LT_OQ);
   x = _mm512_mask_mul_pd(x, tiny, x, set(0x1p54));
   __m512d e = _mm512_getexp_pd(x);
@@ -190,7 +190,7 @@ LB_DDV DDV expm1_small(DDV r) {
 // overflows or falls below the normal range); x is clamped to +-1000 first. Lanes whose result
 // is not finite get lo = 0.
 LB_DDV DDV exp_all(__m512d x) {
-  const dd::Tables& tb = dd::tables();
+  const dd_data::Tables& tb = dd::tables();
   x = _mm512_min_pd(_mm512_max_pd(x, set(-1000.0)), set(1000.0));
   const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, set(dd::kTable / dd::kLn2Hi)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -326,28 +326,9 @@ void dd_math(int fn, const double* in, double* hi, double* lo, std::size_t n) {
 }
 }  // namespace
 
-// As isa/exact64.cpp: the float64 entries of the cancelling losses (formulas/all.hpp), the block
-// sum, dd_math.
+// As isa/exact64.cpp: the float64 entries of the cancelling losses, the block sum, dd_math.
 const KernelTable& exact64_avx512_kernels() {
-  static const KernelTable table = [] {
-    using formulas::DDV;
-    KernelTable t{};
-    t.isa = "avx512-dd";
-#define LOSSBENCH_OPT_FILL(id, F)                                                     \
-  t.forward[static_cast<int>(Loss::id)] = kernels::forward_block<DDV, formulas::F>;   \
-  t.backward[static_cast<int>(Loss::id)] = kernels::backward_block<DDV, formulas::F>; \
-  t.dense_forward[static_cast<int>(Loss::id)][1] =                                    \
-      kernels::dense_forward<DDV, formulas::F, double>;                               \
-  t.dense_backward[static_cast<int>(Loss::id)][1] =                                   \
-      kernels::dense_backward<DDV, formulas::F, double>;                              \
-  t.dense_fused[static_cast<int>(Loss::id)][1] =                                      \
-      kernels::dense_forward<DDV, formulas::F, double, true>;
-    LOSSBENCH_OPT_CANCELLING_LOSSES(LOSSBENCH_OPT_FILL)
-#undef LOSSBENCH_OPT_FILL
-    t.sum = kernels::sum_block<DDV>;
-    t.dd_math = dd_math;
-    return t;
-  }();
+  static const KernelTable table = kernels::make_exact_table<formulas::DDV>("avx512-dd", dd_math);
   return table;
 }
 

@@ -815,6 +815,149 @@ TEST(OptimizedCpu, TripletFloat64HingeCancellation) {
   }
 }
 
+// cosine_embedding_loss on nearly parallel rows (x2 = x1 scaled by a power of two, or nudged by
+// one ULP in one element): 1 - cos there is about EPS / |x|^2 (EPS = float(1e-12)), so the row
+// sums must carry far more than double's 53 bits. Each row's loss (target 1: 1 - cos; target -1:
+// cos - margin with the margin just below cos) within 1 ULP of MPFR's, float32 (the SIMD row
+// kernels) and float64 (the element-by-element path), every ISA.
+TEST(OptimizedCpu, CosineNearlyParallelRows) {
+  const std::int64_t N = 12, D = 300;
+  std::mt19937_64 rng(23);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x1(static_cast<std::size_t>(N * D)), x2(x1.size());
+  for (std::int64_t r = 0; r < N; ++r)
+    for (std::int64_t j = 0; j < D; ++j) {
+      const auto k = static_cast<std::size_t>(r * D + j);
+      x1[k] = normal(rng);
+      x2[k] = r % 3 == 0 ? x1[k] : r % 3 == 1 ? 4.0f * x1[k] : x1[k];
+    }
+  for (std::int64_t r = 2; r < N; r += 3) {
+    float& v = x2[static_cast<std::size_t>(r * D + r)];
+    v = std::nextafter(v, HUGE_VALF);
+  }
+  const double eps = static_cast<float>(1e-12);
+  std::vector<double> one_minus(static_cast<std::size_t>(N)), cosv(one_minus.size());
+  mpfr_t p, m1, m2, t;
+  mpfr_inits2(400, p, m1, m2, t, static_cast<mpfr_ptr>(nullptr));
+  for (std::int64_t r = 0; r < N; ++r) {
+    mpfr_set_zero(p, 1);
+    mpfr_set_d(m1, eps, MPFR_RNDN);
+    mpfr_set_d(m2, eps, MPFR_RNDN);
+    for (std::int64_t j = 0; j < D; ++j) {
+      const auto k = static_cast<std::size_t>(r * D + j);
+      mpfr_set_d(t, x1[k], MPFR_RNDN);
+      mpfr_mul_d(t, t, x2[k], MPFR_RNDN);
+      mpfr_add(p, p, t, MPFR_RNDN);
+      mpfr_set_d(t, x1[k], MPFR_RNDN);
+      mpfr_sqr(t, t, MPFR_RNDN);
+      mpfr_add(m1, m1, t, MPFR_RNDN);
+      mpfr_set_d(t, x2[k], MPFR_RNDN);
+      mpfr_sqr(t, t, MPFR_RNDN);
+      mpfr_add(m2, m2, t, MPFR_RNDN);
+    }
+    mpfr_mul(t, m1, m2, MPFR_RNDN);
+    mpfr_sqrt(t, t, MPFR_RNDN);
+    mpfr_div(t, p, t, MPFR_RNDN);  // cos
+    cosv[static_cast<std::size_t>(r)] = mpfr_get_d(t, MPFR_RNDN);
+    mpfr_ui_sub(t, 1, t, MPFR_RNDN);
+    one_minus[static_cast<std::size_t>(r)] = mpfr_get_d(t, MPFR_RNDN);
+  }
+  mpfr_clears(p, m1, m2, t, static_cast<mpfr_ptr>(nullptr));
+  for (double v : one_minus) ASSERT_LT(v, 1e-9);  // the rows are nearly parallel
+  const auto ulp_of = [](double v, int mant) {
+    return v == 0.0 ? 0x1p-1074 : std::ldexp(1.0, std::ilogb(v) - mant);
+  };
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("cosine_embedding_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0)
+      continue;
+    for (const bool f64 : {false, true}) {
+      for (const double y : {1.0, -1.0}) {
+        // target -1: margin = cos rounded down to the dtype, so cos - margin is a few ULPs of cos.
+        std::vector<double> exact(static_cast<std::size_t>(N));
+        std::vector<double> margins(exact.size());
+        for (std::size_t r = 0; r < exact.size(); ++r) {
+          if (y == 1.0) {
+            exact[r] = one_minus[r];
+            continue;
+          }
+          margins[r] = f64 ? std::nextafter(cosv[r], -1.0)
+                           : std::nextafter(static_cast<float>(cosv[r]), -1.0f);
+        }
+        for (std::int64_t r = 0; r < (y == 1.0 ? 1 : N); ++r) {
+          // one call per row for target -1 (the margin is a parameter), all rows for target 1
+          const std::int64_t rows = y == 1.0 ? N : 1;
+          const std::size_t off = static_cast<std::size_t>(y == 1.0 ? 0 : r * D);
+          std::vector<double> d1(x1.begin() + static_cast<std::ptrdiff_t>(off),
+                                 x1.begin() + static_cast<std::ptrdiff_t>(off + rows * D));
+          std::vector<double> d2(x2.begin() + static_cast<std::ptrdiff_t>(off),
+                                 x2.begin() + static_cast<std::ptrdiff_t>(off + rows * D));
+          std::vector<float> f1(d1.begin(), d1.end()), f2(d2.begin(), d2.end());
+          std::vector<double> yd(static_cast<std::size_t>(rows), y);
+          std::vector<float> yf(yd.begin(), yd.end());
+          const std::int32_t dt = f64 ? LB_FLOAT64 : LB_FLOAT32;
+          std::int64_t xs[2] = {rows, D}, xst[2] = {D, 1}, ns[1] = {rows}, one[1] = {1};
+          lb_tensor in[3] = {{"input1",
+                              f64 ? static_cast<void*>(d1.data()) : f1.data(),
+                              dt,
+                              2,
+                              xs,
+                              xst,
+                              {LB_DEVICE_CPU, 0}},
+                             {"input2",
+                              f64 ? static_cast<void*>(d2.data()) : f2.data(),
+                              dt,
+                              2,
+                              xs,
+                              xst,
+                              {LB_DEVICE_CPU, 0}},
+                             {"target",
+                              f64 ? static_cast<void*>(yd.data()) : yf.data(),
+                              dt,
+                              1,
+                              ns,
+                              one,
+                              {LB_DEVICE_CPU, 0}}};
+          lb_param margin{};
+          margin.name = "margin";
+          margin.type = LB_PARAM_FLOAT;
+          margin.f = y == 1.0 ? 0.0 : margins[static_cast<std::size_t>(r)];
+          lb_call call{};
+          call.struct_size = sizeof call;
+          call.loss = "cosine_embedding_loss";
+          call.reduction = "none";
+          call.inputs = in;
+          call.num_inputs = 3;
+          call.params = &margin;
+          call.num_params = 1;
+          call.device = {LB_DEVICE_CPU, 0};
+          std::vector<double> gd(static_cast<std::size_t>(rows));
+          std::vector<float> gf(gd.size());
+          lb_tensor out{
+              "output",          f64 ? static_cast<void*>(gd.data()) : gf.data(), dt, 1, ns, one,
+              {LB_DEVICE_CPU, 0}};
+          char err[256] = {};
+          ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+          for (std::int64_t k = 0; k < rows; ++k) {
+            const auto i = static_cast<std::size_t>(y == 1.0 ? k : r);
+            const double want = y == 1.0 ? exact[i] : cosv[i] - margins[i];
+            const double got =
+                f64 ? gd[static_cast<std::size_t>(k)] : gf[static_cast<std::size_t>(k)];
+            // cos - margin: cosv is cos rounded to double, so `want` is good to 2^-53 of cos only
+            // (float32: far below its ULP; float64: the reference of this branch is approximate,
+            // hence the relative bound below instead of an ULP count).
+            const double tol = y == 1.0 || !f64 ? ulp_of(want, f64 ? 52 : 23)
+                                                : std::ldexp(std::fabs(cosv[i]), -51);
+            EXPECT_LE(std::fabs(got - want), tol)
+                << impl_name << (f64 ? " float64" : " float32") << " target " << y << " row " << i
+                << ": " << std::hexfloat << got << " exact " << want << std::defaultfloat;
+          }
+        }
+      }
+    }
+  }
+}
+
 // The pairwise fast paths' forward_backward (the rows read once for both) against forward then
 // backward: bitwise equal, triplet_margin_loss (p = 2) and cosine_embedding_loss (rows longer
 // than the Lagrange-identity bound), each reduction, every input's gradient.
