@@ -33,6 +33,13 @@
 
 namespace lossbench::opt::formulas {
 
+#if !defined(__CUDACC__)
+// exp(x) - y for finite x and y with exp(x) in double-double (formulas/dd_tables.cpp): correct to
+// the last bits whatever cancels. vexp_minus's fix-up on the host, for the lanes where exp(x) and
+// y agree to 20 bits or more.
+double exp_minus_dd(double x, double y);
+#endif
+
 // A loss's scalar parameters, already rounded as PyTorch rounds them; each formula header says
 // what s0, s1, f0 and f1 mean for it. (A plain aggregate: shared by every ISA's file.)
 struct Params {
@@ -63,6 +70,29 @@ template <class V>
 LOSSBENCH_HD inline V relu(V t) {
   return vselect(t < V(0.0), V(0.0), t);
 }
+
+// exp(x) - y with the smaller of two rounding errors: (exp(x) - 1) - (y - 1) where exp(x) > 1/2
+// (there |expm1(x)| < exp(x), and y - 1 is exact for a 16/32-bit y near 1), exp(x) - y below
+// (where expm1(x) is near -1 and would cancel against y - 1). Either still carries exp's rounding,
+// 2^-53 of exp(x) or of expm1(x): where the result is under 2^-20 of y, the host's scalar path
+// redoes it in double-double (exp_minus_dd). The SIMD lanes have their own (isa/simd.hpp: one
+// argument reduction on AVX-512, the same fix-up per lane elsewhere); the double-double lanes'
+// exp is exact enough as it is.
+template <class V>
+LOSSBENCH_HD inline V vexp_minus_plain(V x, V y) {
+  return vselect(x > V(-0.693147180559945309), vexpm1(x) - (y - V(1.0)), vexp(x) - y);
+}
+template <class V>
+LOSSBENCH_HD inline V vexp_minus(V x, V y) {
+  return vexp_minus_plain(x, y);
+}
+#if !defined(__CUDACC__)
+LOSSBENCH_HD inline double vexp_minus(double x, double y) {
+  const double r = vexp_minus_plain(x, y);
+  const bool close = std::fabs(r) < 0x1p-20 * std::fabs(y) && std::isfinite(x) && std::isfinite(y);
+  return __builtin_expect(close, 0) ? exp_minus_dd(x, y) : r;
+}
+#endif
 
 // log(1 + exp(t)) for finite t, without overflow or cancellation: max(t, 0) + log1p(exp(-|t|)).
 template <class V>

@@ -40,3 +40,12 @@ Tables make_tables() {
 const Tables kTables = make_tables();
 
 }  // namespace lossbench::opt::formulas::dd_data
+
+namespace lossbench::opt::formulas {
+
+double exp_minus_dd(double x, double y) {
+  const DD r = vexp(DD(x)) - DD(y);
+  return r.hi + r.lo;
+}
+
+}  // namespace lossbench::opt::formulas

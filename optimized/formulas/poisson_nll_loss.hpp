@@ -27,13 +27,19 @@ struct PoissonNllLoss {
   LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
     const V x = in[0], y = in[1];
     if (p.f0) {
-      // exp(x) - y as expm1(x) - (y - 1): no cancellation at y = 1 (y - 1 is exact for
-      // 16/32-bit targets).
-      out[0] = (vexpm1(x) - (y - V(1.0))) * g;
+      // exp(x) - y without the rounding of exp(x) where the two cancel (common.hpp).
+      out[0] = vexp_minus(x, y) * g;
       out[1] = -x * g;
     } else {
+      // 1 - y / (x + eps) as (x - y + eps) / (x + eps), the numerator from x - y in TwoSum form
+      // (s + e exactly) plus eps: where it cancels, s + eps is exact (Sterbenz), so only the last
+      // roundings are left. Where x or y is not finite, the quotient form gives IEEE's value.
       const V xe = x + V(p.s0);
-      out[0] = g - g * y / xe;
+      const V s = x - y;
+      const V sx = s - x;
+      const V e = (x - (s - sx)) + (-y - sx);
+      const V q = ((s + V(p.s0)) + e) / xe;
+      out[0] = vselect(visfinite(x) & visfinite(y), q, V(1.0) - y / xe) * g;
       out[1] = -vlog(xe) * g;
     }
     if (p.f1) {

@@ -107,28 +107,30 @@ inline __m512d exp_core(__m512d x) {
   return _mm512_scalef_pd(_mm512_fmadd_pd(t, p, t), e);
 }
 
+// 2^(j/16) - kPow2[j] (exp_reduce's table entries' rounding errors).
+inline constexpr double kPow2Lo[16] = {0x0.0p+0,
+                                       0x1.8a62e4adc610bp-54,
+                                       -0x1.19041b9d78a76p-55,
+                                       0x1.9b07eb6c70573p-54,
+                                       0x1.6f46ad23182e4p-55,
+                                       0x1.ada0911f09ebcp-55,
+                                       0x1.d4397afec42e2p-56,
+                                       0x1.6324c054647adp-54,
+                                       -0x1.bdd3413b26456p-54,
+                                       -0x1.41577ee04992fp-55,
+                                       0x1.6e9f156864b27p-54,
+                                       0x1.c7c46b071f2bep-56,
+                                       0x1.7a1cd345dcc81p-54,
+                                       0x1.11065895048ddp-55,
+                                       0x1.2ed02d75b3707p-55,
+                                       -0x1.e9c23179c2893p-54};
+
 // expm1(x) = (2^e t - 1) + 2^e t p. 2^e t is exact (or inf, or 0), and 2^e t - 1 is exact
 // wherever it is in [0.5, 2]; outside that the two terms do not cancel. Where k = 0
 // (|x| <= ln2/32) t = 1, e = 0 and the result is p itself, with its relative accuracy.
 // t's own rounding error (tlo = 2^(j/16) - t) is added back: relative to a result near 0 it
 // would be dozens of ULPs.
 inline __m512d expm1_core(__m512d x) {
-  static constexpr double kPow2Lo[16] = {0x0.0p+0,
-                                         0x1.8a62e4adc610bp-54,
-                                         -0x1.19041b9d78a76p-55,
-                                         0x1.9b07eb6c70573p-54,
-                                         0x1.6f46ad23182e4p-55,
-                                         0x1.ada0911f09ebcp-55,
-                                         0x1.d4397afec42e2p-56,
-                                         0x1.6324c054647adp-54,
-                                         -0x1.bdd3413b26456p-54,
-                                         -0x1.41577ee04992fp-55,
-                                         0x1.6e9f156864b27p-54,
-                                         0x1.c7c46b071f2bep-56,
-                                         0x1.7a1cd345dcc81p-54,
-                                         0x1.11065895048ddp-55,
-                                         0x1.2ed02d75b3707p-55,
-                                         -0x1.e9c23179c2893p-54};
   __m512d t, p, e;
   __m512i j;
   exp_reduce(x, t, p, e, j);
@@ -139,6 +141,21 @@ inline __m512d expm1_core(__m512d x) {
   const __mmask8 big = _mm512_cmp_pd_mask(x, _mm512_set1_pd(700.0), _CMP_GT_OQ);
   return _mm512_mask_sub_pd(r, big, _mm512_scalef_pd(_mm512_fmadd_pd(t, p, t), e),
                             _mm512_set1_pd(1.0));
+}
+
+// exp(x) - y = (2^e t - y) + 2^e (t p + tlo). 2^e t is exact, and so is its difference with y
+// wherever the two are within a factor of 2 (Sterbenz), i.e. wherever they cancel; what is left
+// is the rounding of the small term (under 2.3% of exp(x)) and the final one. Above x = 700:
+// exp(x) - y.
+inline __m512d exp_minus_core(__m512d x, __m512d y) {
+  __m512d t, p, e;
+  __m512i j;
+  exp_reduce(x, t, p, e, j);
+  const __m512d a = _mm512_scalef_pd(t, e);
+  const __m512d b = _mm512_scalef_pd(_mm512_fmadd_pd(t, p, table(kPow2Lo, j)), e);
+  const __m512d r = _mm512_add_pd(_mm512_sub_pd(a, y), b);
+  const __mmask8 big = _mm512_cmp_pd_mask(x, _mm512_set1_pd(700.0), _CMP_GT_OQ);
+  return _mm512_mask_sub_pd(r, big, _mm512_scalef_pd(_mm512_fmadd_pd(t, p, t), e), y);
 }
 
 // log(x) for x > 0 finite (subnormals included): x = 2^e m, m in [0.75, 1.5), m in one of 16
@@ -264,7 +281,15 @@ HWY_INLINE VD vexpm1(VD x) {
   VD r(hn::Vec<D>{avx512math::expm1_core(x.v.raw)});
   return vselect(visnan(x), x, r);
 }
-#else
+
+// exp(x) - y on AVX-512 (formulas/common.hpp: the generic vexp_minus): exp_minus_core, NaN x kept.
+HWY_INLINE VD vexp_minus(VD x, VD y) {
+  VD r(hn::Vec<D>{avx512math::exp_minus_core(x.v.raw, y.v.raw)});
+  return vselect(visnan(x), x, r);
+}
+#endif  // HWY_TARGET == HWY_AVX3
+
+#if HWY_TARGET != HWY_AVX3
 // expm1: Highway's Expm1 (4 ULP of double) where it is valid, exp(x) - 1 above 700.
 HWY_INLINE VD vexpm1(VD x) {
   const D d;
@@ -272,6 +297,23 @@ HWY_INLINE VD vexpm1(VD x) {
   VD r(hn::Expm1(d, vselect(regular, x, VD(0.0)).v));
   r = vselect(regular, r, vexp(x) - VD(1.0));  // inf, -1 at -inf, NaN
   return vselect(visnan(x), x, r);
+}
+// exp(x) - y (formulas/common.hpp's forms), with the lanes where it is under 2^-20 of y redone
+// one at a time in double-double (exp_minus_dd).
+HWY_INLINE VD vexp_minus(VD x, VD y) {
+  const VD r = formulas::vexp_minus_plain(x, y);
+  const MD close = (vabs(r) < VD(0x1p-20) * vabs(y)) & visfinite(x) & visfinite(y);
+  if (HWY_LIKELY(!vany(close))) return r;
+  constexpr std::size_t kN = HWY_LANES(double);
+  double xs[kN], ys[kN], rs[kN];
+  hn::StoreU(x.v, D(), xs);
+  hn::StoreU(y.v, D(), ys);
+  hn::StoreU(r.v, D(), rs);
+  for (std::size_t i = 0; i < kN; ++i)
+    if (std::fabs(rs[i]) < 0x1p-20 * std::fabs(ys[i]) && std::isfinite(xs[i]) &&
+        std::isfinite(ys[i]))
+      rs[i] = formulas::exp_minus_dd(xs[i], ys[i]);
+  return VD(hn::LoadU(D(), rs));
 }
 #endif  // HWY_TARGET == HWY_AVX3
 

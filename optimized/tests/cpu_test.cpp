@@ -958,6 +958,90 @@ TEST(OptimizedCpu, CosineNearlyParallelRows) {
   }
 }
 
+// poisson_nll_loss's input gradient where it cancels, float32 'none': log_input (exp(x) - y) with
+// y = exp(x) rounded to float32, with y = 0 and x far below 0 (exp(x) tiny: an expm1 form would
+// cancel there), and y = 1 with x near 0; without log_input (1 - y / (x + eps)), x = y and y one
+// ULP off x, from 2^-3 to 2^40 (eps / x far below 2^-24), and y = eps with x tiny (the result is
+// about x / eps). Each within 1 ULP of MPFR's value rounded to float32, every ISA.
+TEST(OptimizedCpu, PoissonGradientCancellation) {
+  std::mt19937_64 rng(29);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (const bool log_input : {true, false}) {
+    std::vector<float> x, y;
+    for (int i = 0; i < 600; ++i) {
+      const int kind = i % 3;
+      if (log_input) {
+        const float xv = kind == 0   ? static_cast<float>(unit(rng) * 60.0 - 40.0)
+                         : kind == 1 ? static_cast<float>(-30.0 - unit(rng) * 60.0)
+                                     : static_cast<float>(std::ldexp(unit(rng) - 0.5, -(i % 40)));
+        x.push_back(xv);
+        y.push_back(kind == 0   ? static_cast<float>(std::exp(static_cast<double>(xv)))
+                    : kind == 1 ? 0.0f
+                                : 1.0f);
+      } else if (i % 10 == 9) {
+        x.push_back(static_cast<float>(std::ldexp(1.0 + unit(rng), -(i % 100) - 30)));
+        y.push_back(static_cast<float>(1e-8));
+      } else {
+        const float xv = static_cast<float>(std::ldexp(1.0 + unit(rng), (i % 44) - 3));
+        x.push_back(xv);
+        y.push_back(kind == 0 ? xv : std::nextafter(xv, kind == 1 ? HUGE_VALF : 0.0f));
+      }
+    }
+    const double eps = static_cast<float>(1e-8);
+    const auto n = static_cast<std::int64_t>(x.size());
+    std::vector<float> exact(x.size());
+    mpfr_t a, b;
+    mpfr_inits2(300, a, b, static_cast<mpfr_ptr>(nullptr));
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      mpfr_set_d(a, x[i], MPFR_RNDN);
+      if (log_input) {
+        mpfr_exp(a, a, MPFR_RNDN);
+        mpfr_sub_d(a, a, y[i], MPFR_RNDN);
+      } else {  // 1 - y / (x + eps)
+        mpfr_add_d(a, a, eps, MPFR_RNDN);
+        mpfr_set_d(b, y[i], MPFR_RNDN);
+        mpfr_div(a, b, a, MPFR_RNDN);
+        mpfr_ui_sub(a, 1, a, MPFR_RNDN);
+      }
+      exact[i] = mpfr_get_flt(a, MPFR_RNDN);
+    }
+    mpfr_clears(a, b, static_cast<mpfr_ptr>(nullptr));
+    for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+      const lb_impl* impl = conformance::find_implementation(impl_name);
+      if (impl->supports("poisson_nll_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+      std::int64_t shape[1] = {n}, unit_stride[1] = {1};
+      lb_tensor in[2] = {
+          {"input", x.data(), LB_FLOAT32, 1, shape, unit_stride, {LB_DEVICE_CPU, 0}},
+          {"target", y.data(), LB_FLOAT32, 1, shape, unit_stride, {LB_DEVICE_CPU, 0}}};
+      lb_param params[2] = {};
+      params[0].name = "log_input";
+      params[0].type = LB_PARAM_BOOL;
+      params[0].b = log_input ? 1 : 0;
+      params[1].name = "eps";
+      params[1].type = LB_PARAM_FLOAT;
+      params[1].f = 1e-8;
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = "poisson_nll_loss";
+      call.reduction = "none";
+      call.inputs = in;
+      call.num_inputs = 2;
+      call.params = params;
+      call.num_params = 2;
+      call.device = {LB_DEVICE_CPU, 0};
+      std::vector<float> up(x.size(), 1.0f), gx(x.size(), NAN);
+      lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, shape, unit_stride, {LB_DEVICE_CPU, 0}};
+      lb_tensor g{"input", gx.data(), LB_FLOAT32, 1, shape, unit_stride, {LB_DEVICE_CPU, 0}};
+      char err[256] = {};
+      ASSERT_EQ(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK) << err;
+      for (std::size_t i = 0; i < x.size(); ++i)
+        EXPECT_TRUE(within_one_ulp(gx[i], exact[i], false))
+            << impl_name << (log_input ? " log_input" : " no log_input") << " x " << std::hexfloat
+            << x[i] << " y " << y[i] << ": " << gx[i] << " exact " << exact[i] << std::defaultfloat;
+    }
+  }
+}
+
 // The pairwise fast paths' forward_backward (the rows read once for both) against forward then
 // backward: bitwise equal, triplet_margin_loss (p = 2) and cosine_embedding_loss (rows longer
 // than the Lagrange-identity bound), each reduction, every input's gradient.
