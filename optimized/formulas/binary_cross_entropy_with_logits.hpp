@@ -41,9 +41,13 @@ struct BinaryCrossEntropyWithLogits {
     const V gl = p.f0 ? ((t + V(1.0)) - y) * sx - t : sx - y;
     out[0] = vselect(finite, gf, gl) * g * w;
     if (p.f0) {
+      // pw sp(-x) - sp(x) = (pw - 1) sp(-x) - x (sp(-x) - sp(x) = -x exactly): no cancellation
+      // between two values near log 2 when pw is near 1 (pw - 1 is exact there); infinite x keeps
+      // the first form.
       V sp, sp_neg;
       softplus_pair(x, sp, sp_neg);
-      out[1] = (pw * sp_neg - sp) * g * w;
+      const V d = vselect(visfinite(x), (pw - V(1.0)) * sp_neg - x, pw * sp_neg - sp);
+      out[1] = d * g * w;
     } else {
       out[1] = -x * g * w;
     }
