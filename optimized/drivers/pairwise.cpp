@@ -572,6 +572,60 @@ double cosine_loss_dd(const RowData& rd, std::size_t r, double y, const F::Param
   return h.hi < 0.0 ? 0.0 : h.hi + h.lo;
 }
 
+// Distance k of output element l in double-double, on demand: the p-norm again (norm_row_dd), or
+// the cosine distance from the row's double-double sums (as cosine_loss_dd). False where neither
+// applies (other p, sums not finite).
+bool distance_dd(const Call& c, const RowData* d, int k, std::int64_t l, F::DD& e) {
+  const std::int64_t r = offset(l, c.out_shape, c.dist_st[k]);
+  const Rows& w = c.rows[k];
+  if (c.kind == Call::triplet) {
+    double hi = 0.0, lo = 0.0;
+    if (!norm_row_dd(w, pnorm_of(c), c.eps, w.xo(r), w.yo(r), hi, lo)) return false;
+    e = F::DD(hi, lo);
+    return true;
+  }
+  const RowData& rd = d[k];
+  const auto i = static_cast<std::size_t>(r);
+  if (rd.p_lo.empty() || rd.finite[i] == 0 || !std::isfinite(rd.p[i])) return false;
+  using F::DD;
+  const DD e2 = DD(c.eps) * DD(c.eps);
+  DD a1(rd.m1[i], rd.m1_lo[i]), a2(rd.m2[i], rd.m2_lo[i]);
+  const DD p(rd.p[i], rd.p_lo[i]);
+  a1 = a1 < e2 ? e2 : a1;
+  a2 = a2 < e2 ? e2 : a2;
+  const DD q = a1 * a2;
+  const DD den = a1.hi == a2.hi && a1.lo == a2.lo ? a1 : F::vsqrt(q);
+  if (!std::isfinite(q.hi) || !(den.hi > 0.0) || !std::isfinite(den.hi)) return false;
+  e = p.hi > 0.0 ? (q - p * p) / (den * (den + p)) : DD(1.0) - p / den;
+  return true;
+}
+
+// The hinge margin + d(a, p) - d(a, n) of output element l (v: its double distances) in
+// double-double, where double's value is within 2^-20 of its terms, i.e. where it may have lost
+// its sign or most of its bits; false elsewhere, or where the distances cannot be had in
+// double-double (the double value stands).
+bool hinge_dd(const Call& c, const RowData* d, std::int64_t l, const double* v, F::DD& h) {
+  const double dn = F::TripletMarginLoss::negative(v[1], v[2], c.swap);
+  const double hd = c.margin + v[0] - dn;
+  if (!(std::fabs(hd) <= 0x1p-20 * (std::fabs(c.margin) + std::fabs(v[0]) + std::fabs(dn))))
+    return false;
+  F::DD e[3];
+  for (int k = 0; k < c.num_rows; ++k)
+    if (!distance_dd(c, d, k, l, e[k])) return false;
+  const F::DD en = c.swap && e[2] < e[1] ? e[2] : e[1];
+  h = F::DD(c.margin) + e[0] - en;
+  return true;
+}
+
+// The margin the backward of output element l uses: c.margin, or, where hinge_dd has the hinge's
+// sign, +inf (it passes) or -inf (it does not), so that the double distances' rounding cannot
+// flip it.
+double backward_margin(const Call& c, const RowData* d, std::int64_t l, const double* v) {
+  F::DD h;
+  if (!hinge_dd(c, d, l, v, h)) return c.margin;
+  return h.hi >= 0.0 ? HUGE_VAL : -HUGE_VAL;
+}
+
 // The loss from row_data's results.
 void forward_from(const Call& c, const RowData* d, lb_tensor& out, int threads) {
   const std::int64_t n = numel(c.out_shape);
@@ -604,10 +658,12 @@ void forward_from(const Call& c, const RowData* d, lb_tensor& out, int threads) 
       double& li = loss[static_cast<std::size_t>(l)];
       li = F::TripletMarginLoss::forward(v[0], v[1], v[2], c.swap, c.margin);
       // float64 with DD distances: the hinge in DD, rounded once (finite distances; the NaN and
-      // inf cases keep the formula's value above).
+      // inf cases keep the formula's value above). Other dtypes: in DD where it cancels.
       if (exact && std::isfinite(li)) {
         const F::DD dn = c.swap && e[2] < e[1] ? e[2] : e[1];
         const F::DD h = F::DD(c.margin) + e[0] - dn;
+        li = h.hi < 0.0 ? 0.0 : h.hi + h.lo;
+      } else if (F::DD h; std::isfinite(li) && hinge_dd(c, d, l, v, h)) {
         li = h.hi < 0.0 ? 0.0 : h.hi + h.lo;
       }
     }
@@ -654,8 +710,9 @@ void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* 
   for (std::int64_t r = 0; r < rows; ++r) {
     const auto i = static_cast<std::size_t>(r);
     double G[3] = {0, 0, 0};
-    F::TripletMarginLoss::backward(d[0].d[i], d[1].d[i], three ? d[2].d[i] : 0.0, c.swap, c.margin,
-                                   up.at(r), G[0], G[1], G[2]);
+    const double v[3] = {d[0].d[i], d[1].d[i], three ? d[2].d[i] : 0.0};
+    F::TripletMarginLoss::backward(v[0], v[1], v[2], c.swap, backward_margin(c, d, r, v), up.at(r),
+                                   G[0], G[1], G[2]);
     const std::int64_t o = r * D;
     for (std::int64_t j = o; j < o + D; ++j) {
       const double x = a[j], y = p[j], z = q[j];
@@ -776,8 +833,8 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
       r[k] = static_cast<std::size_t>(offset(l, c.out_shape, c.dist_st[k]));
       v[k] = d[k].d[r[k]];
     }
-    F::TripletMarginLoss::backward(v[0], v[1], v[2], c.swap, c.margin, up.at(l), gv[0], gv[1],
-                                   gv[2]);
+    F::TripletMarginLoss::backward(v[0], v[1], v[2], c.swap, backward_margin(c, d, l, v), up.at(l),
+                                   gv[0], gv[1], gv[2]);
     for (int k = 0; k < c.num_rows; ++k) gd[k][r[k]] += gv[k];
   }
   // Pair k: (x, y) gradients into the inputs ix, iy.

@@ -1107,6 +1107,73 @@ TEST(OptimizedCpu, BceWithLogitsTargetGradientPosWeight) {
   }
 }
 
+// float32 triplet hinges that cancel: one-feature rows with a near -2^36 and p, n small, margin
+// 1/2: a - p + eps and a - n + eps are negative, so the exact hinge is 1/2 + p - n (exact in
+// double here; 0 among the values), whatever eps is, while each double distance near 2^36 is
+// rounded on a grid of 2^-16. The loss is max(0, 1/2 + p - n), and the gradients pass (p: +g,
+// n: -g, a: 0) where the hinge is >= 0, exactly; both triplet losses, every ISA.
+TEST(OptimizedCpu, TripletFloat32HingeCancellation) {
+  std::mt19937_64 rng(37);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<float> a, p, n;
+  std::vector<double> hinge;
+  for (int i = 0; i < 60; ++i) {
+    const float av = -static_cast<float>(std::ldexp(1.0 + unit(rng), 36));
+    const float pv = i % 6 == 0 ? 0.0f : static_cast<float>(std::ldexp(unit(rng) - 0.5, -20));
+    const int k = i % 5 - 2;  // the hinge's sign
+    const float nv = i % 6 == 0 ? 0.5f : static_cast<float>(0.5 + pv + k * 0x1p-12);
+    a.push_back(av);
+    p.push_back(pv);
+    n.push_back(nv);
+    hinge.push_back((0.5 + pv) - nv);  // exact: pv is a multiple of 2^-45, nv of 2^-25
+  }
+  const auto N = static_cast<std::int64_t>(a.size());
+  for (const char* loss : {"triplet_margin_loss", "triplet_margin_with_distance_loss"})
+    for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+      const lb_impl* impl = conformance::find_implementation(impl_name);
+      if (impl->supports(loss, LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+      std::int64_t xs[2] = {N, 1}, xst[2] = {1, 1}, ns[1] = {N}, one[1] = {1};
+      lb_tensor in[3] = {{"anchor", a.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"positive", p.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"negative", n.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = loss;
+      call.reduction = "none";
+      call.inputs = in;
+      call.num_inputs = 3;
+      lb_param margin{};
+      margin.name = "margin";
+      margin.type = LB_PARAM_FLOAT;
+      margin.f = 0.5;
+      call.params = &margin;
+      call.num_params = 1;
+      call.device = {LB_DEVICE_CPU, 0};
+      std::vector<float> got(static_cast<std::size_t>(N), NAN), up(got.size(), 1.0f);
+      std::vector<float> g[3] = {std::vector<float>(a.size(), NAN),
+                                 std::vector<float>(a.size(), NAN),
+                                 std::vector<float>(a.size(), NAN)};
+      lb_tensor out{"output", got.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
+      lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
+      lb_tensor gt[3] = {{"anchor", g[0].data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"positive", g[1].data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"negative", g[2].data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
+      char err[256] = {};
+      ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+      ASSERT_EQ(impl->backward(&call, &go, gt, 3, err, sizeof err), LB_OK) << err;
+      for (std::size_t r = 0; r < a.size(); ++r) {
+        const std::string where = std::string(impl_name) + " " + loss + " row " +
+                                  std::to_string(r) + " (exact hinge " + std::to_string(hinge[r]) +
+                                  ")";
+        EXPECT_EQ(got[r], static_cast<float>(std::max(0.0, hinge[r]))) << where;
+        const float pass = hinge[r] >= 0.0 ? 1.0f : 0.0f;
+        EXPECT_EQ(g[0][r], 0.0f) << where << " anchor gradient";
+        EXPECT_EQ(g[1][r], pass) << where << " positive gradient";
+        EXPECT_EQ(g[2][r], -pass) << where << " negative gradient";
+      }
+    }
+}
+
 // The pairwise fast paths' forward_backward (the rows read once for both) against forward then
 // backward: bitwise equal, triplet_margin_loss (p = 2) and cosine_embedding_loss (rows longer
 // than the Lagrange-identity bound), each reduction, every input's gradient.
