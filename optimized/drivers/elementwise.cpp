@@ -157,9 +157,10 @@ int dense_kind(const Plan& plan, std::initializer_list<const lb_tensor*> others)
   return plan.dtype == LB_FLOAT32 ? 0 : 1;
 }
 
-// Whether the dense kernels write `written` (nullptr entries ignored) with non-temporal stores
-// (DenseIO::stream): each written tensor 64-byte aligned, so every block of kBlock elements
-// starts aligned, and at least one of them kStreamBytes (args.hpp) or more.
+// Whether the dense kernels may write `written` (nullptr entries ignored) with non-temporal
+// stores (DenseIO::stream; the memory-bound formulas' kernels honour it, block.hpp: streams):
+// each written tensor 64-byte aligned, so every block of kBlock elements starts aligned, and at
+// least one of them kStreamBytes (args.hpp) or more.
 static_assert(kBlock % 16 == 0, "blocks must start 64-byte aligned in an aligned tensor");
 bool streamable(const Plan& plan, std::initializer_list<const lb_tensor*> written) {
   const std::int64_t bytes = plan.numel * (plan.dtype == LB_FLOAT64 ? 8 : 4);

@@ -8,6 +8,9 @@ inline namespace LOSSBENCH_FORMULA_NS {
 
 struct HingeEmbeddingLoss {
   static constexpr int kInputs = 2;
+  // A few arithmetic operations per element: the dense kernels may write with non-temporal
+  // stores (drivers/block.hpp: streams).
+  static constexpr bool kStreamStores = true;
 
   // where(y != 1, max(0, margin - x), 0) + where(y != -1, x, 0); NaN targets take both terms.
   template <class V>

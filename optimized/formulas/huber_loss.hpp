@@ -8,6 +8,9 @@ inline namespace LOSSBENCH_FORMULA_NS {
 
 struct HuberLoss {
   static constexpr int kInputs = 2;
+  // A few arithmetic operations per element: the dense kernels may write with non-temporal
+  // stores (drivers/block.hpp: streams).
+  static constexpr bool kStreamStores = true;
 
   // 0.5 z^2 if z < delta, else delta (z - delta/2); NaN takes the linear branch.
   template <class V>

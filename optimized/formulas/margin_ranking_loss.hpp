@@ -8,6 +8,9 @@ inline namespace LOSSBENCH_FORMULA_NS {
 
 struct MarginRankingLoss {
   static constexpr int kInputs = 3;
+  // A few arithmetic operations per element: the dense kernels may write with non-temporal
+  // stores (drivers/block.hpp: streams).
+  static constexpr bool kStreamStores = true;
 
   template <class V>
   LOSSBENCH_HD static V hinge_argument(const V* in, const Params& p) {

@@ -10,6 +10,9 @@ inline namespace LOSSBENCH_FORMULA_NS {
 
 struct SmoothL1Loss {
   static constexpr int kInputs = 2;
+  // A few arithmetic operations per element: the dense kernels may write with non-temporal
+  // stores (drivers/block.hpp: streams).
+  static constexpr bool kStreamStores = true;
 
   template <class V>
   LOSSBENCH_HD static V forward(const V* in, const Params& p) {
