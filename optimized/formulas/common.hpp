@@ -33,7 +33,7 @@
 
 namespace lossbench::opt::formulas {
 
-#if !defined(__CUDACC__)
+#if !defined(__CUDA_ARCH__)
 // exp(x) - y for finite x and y with exp(x) in double-double (formulas/dd_tables.cpp): correct to
 // the last bits whatever cancels. vexp_minus's fix-up on the host, for the lanes where exp(x) and
 // y agree to 20 bits or more.
@@ -86,8 +86,10 @@ template <class V>
 LOSSBENCH_HD inline V vexp_minus(V x, V y) {
   return vexp_minus_plain(x, y);
 }
-#if !defined(__CUDACC__)
-LOSSBENCH_HD inline double vexp_minus(double x, double y) {
+#if !defined(__CUDA_ARCH__)
+// Host code only (nvcc's host pass included, so that its formulas match the host compiler's);
+// CUDA device code keeps vexp_minus_plain.
+inline __attribute__((always_inline)) double vexp_minus(double x, double y) {
   const double r = vexp_minus_plain(x, y);
   const bool close = std::fabs(r) < 0x1p-20 * std::fabs(y) && std::isfinite(x) && std::isfinite(y);
   return __builtin_expect(close, 0) ? exp_minus_dd(x, y) : r;
