@@ -428,10 +428,16 @@ bool norm_row_dd(const Rows& w, const F::PNorm& norm, double eps, std::int64_t x
   return true;
 }
 
+// The p-norms norm_row_dd computes: p = 2, p = 1, and one-element rows for a finite p > 0
+// other than those (|r|).
+bool norm_dd_applies(const Rows& w, const F::PNorm& norm) {
+  return norm.kind == F::PNorm::two || norm.kind == F::PNorm::one ||
+         (w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p));
+}
+
 void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int threads,
                const KernelTable* k = nullptr, bool want_dd = false) {
-  const bool dd = want_dd && (norm.kind == F::PNorm::two || norm.kind == F::PNorm::one ||
-                              (w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p)));
+  const bool dd = want_dd && norm_dd_applies(w, norm);
   o.dd_hi.clear();
   o.dd_lo.clear();
   if (dd) {
@@ -579,8 +585,10 @@ bool distance_dd(const Call& c, const RowData* d, int k, std::int64_t l, F::DD& 
   const std::int64_t r = offset(l, c.out_shape, c.dist_st[k]);
   const Rows& w = c.rows[k];
   if (c.kind == Call::triplet) {
+    const F::PNorm norm = pnorm_of(c);
     double hi = 0.0, lo = 0.0;
-    if (!norm_row_dd(w, pnorm_of(c), c.eps, w.xo(r), w.yo(r), hi, lo)) return false;
+    if (!norm_dd_applies(w, norm) || !norm_row_dd(w, norm, c.eps, w.xo(r), w.yo(r), hi, lo))
+      return false;
     e = F::DD(hi, lo);
     return true;
   }
