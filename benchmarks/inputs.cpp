@@ -290,7 +290,8 @@ Problem make_problem(std::string_view loss, std::int32_t dtype, std::int64_t ele
     return p;
   }
   if (loss == "multilabel_margin_loss") {
-    // K distinct labels per row, then the -1 terminator; the rest of the row (never read) is 0.
+    // K distinct labels per row, then the -1 terminator; the rest of the row (ignored, but
+    // range-checked) is 0.
     fill(add("input", dtype, nc), next(), Fill::Uniform, -2, 2);
     Buffer& tg = add("target", LB_INT64, nc);
     const std::int64_t k = std::min<std::int64_t>(kLabels, c - 1);
@@ -301,8 +302,10 @@ Problem make_problem(std::string_view loss, std::int32_t dtype, std::int64_t ele
       for (std::int64_t j = 0; j < k; ++j) tp[r * c + j] = (first + 3 * j) % c;
       tp[r * c + k] = -1;
     }
-    // The input, and each row's target prefix up to and including the terminator.
-    p.fwd_bytes = main_bytes() + static_cast<std::size_t>(n * (k + 1)) * 8;
+    // The input and the whole target: PyTorch's CPU kernel rejects an entry below -1 or at
+    // least C anywhere in the target (a global min and max), past the terminator too, so a
+    // conforming pass reads every entry.
+    p.fwd_bytes = main_bytes() + static_cast<std::size_t>(n * c) * 8;
     p.grad_bytes = main_bytes();
     return p;
   }

@@ -555,6 +555,13 @@ std::int32_t forward_backward_isa(Isa isa, const lb_call* call, lb_tensor* outpu
                                    error, size, &table_of(isa), fused);
     if (s != LB_OK || fused) return s;
   }
+  if (multilabel::handles(call->loss)) {
+    if (!machine_has(isa)) return forward_isa(isa, call, output, error, size);  // its error
+    const std::int32_t s =
+        multilabel::forward_backward(*call, *output, grad_output, grads, num_grads,
+                                     driver_threads(), error, size, &table_of(isa), fused);
+    if (s != LB_OK || fused) return s;
+  }
   if (find_loss(call->loss) != nullptr && !is_classification(call->loss) &&
       !pairwise::handles(call->loss) && !ctc::handles(call->loss) &&
       !multilabel::handles(call->loss)) {

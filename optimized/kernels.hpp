@@ -68,6 +68,35 @@ inline std::int64_t ctc_half(std::int64_t S) {
   return (S + 1 + pad - 1) / pad * pad + pad;
 }
 
+// Listed classes per pass of KernelTable::mlm_group_f32.
+inline constexpr int kMlmGroup = 4;
+
+// multilabel_margin_loss over one sample: the row x of c float32 classes against nj (1 to
+// kMlmGroup) listed classes j in one pass, given a[k] = 1 - x_j exact in double (so a[k] + x_d
+// is the exact z rounded once, and the hinge test exact). skip: the sample's listed classes,
+// ascending and distinct; their pairs are left out (read as -inf).
+// - sums (forward, nullable): sums[k] = the sum over d of max(0, z) in plain double (terms
+//   >= 0: a relative error below c 2^-53).
+// - count (gradient, several passes; not with sums): count[d] += the number of k active at d.
+// - out (gradient, one pass: nj is the whole list): out[d] = vals[number of k active at d],
+//   rounded to float32 (the listed classes' entries are then the caller's to write); stream:
+//   non-temporal stores (out 32-byte aligned).
+// With count or out, active[k] = the number of d active for k.
+struct MlmRow {
+  const float* x = nullptr;
+  std::int64_t c = 0;
+  const std::int64_t* skip = nullptr;
+  std::int64_t nskip = 0;
+  const double* a = nullptr;
+  int nj = 0;
+  double* sums = nullptr;
+  float* count = nullptr;
+  float* out = nullptr;
+  const double* vals = nullptr;  // kMlmGroup + 1 values
+  double* active = nullptr;
+  bool stream = false;
+};
+
 struct KernelTable {
   const char* isa;
   ForwardKernel forward[kLossCount];  // null for the classification losses
@@ -102,6 +131,11 @@ struct KernelTable {
   // multilabel_margin_loss's float32 pair counts: formulas::MultilabelMarginCountRow in
   // dense_forward's fused mode (io.in[2] and io.grad[2] the same float row of counts).
   DenseForwardKernel mlm_count_f32;
+  // multilabel_margin_loss over one sample's contiguous float32 classes (MlmRow).
+  void (*mlm_group_f32)(const MlmRow& r);
+  // Whether every v[i] (i < n) lies in [lo, hi]: multilabel_margin_loss's range check over
+  // the whole target, as PyTorch's CPU kernel makes it (a global min and max).
+  bool (*int64_in_range)(const std::int64_t* v, std::int64_t n, std::int64_t lo, std::int64_t hi);
   // multi_margin_loss's row sum over contiguous float32 classes: formulas::MultiMarginRow.
   DenseForwardKernel mm_forward_f32;
   // multi_margin_loss's float32 gradient row: formulas::MultiMarginGradRow in dense_forward's

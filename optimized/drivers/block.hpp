@@ -2,9 +2,11 @@
 // The block kernels, written once over a lane type (double, or a SIMD wrapper with the
 // Traits below) and instantiated by each ISA's translation unit (isa/*.cpp). Included after the
 // ISA's lane type; lives in that TU's inline namespace (see formulas/common.hpp).
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../formulas/ctc_loss.hpp"
@@ -49,6 +51,21 @@ template <class F>
 constexpr bool streams() {
   if constexpr (requires { F::kStreamStores; })
     return F::kStreamStores;
+  else
+    return false;
+}
+
+// Whether dense_forward may add F's float32 terms in plain double rather than double-double:
+// F::kPlainSum, for formulas whose terms are never negative and whose sums end in float32 (the
+// classification rows). Each lane then adds at most n / 32 terms, a relative error of at most
+// n / 32 * 2^-53 (2^-36 at kPlainSumMax, far below float32's 2^-24; longer runs are summed in
+// chunks of kPlainSumMax, added as double-doubles), and the TwoSum's five operations per vector
+// are saved.
+inline constexpr std::int64_t kPlainSumMax = std::int64_t{1} << 22;
+template <class F, class E>
+constexpr bool plain_sum() {
+  if constexpr (requires { F::kPlainSum; })
+    return F::kPlainSum && std::is_same_v<E, float>;
   else
     return false;
 }
@@ -219,7 +236,35 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   constexpr std::int64_t kAcc = 4;
   V s[kAcc], c[kAcc];
   for (std::int64_t k = 0; k < kAcc; ++k) s[k] = c[k] = V(0.0);
+  if constexpr (plain_sum<F, E>()) {
+    if (n > kPlainSumMax) {
+      // Chunks of kPlainSumMax, their sums added as double-doubles in order.
+      double h = 0.0, l = 0.0;
+      for (std::int64_t at = 0; at < n; at += kPlainSumMax) {
+        double ch, cl, e;
+        dense_forward<V, F, E, kFused>(io, start + at, std::min(kPlainSumMax, n - at), p, &ch, &cl);
+        if (!(std::fabs(h) < HUGE_VAL && std::fabs(ch) < HUGE_VAL)) {
+          h += ch;  // IEEE's sum once a chunk is not finite
+          l = 0.0;
+          continue;
+        }
+        two_sum(h, ch, h, e);
+        l += e + cl;
+      }
+      if (std::fabs(h) < HUGE_VAL) {
+        two_sum(h, l, *hi, *lo);
+      } else {
+        *hi = h;
+        *lo = 0.0;
+      }
+      return;
+    }
+  }
   const auto add = [&](V r, std::int64_t k) {
+    if constexpr (plain_sum<F, E>()) {
+      s[k] = s[k] + r;
+      return;
+    }
     V e;
     two_sum(s[k], r, s[k], e);
     c[k] = c[k] + e;
@@ -501,6 +546,140 @@ bool dot3_row_f32(const float* x, const float* y, std::int64_t D, double* sums) 
   return ok;
 }
 
+// ---------------------------------------------------------------- multilabel_margin_loss
+// (kernels.hpp: MlmRow). NJ listed classes against the row in one pass: each element is loaded
+// once and compared with all NJ. Two accumulators per class (alternate vectors), summed over the
+// lanes in a fixed order. kSums: the hinge sums; kGrad: 0 none, 1 the counts, 2 the gradient row.
+template <class V, int NJ, bool kSums, int kGrad>
+void mlm_group_impl(const MlmRow& r) {
+  using T = Traits<V>;
+  using formulas::vselect;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const V zero(0.0), one(1.0);
+  V A[NJ], s0[NJ], s1[NJ], n[NJ], val[NJ + 1];
+  for (int k = 0; k < NJ; ++k) {
+    A[k] = V(r.a[k]);
+    s0[k] = s1[k] = n[k] = zero;
+  }
+  if constexpr (kGrad == 2)
+    for (int k = 0; k <= NJ; ++k) val[k] = V(r.vals[k]);
+  const float* x = r.x;
+  std::int64_t next = 0;  // the next listed class to skip
+  // The vector at i, the listed classes in it read as -inf (a patched copy).
+  // (The tail, i + L > c, always takes the copy, padded with -inf.)
+  const auto load = [&](std::int64_t i) __attribute__((always_inline)) {
+    if (__builtin_expect(i + L <= r.c && (next == r.nskip || r.skip[next] >= i + L), 1))
+      return T::load(x + i);
+    float t[T::kLanes];
+    for (std::int64_t j = 0; j < L; ++j) t[j] = i + j < r.c ? x[i + j] : -HUGE_VALF;
+    for (; next < r.nskip && r.skip[next] < i + L; ++next) t[r.skip[next] - i] = -HUGE_VALF;
+    return T::load(t);
+  };
+  // One vector: the sums or the counts; returns the number of k active per lane.
+  const auto step = [&](V xv, V * s) __attribute__((always_inline)) {
+    V c = zero;
+#pragma GCC unroll 4
+    for (int k = 0; k < NJ; ++k) {
+      const V z = A[k] + xv;  // the exact z rounded once (a[k] exact)
+      const auto on = z > zero;
+      if constexpr (kSums) s[k] = s[k] + vselect(on, z, zero);
+      if constexpr (kGrad != 0) {
+        const V b = vselect(on, one, zero);
+        c = c + b;
+        n[k] = n[k] + b;
+      }
+    }
+    return c;
+  };
+  // The gradient of the elements with c active pairs: val[c] (c in 0..NJ).
+  const auto grad = [&](V c) __attribute__((always_inline)) {
+    V g = val[0];
+#pragma GCC unroll 4
+    for (int k = 1; k <= NJ; ++k) g = vselect(c == V(static_cast<double>(k)), val[k], g);
+    return g;
+  };
+  const auto body = [&](std::int64_t i, V * s, bool st) __attribute__((always_inline)) {
+    const V c = step(load(i), s);
+    if constexpr (kGrad == 1) T::store(T::load(r.count + i) + c, r.count + i);
+    if constexpr (kGrad == 2) put<T>(grad(c), r.out + i, st);
+  };
+  const std::int64_t full = r.c / L * L;
+  std::int64_t i = 0;
+  for (; i + 2 * L <= full; i += 2 * L) {
+    // Software prefetch as dense_forward (past the row's end: the next row's start, or nothing;
+    // a prefetch never faults).
+    if ((i & 15) == 0) __builtin_prefetch(x + i + kPrefetch);
+    body(i, s0, r.stream);
+    body(i + L, s1, r.stream);
+  }
+  if (i < full) body(i, s0, r.stream);
+  stream_fence(r.stream);
+  if (full < r.c) {
+    // The tail from padded copies (-inf never activates a pair).
+    const std::int64_t rest = r.c - full;
+    const V c = step(load(full), s1);
+    float t[T::kLanes];
+    if constexpr (kGrad == 1) {
+      for (std::int64_t j = 0; j < rest; ++j) t[j] = r.count[full + j];
+      for (std::int64_t j = rest; j < L; ++j) t[j] = 0.0f;
+      T::store(T::load(t) + c, t);
+      for (std::int64_t j = 0; j < rest; ++j) r.count[full + j] = t[j];
+    }
+    if constexpr (kGrad == 2) {
+      T::store(grad(c), t);
+      for (std::int64_t j = 0; j < rest; ++j) r.out[full + j] = t[j];
+    }
+  }
+  for (int k = 0; k < NJ; ++k) {
+    if constexpr (kSums) r.sums[k] = lane_sum(s0[k] + s1[k]);
+    if constexpr (kGrad != 0) r.active[k] = lane_sum(n[k]);
+  }
+}
+
+template <class V, int NJ>
+void mlm_group_nj(const MlmRow& r) {
+  if (r.out != nullptr) {
+    if (r.sums != nullptr)
+      mlm_group_impl<V, NJ, true, 2>(r);
+    else
+      mlm_group_impl<V, NJ, false, 2>(r);
+  } else if (r.count != nullptr) {
+    mlm_group_impl<V, NJ, false, 1>(r);
+  } else {
+    mlm_group_impl<V, NJ, true, 0>(r);
+  }
+}
+
+template <class V>
+void mlm_group_f32(const MlmRow& r) {
+  switch (r.nj) {
+    case 1: return mlm_group_nj<V, 1>(r);
+    case 2: return mlm_group_nj<V, 2>(r);
+    case 3: return mlm_group_nj<V, 3>(r);
+    default: return mlm_group_nj<V, kMlmGroup>(r);
+  }
+}
+
+// kernels.hpp: int64_in_range. v - lo as unsigned is at most hi - lo exactly for v in [lo, hi];
+// one unsigned max over the block, which the compiler vectorizes for the TU's ISA (vpmaxuq on
+// AVX-512). Blocks of 4096 with an early exit.
+template <class V>
+bool int64_in_range(const std::int64_t* v, std::int64_t n, std::int64_t lo, std::int64_t hi) {
+  const auto base = static_cast<std::uint64_t>(lo);
+  const auto span = static_cast<std::uint64_t>(hi) - base;
+  constexpr std::int64_t kBlock = 4096;
+  for (std::int64_t b = 0; b < n; b += kBlock) {
+    const std::int64_t end = std::min(n, b + kBlock);
+    std::uint64_t worst = 0;
+    for (std::int64_t i = b; i < end; ++i) {
+      const std::uint64_t d = static_cast<std::uint64_t>(v[i]) - base;
+      worst = d > worst ? d : worst;
+    }
+    if (worst > span) return false;
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------- ctc_loss (kernels.hpp)
 //
 // One sample, planar rows (kernels.hpp: ctc_half): blank state j at row[1 + j], label state j at
@@ -720,6 +899,8 @@ KernelTable make_table(const char* isa) {
   t.mm_grad_f32 = dense_forward<V, formulas::MultiMarginGradRow, float, true>;
   t.mlm_forward_f32 = dense_forward<V, formulas::MultilabelMarginRow, float>;
   t.mlm_count_f32 = dense_forward<V, formulas::MultilabelMarginCountRow, float, true>;
+  t.mlm_group_f32 = mlm_group_f32<V>;
+  t.int64_in_range = int64_in_range<V>;
   t.ce_grad_row_f32 = ce_grad_row_f32<V>;
   t.row_exp = forward_block<V, formulas::CrossEntropyExp>;
   t.ctc_alpha_f32 = ctc_alpha_f32<V>;

@@ -388,6 +388,8 @@ bool mm_fast(const ClassificationPlan& p) {
 }
 
 // The row kernels' parameters (formulas::MultiMarginRow): margin - x_y as a double-double.
+// The compensation (f1) only where margin - x_y is not exact in double: otherwise s0 + x_i is the
+// exact z rounded once, whose sign is the exact sign.
 formulas::Params mm_row_params(const ClassificationPlan& p, double xy) {
   double s, e;
   two_sum(p.margin, -xy, s, e);
@@ -395,17 +397,28 @@ formulas::Params mm_row_params(const ClassificationPlan& p, double xy) {
   fp.f0 = p.p2;
   fp.s0 = s;
   fp.s1 = e;
-  fp.f1 = std::isfinite(s);
+  fp.f1 = std::isfinite(s) && e != 0.0;
   return fp;
 }
 
-// A row kernel's double-double sum hi + lo less the target's own term (the kernels run over
-// every class); IEEE's difference where a term is infinite or NaN.
-double less_own(double hi, double lo, double own) {
-  if (!(std::fabs(hi) < HUGE_VAL && std::fabs(own) < HUGE_VAL)) return hi - own;
-  double a, b;
-  two_sum(hi, -own, a, b);
-  return a + (b + lo);
+// A row kernel over the classes other than the target y, [0, y) and (y, C), its two sums added
+// as a double-double (the kernels add their non-negative terms in plain double:
+// block.hpp: plain_sum; leaving the target's own term out, rather than subtracting it, keeps the
+// rest's bits when that term dominates).
+template <class Kernel>
+double without_own(Kernel kernel, const DenseIO& io, std::int64_t C, std::int64_t y,
+                   const formulas::Params& fp) {
+  double hi = 0.0, lo = 0.0, h, l;
+  if (y > 0) {
+    kernel(io, 0, y, fp, &h, &l);
+    dd_add(hi, lo, h, l);
+  }
+  if (y + 1 < C) {
+    kernel(io, y + 1, C - y - 1, fp, &h, &l);
+    if (!(std::fabs(hi) < HUGE_VAL && std::fabs(h) < HUGE_VAL)) return hi + h;
+    dd_add(hi, lo, h, l);
+  }
+  return hi + lo;
 }
 
 double mm_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n) {
@@ -415,9 +428,7 @@ double mm_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64
   const formulas::Params fp = mm_row_params(p, xy);
   DenseIO io;
   io.in[0] = x;
-  double hi, lo;
-  k.mm_forward_f32(io, 0, p.c, fp, &hi, &lo);
-  const double rest = less_own(hi, lo, formulas::MultiMarginRow::forward(&xy, fp));
+  const double rest = without_own(k.mm_forward_f32, io, p.c, y, fp);
   return p.w[static_cast<std::size_t>(y)] * rest / static_cast<double>(p.c);
 }
 
@@ -455,25 +466,22 @@ void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& ou
 }
 
 // multi_margin_loss's float32 gradient fast path (KernelTable::mm_grad_f32): contiguous classes
-// and a contiguous float32 gradient. One pass writes every class's (d_i w_y) g / C and sums the
-// derivatives; the target's entry is then -w_y (that sum less its own term) g / C.
+// and a contiguous float32 gradient. One pass writes every other class's d_i (w_y g / C) and sums
+// the derivatives; the target's entry is then -w_y (that sum) g / C.
 void mm_grad_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n, double g,
                       float* out) {
   const float* x = static_cast<const float*>(p.input->data) + mm_offset(p, n, 0);
   const std::int64_t y = p.t[static_cast<std::size_t>(n)];
   const double xy = x[y];
   const double wy = p.w[static_cast<std::size_t>(y)];
-  formulas::Params fp = mm_row_params(p, xy);
-  fp.s2 = wy;
-  fp.s3 = static_cast<double>(p.c);
+  const formulas::Params fp = mm_row_params(p, xy);
+  const double C = static_cast<double>(p.c);
   DenseIO io;
   io.in[0] = x;
   io.grad[0] = out;
-  io.g_constant = g;
-  double hi, lo;
-  k.mm_grad_f32(io, 0, p.c, fp, &hi, &lo);
-  const double rest = less_own(hi, lo, formulas::MultiMarginGradRow::forward(&xy, fp));
-  out[y] = static_cast<float>((0.0 - rest * wy) * g / fp.s3);  // +0 for no active class
+  io.g_constant = wy * g / C;
+  const double rest = without_own(k.mm_grad_f32, io, p.c, y, fp);
+  out[y] = static_cast<float>((0.0 - rest * wy) * g / C);  // +0 for no active class
 }
 
 void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_tensor& grad_output,

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "../formulas/multilabel_margin_loss.hpp"
@@ -100,7 +102,7 @@ std::vector<double> upstreams(const Common& c, const lb_tensor* go, const Shape&
 
 // ---- multilabel_margin_loss ----
 
-void build_margin(const lb_call& call, Margin& m) {
+void build_margin(const lb_call& call, Margin& m, int threads, const KernelTable* k) {
   read_common(call, m.c, false);
   const lb_tensor& x = *m.c.input;
   const lb_tensor& t = *m.c.target;
@@ -133,15 +135,20 @@ void build_margin(const lb_call& call, Margin& m) {
   for (std::int64_t d = t.ndim, expect = 1; d-- > 0; expect *= t.shape[d])
     if (t.shape[d] != 1 && t.strides[d] != expect) dense = false;
   if (dense) {
-    // Used in place; the range check (PyTorch's, over every entry) is a vectorized min/max.
+    // Used in place; the range check (PyTorch's, over every entry) is the ISA's vectorized
+    // unsigned max (KernelTable::int64_in_range), in chunks over the threads.
     const auto* v = static_cast<const std::int64_t*>(t.data);
-    std::int64_t lo = 0, hi = -1;
-#pragma omp parallel for simd reduction(min : lo) reduction(max : hi) if (total > (1 << 20))
-    for (std::int64_t i = 0; i < total; ++i) {
-      lo = std::min(lo, v[i]);
-      hi = std::max(hi, v[i]);
+    constexpr std::int64_t kChunk = std::int64_t{1} << 16;
+    const std::int64_t chunks = (total + kChunk - 1) / kChunk;
+    bool ok = true;
+#pragma omp parallel for num_threads(threads) reduction(&& : ok) if (chunks > 16)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const std::int64_t from = c * kChunk, n = std::min(kChunk, total - from);
+      ok = ok && (k != nullptr ? k->int64_in_range(v + from, n, -1, m.dim - 1)
+                               : std::all_of(v + from, v + from + n,
+                                             [&](std::int64_t e) { return e >= -1 && e < m.dim; }));
     }
-    if (lo < -1 || hi >= m.dim)
+    if (!ok)
       for (std::int64_t i = 0; i < total; ++i)
         if (!(v[i] >= -1 && v[i] < m.dim)) out_of_range(v[i]);
     m.contiguous_t = v;
@@ -199,12 +206,102 @@ bool margin_fast(const Margin& m) {
          (in.ndim == 1 || in.strides[0] == m.dim);
 }
 
-double margin_row_fast(const KernelTable& k, const Margin& m, std::int64_t r,
-                       std::vector<float>& listed_mask) {
+// Whether 1 - v is exact in double for a float32 v (KernelTable::mlm_group_f32's premise):
+// v zero, or 2^-29 <= |v| < 2^52 (v's last bit is then no lower than 2^-52, the last bit of
+// doubles in [1, 2), and 1 - v needs at most 53 bits).
+bool one_minus_exact(float v) {
+  const float a = std::fabs(v);
+  return a == 0.0f || (a >= 0x1p-29f && a < 0x1p52f);
+}
+
+// Per-thread buffers of the float32 fast paths.
+struct MarginScratch {
+  std::vector<float> listed_mask, count;
+  std::vector<std::int64_t> skip;
+  std::vector<double> sums, active;
+  std::vector<std::pair<std::int64_t, double>> own;
+  explicit MarginScratch(std::int64_t C)
+      : listed_mask(static_cast<std::size_t>(C)), count(listed_mask.size()) {}
+};
+
+// The grouped passes' premise (KernelTable::mlm_group_f32): 1 - x_j exact in double for every
+// listed j; false otherwise (the per-class kernels then take the row). Fills b.skip with the
+// listed classes, ascending and distinct, and row with the sample's row.
+bool group_row(const float* x, const std::int64_t* tr, std::int64_t listed, std::int64_t C,
+               MarginScratch& b, MlmRow& row) {
+  for (std::int64_t i = 0; i < listed; ++i)
+    if (!one_minus_exact(x[tr[i]])) return false;
+  b.skip.assign(tr, tr + listed);
+  std::sort(b.skip.begin(), b.skip.end());
+  b.skip.erase(std::unique(b.skip.begin(), b.skip.end()), b.skip.end());
+  b.sums.assign(static_cast<std::size_t>(listed), 0.0);
+  b.active.assign(b.sums.size(), 0.0);
+  row = MlmRow{};
+  row.x = x;
+  row.c = C;
+  row.skip = b.skip.data();
+  row.nskip = static_cast<std::int64_t>(b.skip.size());
+  return true;
+}
+
+// The passes over the listed entries in groups of kMlmGroup, in list order: each entry's hinge
+// sum into b.sums (sums) and, with row.count or row.out set, its active pairs into b.active.
+void run_groups(const KernelTable& k, const float* x, const std::int64_t* tr, std::int64_t listed,
+                MarginScratch& b, MlmRow row, bool sums) {
+  const bool grad = row.count != nullptr || row.out != nullptr;
+  for (std::int64_t g = 0; g < listed; g += kMlmGroup) {
+    double a[kMlmGroup];
+    row.nj = static_cast<int>(std::min<std::int64_t>(kMlmGroup, listed - g));
+    for (int q = 0; q < row.nj; ++q) a[q] = 1.0 - static_cast<double>(x[tr[g + q]]);
+    row.a = a;
+    row.sums = sums ? b.sums.data() + g : nullptr;
+    row.active = grad ? b.active.data() + g : nullptr;
+    k.mlm_group_f32(row);
+  }
+}
+
+// The sample's loss from b.sums: their sum / C.
+double group_loss(const MarginScratch& b, std::int64_t C) {
+  double hi = 0.0, lo = 0.0;
+  for (const double v : b.sums) dd_add(hi, lo, v);
+  return dd_div(hi, lo, static_cast<double>(C));
+}
+
+// The listed classes' gradients after the passes (the pass left them to the caller): each is
+// less its active pairs (b.active), summed per class in double (a class listed many times can
+// pass 2^24 pairs).
+void listed_grads(const std::int64_t* tr, std::int64_t listed, MarginScratch& b, double g, double C,
+                  float* out) {
+  auto& own = b.own;
+  own.resize(static_cast<std::size_t>(listed));
+  for (std::int64_t i = 0; i < listed; ++i)
+    own[static_cast<std::size_t>(i)] = {tr[i], b.active[static_cast<std::size_t>(i)]};
+  std::sort(own.begin(), own.end());
+  for (std::size_t i = 0; i < own.size();) {
+    double n = 0.0;
+    const std::int64_t j = own[i].first;
+    for (; i < own.size() && own[i].first == j; ++i) n -= own[i].second;
+    out[j] = static_cast<float>(MultilabelMarginLoss::grad(n, g, C));
+  }
+}
+
+// The one-pass gradient's table (MlmRow::vals): the gradient of an element in c active pairs.
+void grad_table(double g, double C, double* vals) {
+  for (int c = 0; c <= kMlmGroup; ++c)
+    vals[c] = MultilabelMarginLoss::grad(static_cast<double>(c), g, C);
+}
+
+double margin_row_fast(const KernelTable& k, const Margin& m, std::int64_t r, MarginScratch& b) {
   const std::int64_t C = m.dim;
   const float* x = static_cast<const float*>(m.c.input->data) + r * C;
   const std::int64_t* tr = m.targets() + r * C;
   const std::int64_t listed = std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
+  MlmRow row;
+  if (group_row(x, tr, listed, C, b, row)) {
+    run_groups(k, x, tr, listed, b, row, true);
+    return group_loss(b, C);
+  }
+  std::vector<float>& listed_mask = b.listed_mask;
   std::fill(listed_mask.begin(), listed_mask.end(), 0.0f);
   for (std::int64_t i = 0; i < listed; ++i) listed_mask[static_cast<std::size_t>(tr[i])] = 1.0f;
   DenseIO io;
@@ -224,15 +321,15 @@ double margin_row_fast(const KernelTable& k, const Margin& m, std::int64_t r,
 
 void margin_forward(const lb_call& call, lb_tensor& output, int threads, const KernelTable* k) {
   Margin m;
-  build_margin(call, m);
+  build_margin(call, m, threads, k);
   std::vector<double> loss(static_cast<std::size_t>(m.n));
   if (k != nullptr && margin_fast(m)) {
 #pragma omp parallel num_threads(threads) if (m.n > 64)
     {
-      std::vector<float> listed_mask(static_cast<std::size_t>(m.dim));
+      MarginScratch b(m.dim);
 #pragma omp for schedule(static)
       for (std::int64_t r = 0; r < m.n; ++r)
-        loss[static_cast<std::size_t>(r)] = margin_row_fast(*k, m, r, listed_mask);
+        loss[static_cast<std::size_t>(r)] = margin_row_fast(*k, m, r, b);
     }
     reduce_store(m.c, loss, m.none_shape, output);
     return;
@@ -251,13 +348,38 @@ void margin_forward(const lb_call& call, lb_tensor& output, int threads, const K
 // The float32 gradient fast path: as margin_row_fast, the pair counts of each listed class
 // through the ISA's dense kernel (KernelTable::mlm_count_f32), then count * g / C per element.
 void margin_grad_row_fast(const KernelTable& k, const Margin& m, std::int64_t r, double g,
-                          std::vector<float>& listed_mask, std::vector<float>& count, float* out) {
+                          MarginScratch& b, float* out, bool stream) {
   const std::int64_t C = m.dim;
   const float* x = static_cast<const float*>(m.c.input->data) + r * C;
   const std::int64_t* tr = m.targets() + r * C;
   const std::int64_t listed = std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
-  std::fill(listed_mask.begin(), listed_mask.end(), 0.0f);
+  std::vector<float>& count = b.count;
+  const double Cd = static_cast<double>(C);
+  MlmRow row;
+  if (listed > 0 && group_row(x, tr, listed, C, b, row)) {
+    // The non-listed classes: one pass writes their gradients (vals[number of active pairs]);
+    // a longer list counts the pairs over several passes first.
+    double vals[kMlmGroup + 1];
+    if (listed <= kMlmGroup) {
+      grad_table(g, Cd, vals);
+      row.out = out;
+      row.vals = vals;
+      row.stream = stream;
+      run_groups(k, x, tr, listed, b, row, false);
+    } else {
+      std::fill(count.begin(), count.end(), 0.0f);
+      row.count = count.data();
+      run_groups(k, x, tr, listed, b, row, false);
+      for (std::int64_t d = 0; d < C; ++d)
+        out[d] = static_cast<float>(MultilabelMarginLoss::grad(
+            static_cast<double>(count[static_cast<std::size_t>(d)]), g, Cd));
+    }
+    listed_grads(tr, listed, b, g, Cd, out);
+    return;
+  }
   std::fill(count.begin(), count.end(), 0.0f);
+  std::vector<float>& listed_mask = b.listed_mask;
+  std::fill(listed_mask.begin(), listed_mask.end(), 0.0f);
   for (std::int64_t i = 0; i < listed; ++i) listed_mask[static_cast<std::size_t>(tr[i])] = 1.0f;
   DenseIO io;
   io.in[0] = x;
@@ -271,7 +393,6 @@ void margin_grad_row_fast(const KernelTable& k, const Margin& m, std::int64_t r,
     k.mlm_count_f32(io, 0, C, p, &h, &l);
     count[static_cast<std::size_t>(tr[i])] -= static_cast<float>(h + l);  // exact: integers
   }
-  const double Cd = static_cast<double>(C);
   for (std::int64_t d = 0; d < C; ++d)
     out[d] = static_cast<float>(
         MultilabelMarginLoss::grad(static_cast<double>(count[static_cast<std::size_t>(d)]), g, Cd));
@@ -280,20 +401,24 @@ void margin_grad_row_fast(const KernelTable& k, const Margin& m, std::int64_t r,
 void margin_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor* grads,
                      std::int32_t num_grads, int threads, const KernelTable* k) {
   Margin m;
-  build_margin(call, m);
+  build_margin(call, m, threads, k);
   lb_tensor* gx = match_margin_grads(m, grads, num_grads);
   const std::vector<double> g = upstreams(m.c, grad_output, m.none_shape, m.n);
   if (gx == nullptr) return;
   const double C = static_cast<double>(m.dim);
   // gx is contiguous (the ABI's rule).
   if (k != nullptr && margin_fast(m) && gx->dtype == LB_FLOAT32 && m.dim < (1 << 24)) {
+    // Non-temporal stores for a gradient too large to stay in cache, on rows that start aligned.
+    const bool big = m.n * m.dim * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
 #pragma omp parallel num_threads(threads) if (m.n > 64)
     {
-      std::vector<float> listed_mask(static_cast<std::size_t>(m.dim)), count(listed_mask.size());
+      MarginScratch b(m.dim);
 #pragma omp for schedule(static)
-      for (std::int64_t r = 0; r < m.n; ++r)
-        margin_grad_row_fast(*k, m, r, g[static_cast<std::size_t>(r)], listed_mask, count,
-                             static_cast<float*>(gx->data) + r * m.dim);
+      for (std::int64_t r = 0; r < m.n; ++r) {
+        float* out = static_cast<float*>(gx->data) + r * m.dim;
+        margin_grad_row_fast(*k, m, r, g[static_cast<std::size_t>(r)], b, out,
+                             big && reinterpret_cast<std::uintptr_t>(out) % 64 == 0);
+      }
     }
     return;
   }
@@ -310,6 +435,54 @@ void margin_backward(const lb_call& call, const lb_tensor* grad_output, lb_tenso
                     MultilabelMarginLoss::grad(count[static_cast<std::size_t>(d)], gr, C));
     }
   }
+}
+
+// forward_backward's float32 fast path: the loss and the gradient of each sample in one pass
+// where its list is at most kMlmGroup long (else margin_row_fast, then margin_grad_row_fast).
+// False (nothing written) where the fast path does not apply: the caller makes the two calls.
+bool margin_fused(const lb_call& call, lb_tensor& output, const lb_tensor* grad_output,
+                  lb_tensor* grads, std::int32_t num_grads, int threads, const KernelTable* k) {
+  if (k == nullptr) return false;
+  Margin m;
+  build_margin(call, m, threads, k);
+  lb_tensor* gx = match_margin_grads(m, grads, num_grads);
+  if (gx == nullptr || m.n == 0 || !margin_fast(m) || gx->dtype != LB_FLOAT32 || m.dim >= (1 << 24))
+    return false;
+  check_output(m.c, m.none_shape, output);
+  const std::vector<double> g = upstreams(m.c, grad_output, m.none_shape, m.n);
+  std::vector<double> loss(static_cast<std::size_t>(m.n));
+  const std::int64_t C = m.dim;
+  const bool big = m.n * C * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
+#pragma omp parallel num_threads(threads) if (m.n > 64)
+  {
+    MarginScratch b(C);
+#pragma omp for schedule(static)
+    for (std::int64_t r = 0; r < m.n; ++r) {
+      const float* x = static_cast<const float*>(m.c.input->data) + r * C;
+      const std::int64_t* tr = m.targets() + r * C;
+      float* out = static_cast<float*>(gx->data) + r * C;
+      const bool stream = big && reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
+      const double gr = g[static_cast<std::size_t>(r)];
+      const std::int64_t listed =
+          std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
+      MlmRow row;
+      if (listed > 0 && listed <= kMlmGroup && group_row(x, tr, listed, C, b, row)) {
+        double vals[kMlmGroup + 1];
+        grad_table(gr, static_cast<double>(C), vals);
+        row.out = out;
+        row.vals = vals;
+        row.stream = stream;
+        run_groups(*k, x, tr, listed, b, row, true);
+        loss[static_cast<std::size_t>(r)] = group_loss(b, C);
+        listed_grads(tr, listed, b, gr, static_cast<double>(C), out);
+        continue;
+      }
+      loss[static_cast<std::size_t>(r)] = margin_row_fast(*k, m, r, b);
+      margin_grad_row_fast(*k, m, r, gr, b, out, stream);
+    }
+  }
+  reduce_store(m.c, loss, m.none_shape, output);
+  return true;
 }
 
 // ---- multilabel_soft_margin_loss ----
@@ -528,6 +701,16 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
   });
 }
 
+std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_tensor* grad_output,
+                              lb_tensor* grads, std::int32_t num_grads, int threads, char* error,
+                              std::size_t error_size, const KernelTable* k, bool& fused) {
+  fused = false;
+  return guarded(error, error_size, [&] {
+    if (is_margin(call))
+      fused = margin_fused(call, output, grad_output, grads, num_grads, threads, k);
+  });
+}
+
 void check_output(const Common& c, const Shape& none_shape, const lb_tensor& output) {
   if (c.reduction == Common::Reduction::none) {
     if (shape_of(output) != none_shape)
@@ -581,7 +764,9 @@ void match_soft_grads(const Soft& s, lb_tensor* grads, std::int32_t num_grads, l
   }
 }
 
-void build(const lb_call& call, Margin& m) { build_margin(call, m); }
+void build(const lb_call& call, Margin& m) {
+  build_margin(call, m, omp_get_max_threads(), nullptr);
+}
 void build(const lb_call& call, Soft& s) { build_soft(call, s); }
 
 }  // namespace lossbench::opt::multilabel

@@ -73,4 +73,11 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
                       std::int32_t num_grads, int threads, char* error, std::size_t error_size,
                       const KernelTable* k = nullptr);
 
+// forward then backward with one range check of the target and, for multilabel_margin_loss's
+// float32 fast path, one pass per sample: fused = true when done; otherwise nothing is written
+// (fused = false) and the caller makes the two calls.
+std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_tensor* grad_output,
+                              lb_tensor* grads, std::int32_t num_grads, int threads, char* error,
+                              std::size_t error_size, const KernelTable* k, bool& fused);
+
 }  // namespace lossbench::opt::multilabel

@@ -40,6 +40,7 @@ struct MultiMarginLoss {
 // above; the value is h(z_i) (weight 1). z_i is MultiMarginLoss::z's compensated sum.
 struct MultiMarginRow {
   static constexpr int kInputs = 1;
+  static constexpr bool kPlainSum = true;  // h(z) >= 0 (drivers/block.hpp: plain_sum)
   template <class V>
   LOSSBENCH_HD static V z(V xi, const Params& p) {
     const V s(p.s0);
@@ -63,18 +64,20 @@ struct MultiMarginRow {
 };
 
 // The row's gradient as a dense kernel's formula (the fused mode of dense_forward): the value is
-// the hinge's derivative with weight 1 (summed: the target's gradient), the gradient written is
-// (d_i w_y) g / C as the general path rounds it; s0, s1, f0, f1 as MultiMarginRow, s2 = w_y,
-// s3 = C.
+// the hinge's derivative with weight 1 (summed: the target's gradient); the gradient written is
+// that derivative times g, which the driver sets to the row's scale w_y g / C (one multiply a
+// vector, no division: within a few double ULPs of (d_i w_y) g / C, far below float32's).
+// s0, s1, f0, f1 as MultiMarginRow.
 struct MultiMarginGradRow {
   static constexpr int kInputs = 1;
+  static constexpr bool kPlainSum = true;  // the derivatives are >= 0
   template <class V>
   LOSSBENCH_HD static V forward(const V* in, const Params& p) {
     return MultiMarginLoss::grad(MultiMarginRow::z(in[0], p), V(1.0), p);
   }
   template <class V>
   LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
-    out[0] = MultiMarginLoss::grad(MultiMarginRow::z(in[0], p), V(p.s2), p) * g / V(p.s3);
+    out[0] = MultiMarginLoss::grad(MultiMarginRow::z(in[0], p), V(1.0), p) * g;
   }
 };
 

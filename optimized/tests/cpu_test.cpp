@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <map>
 #include <random>
 #include <set>
@@ -1406,28 +1407,41 @@ TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {  // forward and grad
   std::vector<std::int64_t> target(static_cast<std::size_t>(N));
   for (auto& t : target) t = static_cast<std::int64_t>(rng() % C);
   target[7] = 9;  // the target's own logit is -inf
+  // Row 13, x_y = 1, the others -1 but one at 3e-15: with margin 1 that one is the only active
+  // class (z = 3e-15), the row's sum a single tiny term. The kernels leave the target's own term
+  // (margin^p = 1) out of their plain double sums: adding it and subtracting it again would keep
+  // only a few of z's bits (and none of z^2's). With margin 0.7 no class is active.
+  target[13] = 4;
+  for (std::int64_t c = 0; c < C; ++c) dense[static_cast<std::size_t>(13 * C + c)] = -1.0f;
+  dense[13 * C + 4] = 1.0f;
+  dense[13 * C + 600] = 3e-15f;
   for (std::size_t i = 0; i < dense.size(); ++i) strided[2 * i] = dense[i];
   const auto close = [](float a, float b) { return within_one_ulp(a, b, true); };
   for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
     const lb_impl* impl = conformance::find_implementation(impl_name);
     if (impl->supports("multi_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
-    for (std::int64_t p : {1, 2}) {
+    // margin 0.7: margin - x_y is rarely exact in double (the compensated z); 1: mostly exact.
+    for (const auto& [p, margin] :
+         {std::pair<std::int64_t, double>{1, 1.0}, {2, 1.0}, {1, 0.7}, {2, 0.7}}) {
       const auto run = [&](float* x, std::int64_t stride) {
         std::int64_t xs[2] = {N, C}, xst[2] = {C * stride, stride}, ts[1] = {N}, tst[1] = {1};
         lb_tensor in[2] = {{"input", x, LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
                            {"target", target.data(), LB_INT64, 1, ts, tst, {LB_DEVICE_CPU, 0}}};
-        lb_param param{};
-        param.name = "p";
-        param.type = LB_PARAM_INT;
-        param.i = p;
+        lb_param params[2] = {};
+        params[0].name = "p";
+        params[0].type = LB_PARAM_INT;
+        params[0].i = p;
+        params[1].name = "margin";
+        params[1].type = LB_PARAM_FLOAT;
+        params[1].f = margin;
         lb_call call{};
         call.struct_size = sizeof call;
         call.loss = "multi_margin_loss";
         call.reduction = "none";
         call.inputs = in;
         call.num_inputs = 2;
-        call.params = &param;
-        call.num_params = 1;
+        call.params = params;
+        call.num_params = 2;
         call.device = {LB_DEVICE_CPU, 0};
         std::vector<float> loss(static_cast<std::size_t>(N));
         lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ts, tst, {LB_DEVICE_CPU, 0}};
@@ -1448,8 +1462,9 @@ TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {  // forward and grad
       for (std::size_t i = 0; i < fast.size() && bad < 5; ++i)
         if (!close(fast[i], general[i])) {
           ++bad;
-          ADD_FAILURE() << impl_name << " p " << p << (i < N ? " loss " : " gradient ")
-                        << (i < N ? i : i - N) << ": " << fast[i] << " vs " << general[i];
+          ADD_FAILURE() << impl_name << " p " << p << " margin " << margin
+                        << (i < N ? " loss " : " gradient ") << (i < N ? i : i - N) << ": "
+                        << fast[i] << " vs " << general[i];
         }
     }
   }
@@ -1466,17 +1481,46 @@ TEST(OptimizedCpu, MultilabelMarginFastPathMatchesGeneralPath) {  // forward and
   for (auto& v : dense) v = normal(rng);
   dense[2 * C + 5] = HUGE_VALF;
   dense[4 * C + 7] = std::nanf("");
-  for (std::size_t i = 0; i < dense.size(); ++i) strided[2 * i] = dense[i];
   std::vector<std::int64_t> target(dense.size(), -1);
   for (std::int64_t r = 0; r < N; ++r)
     for (std::int64_t k = 0; k < r % 7; ++k)
       target[static_cast<std::size_t>(r * C + k)] = static_cast<std::int64_t>(rng() % C);
+  const auto at = [&](std::int64_t r, std::int64_t c) -> float& {
+    return dense[static_cast<std::size_t>(r * C + c)];
+  };
+  const auto list = [&](std::int64_t r, std::initializer_list<std::int64_t> classes) {
+    std::int64_t k = 0;
+    for (const std::int64_t c : classes) target[static_cast<std::size_t>(r * C + k++)] = c;
+    target[static_cast<std::size_t>(r * C + k)] = -1;
+  };
+  // The grouped pass's cases (KernelTable::mlm_group_f32): pairs exactly at the hinge (z = 0)
+  // and just inside it, a class listed three times among nine entries (three groups), a listed
+  // class far above the others (its own pairs are skipped, not subtracted).
+  list(8, {3, 3, 40, 3, 41, 42, 43, 44, 45});
+  at(8, 3) = 1.5f;
+  at(8, 10) = 0.5f;                        // z = 0: inactive
+  at(8, 11) = std::nextafter(0.5f, 1.0f);  // z = 2^-24: active
+  at(8, 40) = 3.0e30f;
+  at(8, 41) = -2.0f;
+  list(9, {100, 200});
+  at(9, 100) = 1.0e6f;
+  for (std::int64_t c = 0; c < C; ++c)
+    if (c != 100 && c != 200) at(9, c) = 1.0e6f - 1.0f + (c % 3 == 0 ? 0.0625f : 0.0f);
+  // Listed classes whose 1 - x_j is not exact in double: the per-class kernels take the row.
+  list(10, {1, 2});
+  at(10, 1) = 1.0e20f;
+  at(10, 2) = 3.0e-35f;
+  list(12, {7});
+  at(12, 7) = 0x1p-29f;  // the smallest magnitude the grouped pass takes
+  for (std::size_t i = 0; i < dense.size(); ++i) strided[2 * i] = dense[i];
   const auto close = [](float a, float b) { return within_one_ulp(a, b, true); };
   for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
     const lb_impl* impl = conformance::find_implementation(impl_name);
     if (impl->supports("multilabel_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0)
       continue;
-    const auto run = [&](float* x, std::int64_t stride) {
+    const lb_forward_backward_fn fb = lb_forward_backward_of(impl);
+    ASSERT_NE(fb, nullptr);
+    const auto run = [&](float* x, std::int64_t stride, bool fused) {
       std::int64_t xs[2] = {N, C}, xst[2] = {C * stride, stride}, tst[2] = {C, 1}, ns[1] = {N},
                    one[1] = {1};
       lb_tensor in[2] = {{"input", x, LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
@@ -1491,22 +1535,75 @@ TEST(OptimizedCpu, MultilabelMarginFastPathMatchesGeneralPath) {  // forward and
       std::vector<float> loss(static_cast<std::size_t>(N));
       lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
       char err[256] = {};
-      EXPECT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
       // The gradient (contiguous) for an upstream of 0.75 per sample: the same pair counts on
       // both paths, so bitwise equal.
       std::vector<float> up(static_cast<std::size_t>(N), 0.75f), grad(dense.size());
       lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
       lb_tensor g{"input", grad.data(), LB_FLOAT32, 2, xs, tst, {LB_DEVICE_CPU, 0}};
-      EXPECT_EQ(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK) << err;
+      if (fused) {
+        EXPECT_EQ(fb(&call, &out, &go, &g, 1, err, sizeof err), LB_OK) << err;
+      } else {
+        EXPECT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+        EXPECT_EQ(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK) << err;
+      }
       return std::make_pair(loss, grad);
     };
-    const auto fast = run(dense.data(), 1), general = run(strided.data(), 2);
+    const auto fast = run(dense.data(), 1, false), general = run(strided.data(), 2, false);
+    // forward_backward (one pass per sample where the list is short): bitwise the two calls.
+    const auto fused = run(dense.data(), 1, true);
+    EXPECT_EQ(std::memcmp(fused.first.data(), fast.first.data(), N * sizeof(float)), 0)
+        << impl_name << " forward_backward's loss";
+    EXPECT_EQ(std::memcmp(fused.second.data(), fast.second.data(), dense.size() * sizeof(float)), 0)
+        << impl_name << " forward_backward's gradient";
     for (std::int64_t i = 0; i < N; ++i)
       EXPECT_TRUE(close(fast.first[i], general.first[i]))
           << impl_name << " row " << i << ": " << fast.first[i] << " vs " << general.first[i];
     EXPECT_EQ(std::memcmp(fast.second.data(), general.second.data(), dense.size() * sizeof(float)),
               0)
         << impl_name << " gradient";
+  }
+}
+
+// multilabel_margin_loss's range check covers the whole target, past each row's -1 (PyTorch's
+// CPU kernel checks a global min and max), on every ISA: its chunks run over the threads
+// (KernelTable::int64_in_range), and the error names the first offending value. forward,
+// backward and forward_backward all refuse.
+TEST(OptimizedCpu, MultilabelMarginRangeCheckCoversWholeTarget) {
+  const std::int64_t N = 1200, C = 1000;  // 1.2M entries: more than 16 chunks of 2^16
+  std::vector<float> x(static_cast<std::size_t>(N * C), 0.5f), grad(x.size());
+  for (const auto& [where, value] :
+       {std::pair<std::int64_t, std::int64_t>{N * C - 1, C}, {N * C / 2 + 7, -2}, {3, C + 5}}) {
+    std::vector<std::int64_t> target(x.size(), -1);
+    target[static_cast<std::size_t>(where)] = value;
+    for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+      const lb_impl* impl = conformance::find_implementation(impl_name);
+      if (impl->supports("multilabel_margin_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "sum") == 0)
+        continue;
+      std::int64_t xs[2] = {N, C}, xst[2] = {C, 1}, one[1] = {1};
+      lb_tensor in[2] = {{"input", x.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"target", target.data(), LB_INT64, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = "multilabel_margin_loss";
+      call.reduction = "sum";
+      call.inputs = in;
+      call.num_inputs = 2;
+      call.device = {LB_DEVICE_CPU, 0};
+      float loss = 0.0f, up = 1.0f;
+      lb_tensor out{"output", &loss, LB_FLOAT32, 0, one, one, {LB_DEVICE_CPU, 0}};
+      lb_tensor go{"grad_output", &up, LB_FLOAT32, 0, one, one, {LB_DEVICE_CPU, 0}};
+      lb_tensor g{"input", grad.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}};
+      const std::string expect = "out of range: " + std::to_string(value) + " ";
+      char err[256] = {};
+      EXPECT_NE(impl->forward(&call, &out, err, sizeof err), LB_OK);
+      EXPECT_NE(std::string(err).find(expect), std::string::npos) << impl_name << ": " << err;
+      err[0] = 0;
+      EXPECT_NE(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK);
+      EXPECT_NE(std::string(err).find(expect), std::string::npos) << impl_name << ": " << err;
+      err[0] = 0;
+      EXPECT_NE(lb_forward_backward_of(impl)(&call, &out, &go, &g, 1, err, sizeof err), LB_OK);
+      EXPECT_NE(std::string(err).find(expect), std::string::npos) << impl_name << ": " << err;
+    }
   }
 }
 
