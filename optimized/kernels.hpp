@@ -97,6 +97,22 @@ struct MlmRow {
   bool stream = false;
 };
 
+// multi_margin_loss over one sample: the row x of c float32 classes, the target y left out (read
+// as -inf), z_i = formulas::MultiMarginRow::z(x_i, p) (p: s0, s1, f0, f1 as that formula).
+// sums[0] = the sum of the hinges h(z_i), sums[1] = the sum of their derivatives d_i (1, or 2 z_i
+// for p = 2, where z_i > 0), both in plain double (terms >= 0). out (nullable): out[i] = d_i scale
+// rounded to float32 for i != y (out[y] is the caller's); stream: non-temporal stores (out
+// 32-byte aligned).
+struct MmRow {
+  const float* x = nullptr;
+  std::int64_t c = 0, y = 0;
+  formulas::Params p;
+  double scale = 0.0;
+  float* out = nullptr;
+  bool stream = false;
+  double sums[2] = {};
+};
+
 struct KernelTable {
   const char* isa;
   ForwardKernel forward[kLossCount];  // null for the classification losses
@@ -136,11 +152,8 @@ struct KernelTable {
   // Whether every v[i] (i < n) lies in [lo, hi]: multilabel_margin_loss's range check over
   // the whole target, as PyTorch's CPU kernel makes it (a global min and max).
   bool (*int64_in_range)(const std::int64_t* v, std::int64_t n, std::int64_t lo, std::int64_t hi);
-  // multi_margin_loss's row sum over contiguous float32 classes: formulas::MultiMarginRow.
-  DenseForwardKernel mm_forward_f32;
-  // multi_margin_loss's float32 gradient row: formulas::MultiMarginGradRow in dense_forward's
-  // fused mode (the sum of the derivatives, and the row's gradients written to io.grad[0]).
-  DenseForwardKernel mm_grad_f32;
+  // multi_margin_loss over one sample's contiguous float32 classes (MmRow).
+  void (*mm_row_f32)(MmRow& r);
   // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed over the
   // lanes in a fixed order: sum of (x - y + eps)^2 in double; the dot product and both squared
   // norms as double-doubles (sums: hi, lo of x.y, x.x, y.y; false when one is not finite).

@@ -546,6 +546,84 @@ bool dot3_row_f32(const float* x, const float* y, std::int64_t D, double* sums) 
   return ok;
 }
 
+// Loads of a float32 row of c elements in increasing order, the indices in skip (ascending,
+// distinct) read as -inf, and past the row's end too (a patched copy for those vectors).
+template <class V>
+struct SkipLoad {
+  const float* x;
+  std::int64_t c;
+  const std::int64_t* skip;
+  std::int64_t nskip;
+  std::int64_t next = 0;  // the next index to skip
+  __attribute__((always_inline)) V operator()(std::int64_t i) {
+    using T = Traits<V>;
+    constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+    if (__builtin_expect(i + L <= c && (next == nskip || skip[next] >= i + L), 1))
+      return T::load(x + i);
+    float t[T::kLanes];
+    for (std::int64_t j = 0; j < L; ++j) t[j] = i + j < c ? x[i + j] : -HUGE_VALF;
+    for (; next < nskip && skip[next] < i + L; ++next) t[skip[next] - i] = -HUGE_VALF;
+    return T::load(t);
+  }
+};
+
+// ---------------------------------------------------------------- multi_margin_loss
+// (kernels.hpp: MmRow). Two accumulators per sum (alternate vectors), summed over the lanes in a
+// fixed order; kP2, kComp: p = 2 and the compensated z (MultiMarginRow's f0, f1) as constants.
+template <class V, bool kP2, bool kComp, bool kOut>
+void mm_row_impl(MmRow& r) {
+  using T = Traits<V>;
+  using formulas::vselect;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const V zero(0.0), one(1.0), two(2.0), scale(r.scale);
+  formulas::Params p = r.p;
+  p.f0 = kP2;
+  p.f1 = kComp;
+  const std::int64_t skip[1] = {r.y};
+  SkipLoad<V> load{r.x, r.c, skip, 1};
+  V h[2] = {zero, zero}, d[2] = {zero, zero};
+  // The vector at i into accumulators q; its gradients (the tail's to buffer `to`).
+  const auto body = [&](std::int64_t i, int q, float* to, bool st) __attribute__((always_inline)) {
+    const V z = formulas::MultiMarginRow::z(load(i), p);
+    const auto on = z > zero;
+    const V dz = vselect(on, kP2 ? two * z : one, zero);
+    h[q] = h[q] + vselect(on, kP2 ? z * z : z, zero);
+    d[q] = d[q] + dz;
+    if constexpr (kOut) put<T>(dz * scale, to, st);
+  };
+  const std::int64_t full = r.c / L * L;
+  float* out = r.out;
+  std::int64_t i = 0;
+  for (; i + 2 * L <= full; i += 2 * L) {
+    if ((i & 15) == 0) __builtin_prefetch(r.x + i + kPrefetch);
+    body(i, 0, kOut ? out + i : nullptr, r.stream);
+    body(i + L, 1, kOut ? out + i + L : nullptr, r.stream);
+  }
+  if (i < full) body(i, 0, kOut ? out + i : nullptr, r.stream);
+  stream_fence(kOut && r.stream);
+  if (full < r.c) {
+    float t[T::kLanes];
+    body(full, 1, t, false);
+    if constexpr (kOut)
+      for (std::int64_t j = 0; j < r.c - full; ++j) out[full + j] = t[j];
+  }
+  r.sums[0] = lane_sum(h[0] + h[1]);
+  r.sums[1] = lane_sum(d[0] + d[1]);
+}
+
+template <class V>
+void mm_row_f32(MmRow& r) {
+  const bool p2 = r.p.f0, comp = r.p.f1, out = r.out != nullptr;
+  if (p2) {
+    if (comp)
+      return out ? mm_row_impl<V, true, true, true>(r) : mm_row_impl<V, true, true, false>(r);
+    return out ? mm_row_impl<V, true, false, true>(r) : mm_row_impl<V, true, false, false>(r);
+  }
+  if (comp)
+    return out ? mm_row_impl<V, false, true, true>(r) : mm_row_impl<V, false, true, false>(r);
+  return out ? mm_row_impl<V, false, false, true>(r) : mm_row_impl<V, false, false, false>(r);
+}
+
 // ---------------------------------------------------------------- multilabel_margin_loss
 // (kernels.hpp: MlmRow). NJ listed classes against the row in one pass: each element is loaded
 // once and compared with all NJ. Two accumulators per class (alternate vectors), summed over the
@@ -564,17 +642,7 @@ void mlm_group_impl(const MlmRow& r) {
   if constexpr (kGrad == 2)
     for (int k = 0; k <= NJ; ++k) val[k] = V(r.vals[k]);
   const float* x = r.x;
-  std::int64_t next = 0;  // the next listed class to skip
-  // The vector at i, the listed classes in it read as -inf (a patched copy).
-  // (The tail, i + L > c, always takes the copy, padded with -inf.)
-  const auto load = [&](std::int64_t i) __attribute__((always_inline)) {
-    if (__builtin_expect(i + L <= r.c && (next == r.nskip || r.skip[next] >= i + L), 1))
-      return T::load(x + i);
-    float t[T::kLanes];
-    for (std::int64_t j = 0; j < L; ++j) t[j] = i + j < r.c ? x[i + j] : -HUGE_VALF;
-    for (; next < r.nskip && r.skip[next] < i + L; ++next) t[r.skip[next] - i] = -HUGE_VALF;
-    return T::load(t);
-  };
+  SkipLoad<V> load{x, r.c, r.skip, r.nskip};
   // One vector: the sums or the counts; returns the number of k active per lane.
   const auto step = [&](V xv, V * s) __attribute__((always_inline)) {
     V c = zero;
@@ -895,8 +963,7 @@ KernelTable make_table(const char* isa) {
   t.dot3_row_f32 = dot3_row_f32<V>;
   t.mlsm_forward_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mlsm_backward_f32 = dense_backward<V, formulas::MultilabelSoftMarginRow, float>;
-  t.mm_forward_f32 = dense_forward<V, formulas::MultiMarginRow, float>;
-  t.mm_grad_f32 = dense_forward<V, formulas::MultiMarginGradRow, float, true>;
+  t.mm_row_f32 = mm_row_f32<V>;
   t.mlm_forward_f32 = dense_forward<V, formulas::MultilabelMarginRow, float>;
   t.mlm_count_f32 = dense_forward<V, formulas::MultilabelMarginCountRow, float, true>;
   t.mlm_group_f32 = mlm_group_f32<V>;

@@ -379,9 +379,9 @@ double mm_row(const ClassificationPlan& p, std::int64_t n, std::vector<double>& 
   return dd_div(hi, lo, static_cast<double>(C));
 }
 
-// multi_margin_loss's float32 forward fast path (KernelTable::mm_forward_f32): contiguous
-// classes. The row's hinge terms are summed over SIMD lanes (a double-double) with the target's
-// own term (margin, or margin^2) included, then taken out again; times w_y / C.
+// multi_margin_loss's float32 fast path (KernelTable::mm_row_f32): contiguous classes. The
+// row's hinge terms (the target's own left out) are summed in plain double over the SIMD lanes;
+// times w_y / C.
 bool mm_fast(const ClassificationPlan& p) {
   const lb_tensor& x = *p.input;
   return x.dtype == LB_FLOAT32 && p.c > 0 && x.ndim > 0 && x.strides[x.ndim - 1] == 1;
@@ -401,35 +401,20 @@ formulas::Params mm_row_params(const ClassificationPlan& p, double xy) {
   return fp;
 }
 
-// A row kernel over the classes other than the target y, [0, y) and (y, C), its two sums added
-// as a double-double (the kernels add their non-negative terms in plain double:
-// block.hpp: plain_sum; leaving the target's own term out, rather than subtracting it, keeps the
-// rest's bits when that term dominates).
-template <class Kernel>
-double without_own(Kernel kernel, const DenseIO& io, std::int64_t C, std::int64_t y,
-                   const formulas::Params& fp) {
-  double hi = 0.0, lo = 0.0, h, l;
-  if (y > 0) {
-    kernel(io, 0, y, fp, &h, &l);
-    dd_add(hi, lo, h, l);
-  }
-  if (y + 1 < C) {
-    kernel(io, y + 1, C - y - 1, fp, &h, &l);
-    if (!(std::fabs(hi) < HUGE_VAL && std::fabs(h) < HUGE_VAL)) return hi + h;
-    dd_add(hi, lo, h, l);
-  }
-  return hi + lo;
+// The row kernel's description (KernelTable::mm_row_f32) of sample n.
+MmRow mm_row_desc(const ClassificationPlan& p, std::int64_t n) {
+  MmRow r;
+  r.x = static_cast<const float*>(p.input->data) + mm_offset(p, n, 0);
+  r.c = p.c;
+  r.y = p.t[static_cast<std::size_t>(n)];
+  r.p = mm_row_params(p, r.x[r.y]);
+  return r;
 }
 
 double mm_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n) {
-  const float* x = static_cast<const float*>(p.input->data) + mm_offset(p, n, 0);
-  const std::int64_t y = p.t[static_cast<std::size_t>(n)];
-  const double xy = x[y];
-  const formulas::Params fp = mm_row_params(p, xy);
-  DenseIO io;
-  io.in[0] = x;
-  const double rest = without_own(k.mm_forward_f32, io, p.c, y, fp);
-  return p.w[static_cast<std::size_t>(y)] * rest / static_cast<double>(p.c);
+  MmRow r = mm_row_desc(p, n);
+  k.mm_row_f32(r);
+  return p.w[static_cast<std::size_t>(r.y)] * r.sums[0] / static_cast<double>(p.c);
 }
 
 void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& output, int threads) {
@@ -465,23 +450,64 @@ void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& ou
         p.reduction == Reduction::mean ? dd_div(hi, lo, static_cast<double>(p.n)) : hi + lo);
 }
 
-// multi_margin_loss's float32 gradient fast path (KernelTable::mm_grad_f32): contiguous classes
+// multi_margin_loss's float32 gradient fast path (KernelTable::mm_row_f32): contiguous classes
 // and a contiguous float32 gradient. One pass writes every other class's d_i (w_y g / C) and sums
-// the derivatives; the target's entry is then -w_y (that sum) g / C.
-void mm_grad_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n, double g,
-                      float* out) {
-  const float* x = static_cast<const float*>(p.input->data) + mm_offset(p, n, 0);
-  const std::int64_t y = p.t[static_cast<std::size_t>(n)];
-  const double xy = x[y];
-  const double wy = p.w[static_cast<std::size_t>(y)];
-  const formulas::Params fp = mm_row_params(p, xy);
+// the derivatives; the target's entry is then -w_y (that sum) g / C. Returns the row's loss.
+double mm_grad_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n, double g,
+                        float* out, bool stream) {
+  MmRow r = mm_row_desc(p, n);
+  const double wy = p.w[static_cast<std::size_t>(r.y)];
   const double C = static_cast<double>(p.c);
-  DenseIO io;
-  io.in[0] = x;
-  io.grad[0] = out;
-  io.g_constant = wy * g / C;
-  const double rest = without_own(k.mm_grad_f32, io, p.c, y, fp);
-  out[y] = static_cast<float>((0.0 - rest * wy) * g / C);  // +0 for no active class
+  r.scale = wy * g / C;
+  r.out = out;
+  r.stream = stream && reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
+  k.mm_row_f32(r);
+  out[r.y] = static_cast<float>((0.0 - r.sums[1] * wy) * g / C);  // +0 for no active class
+  return wy * r.sums[0] / C;
+}
+
+// forward_backward's multi_margin_loss float32 fast path: each row's loss and gradient from one
+// pass (mm_grad_row_fast), the losses reduced as mm_forward reduces them (the same values as the
+// two calls, bitwise). False (nothing written) where it does not apply.
+bool mm_fused(const KernelTable& k, const ClassificationPlan& p, lb_tensor& output,
+              const lb_tensor& grad_output, lb_tensor* grads, std::int32_t num_grads, int threads) {
+  const lb_tensor* gx = nullptr;
+  const lb_tensor* gt = nullptr;
+  const lb_tensor* gw = nullptr;
+  match_classification_grads(p, &grad_output, grads, num_grads, gx, gt, gw);
+  if (gx == nullptr || gt != nullptr || gw != nullptr || gx->dtype != LB_FLOAT32 || !mm_fast(p))
+    return false;
+  check_classification_output(p, output);
+  const bool none = p.reduction == Reduction::none;
+  const Shape gs = shape_of(grad_output);
+  const bool stream = stream_grad(gx, p.n * p.c);
+  const std::int64_t nb = (p.n + kPositionBlock - 1) / kPositionBlock;
+  std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
+  for (std::int64_t blk = 0; blk < nb; ++blk) {
+    const std::int64_t end = std::min(p.n, (blk + 1) * kPositionBlock);
+    double hi = 0.0, lo = 0.0;
+    for (std::int64_t n = blk * kPositionBlock; n < end; ++n) {
+      double g = load(grad_output, none && !gs.empty() ? offset_of(grad_output, n) : 0);
+      if (p.reduction == Reduction::mean) g = g / static_cast<double>(p.n);
+      const double v =
+          mm_grad_row_fast(k, p, n, g, static_cast<float*>(gx->data) + n * p.c, stream);
+      if (none)
+        store(output, n, v);
+      else
+        dd_add(hi, lo, v, 0.0);
+    }
+    part[static_cast<std::size_t>(blk) * 2] = hi;
+    part[static_cast<std::size_t>(blk) * 2 + 1] = lo;
+  }
+  if (none) return true;
+  double hi = 0.0, lo = 0.0;
+  for (std::int64_t blk = 0; blk < nb; ++blk)
+    dd_add(hi, lo, part[static_cast<std::size_t>(blk) * 2],
+           part[static_cast<std::size_t>(blk) * 2 + 1]);
+  store(output, 0,
+        p.reduction == Reduction::mean ? dd_div(hi, lo, static_cast<double>(p.n)) : hi + lo);
+  return true;
 }
 
 void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_tensor& grad_output,
@@ -490,6 +516,7 @@ void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_ten
   const Shape gs = shape_of(grad_output);
   const double C = static_cast<double>(p.c);
   const bool fast = mm_fast(p) && gx.dtype == LB_FLOAT32;  // gx is contiguous (the ABI's rule)
+  const bool stream = stream_grad(&gx, p.n * p.c);
 #pragma omp parallel num_threads(threads) if (p.n > kPositionBlock)
   {
     std::vector<double> x(static_cast<std::size_t>(p.c)), local(x.size());
@@ -498,7 +525,7 @@ void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_ten
       double g = load(grad_output, none && !gs.empty() ? offset_of(grad_output, n) : 0);
       if (p.reduction == Reduction::mean) g = g / static_cast<double>(p.n);
       if (fast) {
-        mm_grad_row_fast(k, p, n, g, static_cast<float*>(gx.data) + n * p.c);
+        mm_grad_row_fast(k, p, n, g, static_cast<float*>(gx.data) + n * p.c, stream);
         continue;
       }
       mm_row(p, n, x, local.data());
@@ -1008,6 +1035,8 @@ bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p,
                               const lb_tensor& grad_output, lb_tensor* grads,
                               std::int32_t num_grads, int threads) {
   threads = threads_for(layout_positions(p) * std::max<std::int64_t>(p.c, 1), threads);
+  if (p.loss == Loss::multi_margin_loss)
+    return mm_fused(k, p, output, grad_output, grads, num_grads, threads);
   if (p.loss != Loss::cross_entropy || p.prob || p.smoothing || p.c == 0) return false;
   check_classification_output(p, output);
   const lb_tensor* gx = nullptr;

@@ -1423,7 +1423,7 @@ TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {  // forward and grad
     // margin 0.7: margin - x_y is rarely exact in double (the compensated z); 1: mostly exact.
     for (const auto& [p, margin] :
          {std::pair<std::int64_t, double>{1, 1.0}, {2, 1.0}, {1, 0.7}, {2, 0.7}}) {
-      const auto run = [&](float* x, std::int64_t stride) {
+      const auto run = [&](float* x, std::int64_t stride, bool fused) {
         std::int64_t xs[2] = {N, C}, xst[2] = {C * stride, stride}, ts[1] = {N}, tst[1] = {1};
         lb_tensor in[2] = {{"input", x, LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
                            {"target", target.data(), LB_INT64, 1, ts, tst, {LB_DEVICE_CPU, 0}}};
@@ -1446,17 +1446,26 @@ TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {  // forward and grad
         std::vector<float> loss(static_cast<std::size_t>(N));
         lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ts, tst, {LB_DEVICE_CPU, 0}};
         char err[256] = {};
-        EXPECT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
         // The gradient (contiguous, as the ABI has it) for an upstream of 0.75 per row.
         std::vector<float> up(static_cast<std::size_t>(N), 0.75f), grad(dense.size());
         std::int64_t gst[2] = {C, 1};
         lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, ts, tst, {LB_DEVICE_CPU, 0}};
         lb_tensor g{"input", grad.data(), LB_FLOAT32, 2, xs, gst, {LB_DEVICE_CPU, 0}};
-        EXPECT_EQ(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK) << err;
+        if (fused) {
+          EXPECT_EQ(lb_forward_backward_of(impl)(&call, &out, &go, &g, 1, err, sizeof err), LB_OK)
+              << err;
+        } else {
+          EXPECT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+          EXPECT_EQ(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK) << err;
+        }
         loss.insert(loss.end(), grad.begin(), grad.end());
         return loss;
       };
-      const auto fast = run(dense.data(), 1), general = run(strided.data(), 2);
+      const auto fast = run(dense.data(), 1, false), general = run(strided.data(), 2, false);
+      // forward_backward (one pass per row): bitwise the two calls.
+      const auto fused = run(dense.data(), 1, true);
+      EXPECT_EQ(std::memcmp(fused.data(), fast.data(), fast.size() * sizeof(float)), 0)
+          << impl_name << " p " << p << " margin " << margin << ": forward_backward";
       ASSERT_EQ(fast.size(), general.size());
       int bad = 0;
       for (std::size_t i = 0; i < fast.size() && bad < 5; ++i)
@@ -1745,7 +1754,8 @@ TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
 // aligned buffer and once into one 4 bytes past it (never streamed), on every ISA. The buffers
 // start as NaN, so an element a streamed store missed fails too. Covers the dense elementwise
 // forward ('none' output), backward and forward_backward, cross_entropy's fused float32 rows
-// (rows of 8200 classes: every other row starts aligned) and nll_loss's rows of zeros.
+// (rows of 8200 classes: every other row starts aligned), multi_margin_loss's and
+// multilabel_margin_loss's fused rows and nll_loss's rows of zeros.
 TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
   constexpr std::int64_t kElems = 4 * 1024 * 1024 + 4100;  // > 16 MiB of float32
   constexpr std::int64_t N = 520, C = 8200;                // cross_entropy / nll_loss: N * C > 4 Mi
@@ -1757,7 +1767,13 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
   for (auto& v : x) v = normal(rng);
   std::vector<std::int64_t> t(static_cast<std::size_t>(N));
   for (auto& v : t) v = static_cast<std::int64_t>(rng() % C);
-  t[3] = -100;  // ignored: a row of zeros only
+  t[3] = -100;                      // ignored: a row of zeros only
+  std::vector<std::int64_t> tm(t);  // multi_margin_loss: every target a class
+  tm[3] = 7;
+  std::vector<std::int64_t> listed(static_cast<std::size_t>(N * C), -1);  // multilabel: 3 each
+  for (std::int64_t r = 0; r < N; ++r)
+    for (std::int64_t k = 0; k < 3; ++k)
+      listed[static_cast<std::size_t>(r * C + k)] = static_cast<std::int64_t>(rng() % C);
   // A NaN-filled destination of n floats, 64-byte aligned or 4 bytes past that.
   struct Dest {
     std::vector<float> storage;
@@ -1823,14 +1839,21 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
       EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4), 0)
           << impl_name << " mse_loss mode " << mode;
     }
-    // cross_entropy forward_backward and nll_loss backward, 'mean'.
-    for (const char* loss : {"cross_entropy", "nll_loss"}) {
+    // cross_entropy, multi_margin_loss and multilabel_margin_loss forward_backward and nll_loss
+    // backward, 'mean'.
+    for (const char* loss :
+         {"cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss"}) {
+      const bool multi = std::strcmp(loss, "multi_margin_loss") == 0;
+      const bool multilabel = std::strcmp(loss, "multilabel_margin_loss") == 0;
       std::vector<float> results[2];
       float losses[2] = {};
       for (bool aligned : {true, false}) {
         std::int64_t xs[2] = {N, C}, xst[2] = {C, 1}, ts[1] = {N}, tst[1] = {1};
-        lb_tensor in[2] = {{"input", x.data(), LB_FLOAT32, 2, xs, xst, cpu},
-                           {"target", t.data(), LB_INT64, 1, ts, tst, cpu}};
+        lb_tensor in[2] = {
+            {"input", x.data(), LB_FLOAT32, 2, xs, xst, cpu},
+            multilabel
+                ? lb_tensor{"target", listed.data(), LB_INT64, 2, xs, xst, cpu}
+                : lb_tensor{"target", multi ? tm.data() : t.data(), LB_INT64, 1, ts, tst, cpu}};
         lb_call call{};
         call.struct_size = sizeof call;
         call.loss = loss;
@@ -1844,7 +1867,7 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
         lb_tensor go{"grad_output", &one, LB_FLOAT32, 0, nullptr, nullptr, cpu};
         lb_tensor gt{"input", g.p, LB_FLOAT32, 2, xs, xst, cpu};
         char err[256] = {};
-        if (std::strcmp(loss, "cross_entropy") == 0) {
+        if (std::strcmp(loss, "nll_loss") != 0) {
           ASSERT_EQ(fb(&call, &o, &go, &gt, 1, err, sizeof err), LB_OK) << err;
         } else {
           ASSERT_EQ(impl->backward(&call, &go, &gt, 1, err, sizeof err), LB_OK) << err;
