@@ -100,7 +100,8 @@ struct MlmRow {
 // multi_margin_loss over one sample: the row x of c float32 classes, the target y left out (read
 // as -inf), z_i = formulas::MultiMarginRow::z(x_i, p) (p: s0, s1, f0, f1 as that formula).
 // sums[0] = the sum of the hinges h(z_i), sums[1] = the sum of their derivatives d_i (1, or 2 z_i
-// for p = 2, where z_i > 0), both in plain double (terms >= 0). out (nullable): out[i] = d_i scale
+// for p = 2, where z_i > 0), both in plain double (terms >= 0: a relative error below c 2^-53).
+// out (nullable): out[i] = d_i scale
 // rounded to float32 for i != y (out[y] is the caller's); stream: non-temporal stores (out
 // 32-byte aligned).
 struct MmRow {

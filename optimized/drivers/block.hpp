@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
 #include <vector>
 
 #include "../formulas/ctc_loss.hpp"
@@ -51,21 +50,6 @@ template <class F>
 constexpr bool streams() {
   if constexpr (requires { F::kStreamStores; })
     return F::kStreamStores;
-  else
-    return false;
-}
-
-// Whether dense_forward may add F's float32 terms in plain double rather than double-double:
-// F::kPlainSum, for formulas whose terms are never negative and whose sums end in float32 (the
-// classification rows). Each lane then adds at most n / 32 terms, a relative error of at most
-// n / 32 * 2^-53 (2^-36 at kPlainSumMax, far below float32's 2^-24; longer runs are summed in
-// chunks of kPlainSumMax, added as double-doubles), and the TwoSum's five operations per vector
-// are saved.
-inline constexpr std::int64_t kPlainSumMax = std::int64_t{1} << 22;
-template <class F, class E>
-constexpr bool plain_sum() {
-  if constexpr (requires { F::kPlainSum; })
-    return F::kPlainSum && std::is_same_v<E, float>;
   else
     return false;
 }
@@ -236,35 +220,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   constexpr std::int64_t kAcc = 4;
   V s[kAcc], c[kAcc];
   for (std::int64_t k = 0; k < kAcc; ++k) s[k] = c[k] = V(0.0);
-  if constexpr (plain_sum<F, E>()) {
-    if (n > kPlainSumMax) {
-      // Chunks of kPlainSumMax, their sums added as double-doubles in order.
-      double h = 0.0, l = 0.0;
-      for (std::int64_t at = 0; at < n; at += kPlainSumMax) {
-        double ch, cl, e;
-        dense_forward<V, F, E, kFused>(io, start + at, std::min(kPlainSumMax, n - at), p, &ch, &cl);
-        if (!(std::fabs(h) < HUGE_VAL && std::fabs(ch) < HUGE_VAL)) {
-          h += ch;  // IEEE's sum once a chunk is not finite
-          l = 0.0;
-          continue;
-        }
-        two_sum(h, ch, h, e);
-        l += e + cl;
-      }
-      if (std::fabs(h) < HUGE_VAL) {
-        two_sum(h, l, *hi, *lo);
-      } else {
-        *hi = h;
-        *lo = 0.0;
-      }
-      return;
-    }
-  }
   const auto add = [&](V r, std::int64_t k) {
-    if constexpr (plain_sum<F, E>()) {
-      s[k] = s[k] + r;
-      return;
-    }
     V e;
     two_sum(s[k], r, s[k], e);
     c[k] = c[k] + e;

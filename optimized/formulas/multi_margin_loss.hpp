@@ -35,12 +35,11 @@ struct MultiMarginLoss {
   }
 };
 
-// The same over one row as an elementwise formula of x_i, for the drivers' dense row kernels:
-// s0 + s1 = margin - x_y as a double-double (s0 rounded, s1 its error; f1 = s0 finite), f0 as
-// above; the value is h(z_i) (weight 1). z_i is MultiMarginLoss::z's compensated sum.
+// z_i over one row with SIMD lanes, for the row kernel (drivers/block.hpp: mm_row_impl):
+// s0 + s1 = margin - x_y as a double-double (s0 rounded, s1 its error); f1: compensate (the
+// driver sets it where s1 != 0 and s0 is finite; otherwise s0 + x_i is the exact z rounded
+// once, whose sign is the exact sign).
 struct MultiMarginRow {
-  static constexpr int kInputs = 1;
-  static constexpr bool kPlainSum = true;  // h(z) >= 0 (drivers/block.hpp: plain_sum)
   template <class V>
   LOSSBENCH_HD static V z(V xi, const Params& p) {
     const V s(p.s0);
@@ -52,32 +51,6 @@ struct MultiMarginRow {
       r = vselect(visfinite(t), t + (V(p.s1) + f), t);
     }
     return r;
-  }
-  template <class V>
-  LOSSBENCH_HD static V forward(const V* in, const Params& p) {
-    return MultiMarginLoss::term(z(in[0], p), V(1.0), p);
-  }
-  template <class V>
-  LOSSBENCH_HD static void backward(const V*, V, const Params&, V* out) {
-    out[0] = V(0.0);  // (the row's gradient is the classification driver's)
-  }
-};
-
-// The row's gradient as a dense kernel's formula (the fused mode of dense_forward): the value is
-// the hinge's derivative with weight 1 (summed: the target's gradient); the gradient written is
-// that derivative times g, which the driver sets to the row's scale w_y g / C (one multiply a
-// vector, no division: within a few double ULPs of (d_i w_y) g / C, far below float32's).
-// s0, s1, f0, f1 as MultiMarginRow.
-struct MultiMarginGradRow {
-  static constexpr int kInputs = 1;
-  static constexpr bool kPlainSum = true;  // the derivatives are >= 0
-  template <class V>
-  LOSSBENCH_HD static V forward(const V* in, const Params& p) {
-    return MultiMarginLoss::grad(MultiMarginRow::z(in[0], p), V(1.0), p);
-  }
-  template <class V>
-  LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
-    out[0] = MultiMarginLoss::grad(MultiMarginRow::z(in[0], p), V(1.0), p) * g;
   }
 };
 
