@@ -133,6 +133,20 @@ inline void two_sum(double a, double b, double& s, double& e) {
   e = (a - (s - bb)) + (b - bb);
 }
 
+// Where a double-double sum overflows: hi is the infinity (or NaN) IEEE's sum gives and lo 0 (a
+// TwoSum's error term is NaN there, and hi + lo would be NaN).
+inline void dd_settle(double& hi, double& lo, double s, double rest) {
+  if (!(std::fabs(s) < HUGE_VAL)) {
+    hi = s;  // (rest holds the overflowed TwoSum's NaN error)
+    lo = 0.0;
+    return;
+  }
+  two_sum(s, rest, hi, lo);
+  if (std::fabs(hi) < HUGE_VAL) return;
+  hi = s + rest;
+  lo = 0.0;
+}
+
 // hi + lo += a_hi + a_lo (IEEE's sum, no compensation, once anything is not finite).
 inline void dd_add(double& hi, double& lo, double a_hi, double a_lo) {
   if (!(std::fabs(hi) < HUGE_VAL) || !(std::fabs(a_hi) < HUGE_VAL)) {
@@ -142,8 +156,7 @@ inline void dd_add(double& hi, double& lo, double a_hi, double a_lo) {
   }
   double s, e;
   two_sum(hi, a_hi, s, e);
-  lo = lo + a_lo + e;
-  two_sum(s, lo, hi, lo);
+  dd_settle(hi, lo, s, lo + a_lo + e);
 }
 
 // hi + lo += a, a single double (lo += e, not lo + 0 + e: the sign of a zero is kept).
@@ -155,8 +168,7 @@ inline void dd_add(double& hi, double& lo, double a) {
   }
   double s, e;
   two_sum(hi, a, s, e);
-  lo += e;
-  two_sum(s, lo, hi, lo);
+  dd_settle(hi, lo, s, lo + e);
 }
 
 // (hi + lo) / d, nearly correctly rounded.

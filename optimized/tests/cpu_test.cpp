@@ -1616,6 +1616,43 @@ TEST(OptimizedCpu, MultilabelMarginRangeCheckCoversWholeTarget) {
   }
 }
 
+// float64 row sums that overflow: two DBL_MAX hinges then an infinite one. The exact loss is
+// +inf; a double-double sum whose TwoSum overflows has a NaN error term, which gave NaN (fuzz,
+// seed 20261201: multi_margin_loss/fuzz/5e856b29bceebcd6). multi_margin_loss and
+// multilabel_margin_loss, every ISA, 'none' and 'sum'.
+TEST(OptimizedCpu, Float64RowSumOverflowIsInfinity) {
+  const double big = 0x1.fffffffffffffp+1023;
+  std::vector<double> x = {big, big, HUGE_VAL, 0.0};
+  std::vector<std::int64_t> y = {3}, listed = {3, -1, -1, -1};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("multi_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0) continue;
+    for (const char* loss : {"multi_margin_loss", "multilabel_margin_loss"})
+      for (const char* reduction : {"none", "sum"}) {
+        const bool multilabel = std::strcmp(loss, "multilabel_margin_loss") == 0;
+        std::int64_t xs[2] = {1, 4}, xst[2] = {4, 1}, ts[1] = {1}, tst[1] = {1};
+        lb_tensor in[2] = {
+            {"input", x.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+            multilabel
+                ? lb_tensor{"target", listed.data(), LB_INT64, 2, xs, xst, {LB_DEVICE_CPU, 0}}
+                : lb_tensor{"target", y.data(), LB_INT64, 1, ts, tst, {LB_DEVICE_CPU, 0}}};
+        lb_call call{};
+        call.struct_size = sizeof call;
+        call.loss = loss;
+        call.reduction = reduction;
+        call.inputs = in;
+        call.num_inputs = 2;
+        call.device = {LB_DEVICE_CPU, 0};
+        double v = 0.0;
+        const bool none = std::strcmp(reduction, "none") == 0;
+        lb_tensor out{"output", &v, LB_FLOAT64, none ? 1 : 0, ts, tst, {LB_DEVICE_CPU, 0}};
+        char err[256] = {};
+        ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+        EXPECT_EQ(v, HUGE_VAL) << impl_name << " " << loss << " " << reduction;
+      }
+  }
+}
+
 // ctc_loss's float32 fast path (contiguous classes: the ISA's vector recursion, kernels.hpp
 // CtcSample) against the general path (the same log_probs with a class stride of 2: the scalar
 // double recursion), every ISA, both blanks and zero_infinity settings. The samples cover
