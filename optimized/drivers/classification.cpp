@@ -8,11 +8,11 @@
 #include <cmath>
 #include <cstring>
 #include <sstream>
+#include <string_view>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
-#include <string_view>
 
 #include "args.hpp"
 #include "elements.hpp"

@@ -559,6 +559,21 @@ void row_data(const Call& c, RowData* d, int threads) {
 // (m1 m2 - p^2) / (sqrt(m1 m2) (sqrt(m1 m2) + p)) for p > 0, and cos - margin, each in
 // double-double and rounded once. Rows whose sums are not finite and positive take the double
 // formula.
+// The cosine's denominator in double-double: q = a1 a2 and den = sqrt(q) (a1 itself when
+// a1 == a2). False where q or den is not finite and positive.
+bool cos_den_dd(const F::DD& a1, const F::DD& a2, F::DD& q, F::DD& den) {
+  q = a1 * a2;
+  den = a1.hi == a2.hi && a1.lo == a2.lo ? a1 : F::vsqrt(q);
+  return std::isfinite(q.hi) && den.hi > 0.0 && std::isfinite(den.hi);
+}
+
+// 1 - p / den in double-double: (q - p^2) / (den (den + p)) for p > 0, which keeps its bits when
+// the rows are nearly parallel (1 - cos far below double's resolution of the sums); 1 - p / den
+// otherwise (no cancellation).
+F::DD one_minus_cos_dd(const F::DD& p, const F::DD& q, const F::DD& den) {
+  return p.hi > 0.0 ? (q - p * p) / (den * (den + p)) : F::DD(1.0) - p / den;
+}
+
 double cosine_loss_dd(const RowData& rd, std::size_t r, double y, const F::Params& q) {
   const double fallback = F::CosineEmbeddingLoss::forward(rd.p[r], rd.m1[r], rd.m2[r], y, q);
   if (!(std::isfinite(rd.p[r]) && rd.m1[r] > 0.0 && rd.m2[r] > 0.0 && std::isfinite(rd.m1[r]) &&
@@ -567,11 +582,10 @@ double cosine_loss_dd(const RowData& rd, std::size_t r, double y, const F::Param
     return fallback;
   using F::DD;
   const DD p(rd.p[r], rd.p_lo[r]), m1(rd.m1[r], rd.m1_lo[r]), m2(rd.m2[r], rd.m2_lo[r]);
-  const DD m12 = m1 * m2;
-  const DD den = m1.hi == m2.hi && m1.lo == m2.lo ? m1 : F::vsqrt(m12);
-  if (!std::isfinite(m12.hi) || !(den.hi > 0.0) || !std::isfinite(den.hi)) return fallback;
+  DD m12, den;
+  if (!cos_den_dd(m1, m2, m12, den)) return fallback;
   if (y == 1.0) {
-    const DD one_minus = p.hi > 0.0 ? (m12 - p * p) / (den * (den + p)) : DD(1.0) - p / den;
+    const DD one_minus = one_minus_cos_dd(p, m12, den);
     return one_minus.hi + one_minus.lo;
   }
   const DD h = p / den - DD(q.s0);
@@ -601,10 +615,9 @@ bool distance_dd(const Call& c, const RowData* d, int k, std::int64_t l, F::DD& 
   const DD p(rd.p[i], rd.p_lo[i]);
   a1 = a1 < e2 ? e2 : a1;
   a2 = a2 < e2 ? e2 : a2;
-  const DD q = a1 * a2;
-  const DD den = a1.hi == a2.hi && a1.lo == a2.lo ? a1 : F::vsqrt(q);
-  if (!std::isfinite(q.hi) || !(den.hi > 0.0) || !std::isfinite(den.hi)) return false;
-  e = p.hi > 0.0 ? (q - p * p) / (den * (den + p)) : DD(1.0) - p / den;
+  DD q, den;
+  if (!cos_den_dd(a1, a2, q, den)) return false;
+  e = one_minus_cos_dd(p, q, den);
   return true;
 }
 

@@ -86,12 +86,18 @@ template <class V>
 LOSSBENCH_HD inline V vexp_minus(V x, V y) {
   return vexp_minus_plain(x, y);
 }
+// Where vexp_minus redoes r = vexp_minus_plain(x, y) in double-double: r under 2^-20 of y, x and
+// y finite (a lane mask for SIMD types: isa/simd.hpp's fix-up).
+template <class V>
+LOSSBENCH_HD inline auto exp_minus_close(V x, V y, V r) {
+  return (vabs(r) < V(0x1p-20) * vabs(y)) & visfinite(x) & visfinite(y);
+}
 #if !defined(__CUDA_ARCH__)
 // Host code only (nvcc's host pass included, so that its formulas match the host compiler's);
 // CUDA device code keeps vexp_minus_plain.
 inline __attribute__((always_inline)) double vexp_minus(double x, double y) {
   const double r = vexp_minus_plain(x, y);
-  const bool close = std::fabs(r) < 0x1p-20 * std::fabs(y) && std::isfinite(x) && std::isfinite(y);
+  const bool close = exp_minus_close(x, y, r);
   return __builtin_expect(close, 0) ? exp_minus_dd(x, y) : r;
 }
 #endif

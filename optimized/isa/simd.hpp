@@ -302,7 +302,7 @@ HWY_INLINE VD vexpm1(VD x) {
 // one at a time in double-double (exp_minus_dd).
 HWY_INLINE VD vexp_minus(VD x, VD y) {
   const VD r = formulas::vexp_minus_plain(x, y);
-  const MD close = (vabs(r) < VD(0x1p-20) * vabs(y)) & visfinite(x) & visfinite(y);
+  const MD close = formulas::exp_minus_close(x, y, r);
   if (HWY_LIKELY(!vany(close))) return r;
   constexpr std::size_t kN = HWY_LANES(double);
   double xs[kN], ys[kN], rs[kN];
@@ -310,8 +310,7 @@ HWY_INLINE VD vexp_minus(VD x, VD y) {
   hn::StoreU(y.v, D(), ys);
   hn::StoreU(r.v, D(), rs);
   for (std::size_t i = 0; i < kN; ++i)
-    if (std::fabs(rs[i]) < 0x1p-20 * std::fabs(ys[i]) && std::isfinite(xs[i]) &&
-        std::isfinite(ys[i]))
+    if (formulas::exp_minus_close(xs[i], ys[i], rs[i]))
       rs[i] = formulas::exp_minus_dd(xs[i], ys[i]);
   return VD(hn::LoadU(D(), rs));
 }
