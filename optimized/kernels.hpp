@@ -142,8 +142,8 @@ struct KernelTable {
   // fast path): formulas::MultilabelSoftMarginRow as a dense kernel.
   DenseForwardKernel mlsm_forward_f32;
   DenseBackwardKernel mlsm_backward_f32;
-  // multilabel_margin_loss: one listed class against a contiguous float32 row
-  // (formulas::MultilabelMarginRow).
+  // multilabel_margin_loss, rows mlm_group_f32 does not take: one listed class against a
+  // contiguous float32 row (formulas::MultilabelMarginRow).
   DenseForwardKernel mlm_forward_f32;
   // multilabel_margin_loss's float32 pair counts: formulas::MultilabelMarginCountRow in
   // dense_forward's fused mode (io.in[2] and io.grad[2] the same float row of counts).

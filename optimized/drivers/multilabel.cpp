@@ -198,8 +198,9 @@ double margin_row(const Margin& m, std::int64_t r, std::vector<double>& x,
   return dd_div(hi, lo, static_cast<double>(C));
 }
 
-// The float32 forward fast path: contiguous rows; each listed class against the row through the
-// ISA's dense kernel (KernelTable::mlm_forward_f32), the row's double-doubles added in list order.
+// The float32 forward fast path: contiguous rows; the grouped passes (KernelTable::mlm_group_f32)
+// where they apply, else each listed class against the row through the ISA's dense kernel
+// (KernelTable::mlm_forward_f32); the sums added in list order as double-doubles.
 bool margin_fast(const Margin& m) {
   const lb_tensor& in = *m.c.input;
   return in.dtype == LB_FLOAT32 && in.ndim > 0 && in.strides[in.ndim - 1] == 1 &&
@@ -345,8 +346,10 @@ void margin_forward(const lb_call& call, lb_tensor& output, int threads, const K
   reduce_store(m.c, loss, m.none_shape, output);
 }
 
-// The float32 gradient fast path: as margin_row_fast, the pair counts of each listed class
-// through the ISA's dense kernel (KernelTable::mlm_count_f32), then count * g / C per element.
+// The float32 gradient fast path: the grouped passes (KernelTable::mlm_group_f32) where they
+// apply, else the pair counts of each listed class through the ISA's dense kernel
+// (KernelTable::mlm_count_f32); count * g / C per element. stream: out is 64-byte aligned and
+// the gradient too large to stay in cache.
 void margin_grad_row_fast(const KernelTable& k, const Margin& m, std::int64_t r, double g,
                           MarginScratch& b, float* out, bool stream) {
   const std::int64_t C = m.dim;
