@@ -153,6 +153,17 @@ struct KernelTable {
   // Whether every v[i] (i < n) lies in [lo, hi]: multilabel_margin_loss's range check over
   // the whole target, as PyTorch's CPU kernel makes it (a global min and max).
   bool (*int64_in_range)(const std::int64_t* v, std::int64_t n, std::int64_t lo, std::int64_t hi);
+  // triplet_margin_loss's p = 2 gradients over one row of d float32 elements of the anchor a,
+  // positive p and negative q: with w = u_k + eps for u_0 = a - p, u_1 = a - q, u_2 = p - q,
+  // v_k = sgn(w) G_k where |w| == dist_k, else w s_k (s[k] = s_k = G_k / dist_k, s[3 + k] = G_k,
+  // s[6 + k] = dist_k, the caller's; -1 for dist_k where the distance is 0 (then s_k = 0) or
+  // not finite; v_2 = 0
+  // unless three: the swap's third distance), and out[0] = (0 + v_0) + v_1, out[1] = (0 - v_0) +
+  // v_2, out[2] = (0 - v_1) - v_2 rounded to float32 (null outputs skipped); stream: non-temporal
+  // stores (outputs 32-byte aligned).
+  void (*triplet2_grad_row_f32)(const float* a, const float* p, const float* q, std::int64_t d,
+                                double eps, const double* s, bool three, float* const* out,
+                                bool stream);
   // multi_margin_loss over one sample's contiguous float32 classes (MmRow).
   void (*mm_row_f32)(MmRow& r);
   // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed over the

@@ -523,6 +523,68 @@ struct SkipLoad {
   }
 };
 
+// ---------------------------------------------------------------- triplet_margin_loss, p = 2
+// (kernels.hpp: triplet2_grad_row_f32). The per-row scales replace a division per element.
+template <class V, bool kThree>
+void triplet2_grad_impl(const float* a, const float* p, const float* q, std::int64_t D, double eps,
+                        const double* s, float* const* out, bool stream) {
+  using T = Traits<V>;
+  using formulas::vabs, formulas::vselect, formulas::vsign;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const V e(eps), zero(0.0);
+  const V sc[3] = {V(s[0]), V(s[1]), V(s[2])}, g[3] = {V(s[3]), V(s[4]), V(s[5])},
+          n[3] = {V(s[6]), V(s[7]), V(s[8])};
+  // u s_k, or sgn(u) G_k exactly where |u| is the whole distance (a row's only non-zero
+  // element, every element of a one-feature row: G u / dist is exactly that there).
+  const auto grad = [&](V u, int k) __attribute__((always_inline)) {
+    return vselect(vabs(u) == n[k], vsign(u) * g[k], u * sc[k]);
+  };
+  const auto at = [&](const float* x, const float* y, const float* z, std::int64_t i,
+                      float* const* o, bool st) __attribute__((always_inline)) {
+    const V xa = T::load(x + i), xp = T::load(y + i), xq = T::load(z + i);
+    const V v0 = grad(xa - xp + e, 0), v1 = grad(xa - xq + e, 1);
+    const V v2 = kThree ? grad(xp - xq + e, 2) : zero;
+    if (o[0] != nullptr) put<T>((zero + v0) + v1, o[0] + i, st);
+    if (o[1] != nullptr) put<T>((zero - v0) + v2, o[1] + i, st);
+    if (o[2] != nullptr) put<T>((zero - v1) - v2, o[2] + i, st);
+  };
+  const std::int64_t full = D / L * L;
+  for (std::int64_t i = 0; i < full; i += L) {
+    if ((i & 15) == 0) {
+      __builtin_prefetch(a + i + kPrefetch);
+      __builtin_prefetch(p + i + kPrefetch);
+      __builtin_prefetch(q + i + kPrefetch);
+    }
+    at(a, p, q, i, out, stream);
+  }
+  stream_fence(stream);
+  if (full < D) {
+    // The tail through padded copies (zeros in, the first D - full results out).
+    float ta[T::kLanes] = {}, tp[T::kLanes] = {}, tq[T::kLanes] = {};
+    float to[3][T::kLanes];
+    float* tout[3] = {out[0] ? to[0] : nullptr, out[1] ? to[1] : nullptr, out[2] ? to[2] : nullptr};
+    for (std::int64_t j = 0; j < D - full; ++j) {
+      ta[j] = a[full + j];
+      tp[j] = p[full + j];
+      tq[j] = q[full + j];
+    }
+    at(ta, tp, tq, 0, tout, false);
+    for (int k = 0; k < 3; ++k)
+      if (out[k] != nullptr)
+        for (std::int64_t j = 0; j < D - full; ++j) out[k][full + j] = to[k][j];
+  }
+}
+
+template <class V>
+void triplet2_grad_row_f32(const float* a, const float* p, const float* q, std::int64_t D,
+                           double eps, const double* s, bool three, float* const* out,
+                           bool stream) {
+  if (three)
+    triplet2_grad_impl<V, true>(a, p, q, D, eps, s, out, stream);
+  else
+    triplet2_grad_impl<V, false>(a, p, q, D, eps, s, out, stream);
+}
+
 // ---------------------------------------------------------------- multi_margin_loss
 // (kernels.hpp: MmRow). Two accumulators per sum (alternate vectors), summed over the lanes in a
 // fixed order; kP2, kComp: p = 2 and the compensated z (MultiMarginRow's f0, f1) as constants.
@@ -920,6 +982,7 @@ KernelTable make_table(const char* isa) {
   t.mlsm_forward_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mlsm_backward_f32 = dense_backward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mm_row_f32 = mm_row_f32<V>;
+  t.triplet2_grad_row_f32 = triplet2_grad_row_f32<V>;
   t.mlm_forward_f32 = dense_forward<V, formulas::MultilabelMarginRow, float>;
   t.mlm_count_f32 = dense_forward<V, formulas::MultilabelMarginCountRow, float, true>;
   t.mlm_group_f32 = mlm_group_f32<V>;

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <limits>
@@ -720,13 +721,14 @@ bool triplet_fast(const Call& c, lb_tensor* const* gt) {
 void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt,
                            const RowData* d, int threads) {
   const std::int64_t rows = c.rows[0].n, D = c.rows[0].D;
-  const F::PNorm norm = pnorm_of(c);
   const float* a = static_cast<const float*>(c.rows[0].x->data);
   const float* p = static_cast<const float*>(c.rows[0].y->data);
   const float* q = static_cast<const float*>(c.rows[1].y->data);
   float* out[3];
   for (int k = 0; k < 3; ++k) out[k] = gt[k] ? static_cast<float*>(gt[k]->data) : nullptr;
   const bool three = c.num_rows == 3;
+  // Non-temporal stores for gradients too large to stay in cache (rows that start aligned).
+  const bool stream = rows * D * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < rows; ++r) {
     const auto i = static_cast<std::size_t>(r);
@@ -734,16 +736,26 @@ void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* 
     const double v[3] = {d[0].d[i], d[1].d[i], three ? d[2].d[i] : 0.0};
     F::TripletMarginLoss::backward(v[0], v[1], v[2], c.swap, backward_margin(c, d, r, v), up.at(r),
                                    G[0], G[1], G[2]);
-    const std::int64_t o = r * D;
-    for (std::int64_t j = o; j < o + D; ++j) {
-      const double x = a[j], y = p[j], z = q[j];
-      const double v0 = norm.backward(x - y + c.eps, d[0].d[i], G[0], 0.0);
-      const double v1 = norm.backward(x - z + c.eps, d[1].d[i], G[1], 0.0);
-      const double v2 = three ? norm.backward(y - z + c.eps, d[2].d[i], G[2], 0.0) : 0.0;
-      if (out[0]) out[0][j] = static_cast<float>((0.0 + v0) + v1);
-      if (out[1]) out[1][j] = static_cast<float>(three ? (0.0 + -v0) + v2 : 0.0 + -v0);
-      if (out[2]) out[2][j] = static_cast<float>(three ? (0.0 + -v1) + -v2 : 0.0 + -v1);
+    // The p = 2 norm's derivative G r / dist (0 where dist = 0) as r (G / dist): one scale per
+    // distance and row, within a double rounding of the quotient; sgn(r) G exactly where |r| is
+    // the whole distance (kernels.hpp: triplet2_grad_row_f32).
+    double s[9];
+    for (int k = 0; k < 3; ++k) {
+      s[k] = v[k] == 0.0 ? 0.0 : G[k] / v[k];
+      s[3 + k] = G[k];
+      s[6 + k] =
+          v[k] == 0.0 || !std::isfinite(v[k]) ? -1.0 : v[k];  // (inf / inf: NaN, as G r / dist)
     }
+    const std::int64_t o = r * D;
+    float* row_out[3];
+    bool aligned = true;
+    for (int k = 0; k < 3; ++k) {
+      row_out[k] = out[k] != nullptr ? out[k] + o : nullptr;
+      aligned = aligned &&
+                (row_out[k] == nullptr || reinterpret_cast<std::uintptr_t>(row_out[k]) % 64 == 0);
+    }
+    c.kernels->triplet2_grad_row_f32(a + o, p + o, q + o, D, c.eps, s, three, row_out,
+                                     stream && aligned);
   }
 }
 
