@@ -1792,7 +1792,8 @@ TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
 // start as NaN, so an element a streamed store missed fails too. Covers the dense elementwise
 // forward ('none' output), backward and forward_backward, cross_entropy's fused float32 rows
 // (rows of 8200 classes: every other row starts aligned), multi_margin_loss's and
-// multilabel_margin_loss's fused rows and nll_loss's rows of zeros.
+// multilabel_margin_loss's fused rows, triplet_margin_loss's p = 2 gradient rows and nll_loss's
+// rows of zeros.
 TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
   constexpr std::int64_t kElems = 4 * 1024 * 1024 + 4100;  // > 16 MiB of float32
   constexpr std::int64_t N = 520, C = 8200;                // cross_entropy / nll_loss: N * C > 4 Mi
@@ -1918,6 +1919,54 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
       EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4), 0)
           << impl_name << " " << loss;
       EXPECT_EQ(std::memcmp(&losses[0], &losses[1], sizeof(float)), 0) << impl_name << " " << loss;
+    }
+    // triplet_margin_loss (p = 2, with swap) forward_backward, 'mean': three gradients of rows
+    // of 8200 features (KernelTable::triplet2_grad_row_f32).
+    {
+      std::vector<float> xp(x.size()), xn(x.size());
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        xp[i] = x[i] + 0.25f * normal(rng);
+        xn[i] = normal(rng);
+      }
+      std::vector<float> results[2];
+      for (bool aligned : {true, false}) {
+        std::int64_t xs[2] = {N, C}, xst[2] = {C, 1};
+        const std::vector<float>* src[3] = {&x, &xp, &xn};
+        const char* names[3] = {"anchor", "positive", "negative"};
+        lb_tensor in[3];
+        for (int k = 0; k < 3; ++k)
+          in[k] = {names[k], const_cast<float*>(src[k]->data()), LB_FLOAT32, 2, xs, xst, cpu};
+        lb_param swap{};
+        swap.name = "swap";
+        swap.type = LB_PARAM_BOOL;
+        swap.b = 1;
+        lb_call call{};
+        call.struct_size = sizeof call;
+        call.loss = "triplet_margin_loss";
+        call.reduction = "mean";
+        call.inputs = in;
+        call.num_inputs = 3;
+        call.params = &swap;
+        call.num_params = 1;
+        call.device = cpu;
+        Dest g0(N * C, aligned), g1(N * C, aligned), g2(N * C, aligned);
+        float loss_value = 0.0f, one = 1.0f;
+        lb_tensor o{"output", &loss_value, LB_FLOAT32, 0, nullptr, nullptr, cpu};
+        lb_tensor go{"grad_output", &one, LB_FLOAT32, 0, nullptr, nullptr, cpu};
+        lb_tensor gt[3] = {{"anchor", g0.p, LB_FLOAT32, 2, xs, xst, cpu},
+                           {"positive", g1.p, LB_FLOAT32, 2, xs, xst, cpu},
+                           {"negative", g2.p, LB_FLOAT32, 2, xs, xst, cpu}};
+        char err[256] = {};
+        ASSERT_EQ(fb(&call, &o, &go, gt, 3, err, sizeof err), LB_OK) << err;
+        auto& r = results[aligned ? 0 : 1];
+        for (const Dest* d : {&g0, &g1, &g2}) r.insert(r.end(), d->p, d->p + N * C);
+        r.push_back(loss_value);
+      }
+      std::size_t nan = 0;
+      for (const float v : results[0]) nan += std::isnan(v) ? 1 : 0;
+      EXPECT_EQ(nan, 0u) << impl_name << " triplet_margin_loss: gradient elements not written";
+      EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4), 0)
+          << impl_name << " triplet_margin_loss";
     }
   }
 }
