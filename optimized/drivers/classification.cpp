@@ -417,9 +417,12 @@ double mm_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64
   return p.w[static_cast<std::size_t>(r.y)] * r.sums[0] / static_cast<double>(p.c);
 }
 
-void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& output, int threads) {
-  check_classification_output(p, output);
-  const bool fast = mm_fast(p);
+// multi_margin_loss's row losses, reduced as the call asks: row(n, x) gives row n's loss (x: a
+// scratch row of C doubles per thread). 'none' stores each; otherwise blocks of kPositionBlock
+// rows are summed as double-doubles and the blocks added in order (the same bits for any thread
+// count). forward and the fused forward_backward both reduce here, so their losses agree bitwise.
+template <class Row>
+void mm_reduce_rows(const ClassificationPlan& p, lb_tensor& output, int threads, Row row) {
   const bool none = p.reduction == Reduction::none;
   const std::int64_t nb = (p.n + kPositionBlock - 1) / kPositionBlock;
   std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
@@ -431,7 +434,7 @@ void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& ou
       const std::int64_t end = std::min(p.n, (blk + 1) * kPositionBlock);
       double hi = 0.0, lo = 0.0;
       for (std::int64_t n = blk * kPositionBlock; n < end; ++n) {
-        const double v = fast ? mm_row_fast(k, p, n) : mm_row(p, n, x, nullptr);
+        const double v = row(n, x);
         if (none)
           store(output, n, v);
         else
@@ -448,6 +451,22 @@ void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& ou
            part[static_cast<std::size_t>(blk) * 2 + 1]);
   store(output, 0,
         p.reduction == Reduction::mean ? dd_div(hi, lo, static_cast<double>(p.n)) : hi + lo);
+}
+
+// The upstream gradient of row n: grad_output's element n for 'none' with a shaped
+// grad_output, else its single value; over N for 'mean'.
+double mm_upstream(const ClassificationPlan& p, const lb_tensor& grad_output, std::int64_t n) {
+  const bool per_row = p.reduction == Reduction::none && grad_output.ndim > 0;
+  const double g = load(grad_output, per_row ? offset_of(grad_output, n) : 0);
+  return p.reduction == Reduction::mean ? g / static_cast<double>(p.n) : g;
+}
+
+void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& output, int threads) {
+  check_classification_output(p, output);
+  const bool fast = mm_fast(p);
+  mm_reduce_rows(p, output, threads, [&](std::int64_t n, std::vector<double>& x) {
+    return fast ? mm_row_fast(k, p, n) : mm_row(p, n, x, nullptr);
+  });
 }
 
 // multi_margin_loss's float32 gradient fast path (KernelTable::mm_row_f32): contiguous classes
@@ -478,42 +497,16 @@ bool mm_fused(const KernelTable& k, const ClassificationPlan& p, lb_tensor& outp
   if (gx == nullptr || gt != nullptr || gw != nullptr || gx->dtype != LB_FLOAT32 || !mm_fast(p))
     return false;
   check_classification_output(p, output);
-  const bool none = p.reduction == Reduction::none;
-  const Shape gs = shape_of(grad_output);
   const bool stream = stream_grad(gx, p.n * p.c);
-  const std::int64_t nb = (p.n + kPositionBlock - 1) / kPositionBlock;
-  std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
-#pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
-  for (std::int64_t blk = 0; blk < nb; ++blk) {
-    const std::int64_t end = std::min(p.n, (blk + 1) * kPositionBlock);
-    double hi = 0.0, lo = 0.0;
-    for (std::int64_t n = blk * kPositionBlock; n < end; ++n) {
-      double g = load(grad_output, none && !gs.empty() ? offset_of(grad_output, n) : 0);
-      if (p.reduction == Reduction::mean) g = g / static_cast<double>(p.n);
-      const double v =
-          mm_grad_row_fast(k, p, n, g, static_cast<float*>(gx->data) + n * p.c, stream);
-      if (none)
-        store(output, n, v);
-      else
-        dd_add(hi, lo, v, 0.0);
-    }
-    part[static_cast<std::size_t>(blk) * 2] = hi;
-    part[static_cast<std::size_t>(blk) * 2 + 1] = lo;
-  }
-  if (none) return true;
-  double hi = 0.0, lo = 0.0;
-  for (std::int64_t blk = 0; blk < nb; ++blk)
-    dd_add(hi, lo, part[static_cast<std::size_t>(blk) * 2],
-           part[static_cast<std::size_t>(blk) * 2 + 1]);
-  store(output, 0,
-        p.reduction == Reduction::mean ? dd_div(hi, lo, static_cast<double>(p.n)) : hi + lo);
+  float* out = static_cast<float*>(gx->data);
+  mm_reduce_rows(p, output, threads, [&](std::int64_t n, std::vector<double>&) {
+    return mm_grad_row_fast(k, p, n, mm_upstream(p, grad_output, n), out + n * p.c, stream);
+  });
   return true;
 }
 
 void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_tensor& grad_output,
                  const lb_tensor& gx, int threads) {
-  const bool none = p.reduction == Reduction::none;
-  const Shape gs = shape_of(grad_output);
   const double C = static_cast<double>(p.c);
   const bool fast = mm_fast(p) && gx.dtype == LB_FLOAT32;  // gx is contiguous (the ABI's rule)
   const bool stream = stream_grad(&gx, p.n * p.c);
@@ -522,8 +515,7 @@ void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_ten
     std::vector<double> x(static_cast<std::size_t>(p.c)), local(x.size());
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < p.n; ++n) {
-      double g = load(grad_output, none && !gs.empty() ? offset_of(grad_output, n) : 0);
-      if (p.reduction == Reduction::mean) g = g / static_cast<double>(p.n);
+      const double g = mm_upstream(p, grad_output, n);
       if (fast) {
         mm_grad_row_fast(k, p, n, g, static_cast<float*>(gx.data) + n * p.c, stream);
         continue;
