@@ -952,10 +952,21 @@ void ctc_grad_f32(const CtcSample& s, const double* alpha, double nll, double gr
 template <class V>
 void math_block(int fn, const double* in, double* out, std::size_t n) {
   using T = Traits<V>;
-  using formulas::vexp, formulas::vexpm1, formulas::vlog, formulas::vlog1p;
+  // Unqualified calls, so that argument-dependent lookup finds an ISA's own versions.
+  using formulas::vexp, formulas::vexpm1, formulas::vlog, formulas::vlog1p, formulas::softplus_tail,
+      formulas::vdiv_pos;
   for (std::size_t i = 0; i < n; i += T::kLanes) {
     const V x = T::load(in + i);
-    T::store(fn == 0 ? vexp(x) : fn == 1 ? vlog(x) : fn == 2 ? vlog1p(x) : vexpm1(x), out + i);
+    V y;
+    switch (fn) {
+      case 0: y = vexp(x); break;
+      case 1: y = vlog(x); break;
+      case 2: y = vlog1p(x); break;
+      case 3: y = vexpm1(x); break;
+      case 4: y = softplus_tail(x); break;
+      default: y = vdiv_pos(V(1.0), x); break;
+    }
+    T::store(y, out + i);
   }
 }
 

@@ -17,7 +17,7 @@ struct BinaryCrossEntropy {
   // -logit(x), accurate near x = 1/2: log1p((2x - 1)/(1 - x)) there (2x - 1 is exact).
   template <class V>
   LOSSBENCH_HD static V logit(V x) {
-    const V near = vlog1p((V(2.0) * x - V(1.0)) / (V(1.0) - x));
+    const V near = vlog1p(vdiv_pos(V(2.0) * x - V(1.0), V(1.0) - x));
     const V far = vlog(x) - vlog1p(-x);
     return vselect((x >= V(0.25)) & (x <= V(0.75)), near, far);
   }
@@ -33,7 +33,13 @@ struct BinaryCrossEntropy {
     const V x = in[0], y = in[1], w = in[2];
     const V eps(p.s0);
     const V den = (V(1.0) - x) * x;
-    out[0] = g * (x - y) / vselect(den < eps, eps, den) * w;
+    // eps is 0 for float16 (1e-12 rounds to 0 there), so d can be 0: a plain division for the
+    // vectors that hold a d <= 0 or NaN (vdiv_pos needs a positive divisor).
+    const V d = vselect(den < eps, eps, den), num = g * (x - y);
+    const auto positive = d > V(0.0);
+    V q = vdiv_pos(num, vselect(positive, d, V(1.0)));
+    if (vany(!positive)) q = vselect(positive, q, num / d);
+    out[0] = q * w;
     out[1] = -logit(x) * g * w;
     out[2] = V(0.0);  // weight is not differentiable
   }

@@ -14,7 +14,7 @@ struct MultilabelSoftMarginLoss {
   // 0 * (-inf) = NaN, x = +inf with y = 0 gives +inf).
   template <class V>
   LOSSBENCH_HD static V term(V x, V y) {
-    const V tail = vlog1p(vexp(-vabs(x)));
+    const V tail = softplus_tail(x);
     const V lpos = vselect(x < V(0.0), x, V(0.0)) - tail;
     const V lneg = vselect(-x < V(0.0), -x, V(0.0)) - tail;
     return -(y * lpos + (V(1.0) - y) * lneg);
@@ -27,15 +27,15 @@ struct MultilabelSoftMarginLoss {
   template <class V>
   LOSSBENCH_HD static V grad_input(V x, V y, V gl) {
     const V b = vexp(-vabs(x));
-    const V r = V(1.0) / (V(1.0) + b);
-    const V br = b / (V(1.0) + b);
+    const V r = vdiv_pos(V(1.0), V(1.0) + b);
+    const V br = vdiv_pos(b, V(1.0) + b);
     const auto nonneg = x >= V(0.0);
     const V sig_negx = vselect(nonneg, br, r);
     const V sig_x = vselect(nonneg, r, br);
     const V ga = -gl;
     const V two_terms = sig_negx * (ga * y) - sig_x * (ga * (V(1.0) - y));
     const V em = vexpm1(-vabs(x));
-    const V s_half = vselect(nonneg, -em, em) / (V(2.0) * (V(1.0) + b));
+    const V s_half = vdiv_pos(vselect(nonneg, -em, em), V(2.0) * (V(1.0) + b));
     const V centred = ga * ((y - V(0.5)) - s_half);
     return vselect(vabs(x) < V(1.0), centred, two_terms);
   }

@@ -202,6 +202,54 @@ inline __m512d log_core(__m512d x) {
                          _mm512_add_pd(table(kLogC, j), low));
 }
 
+// log1p(e) for e in [0, 1] only (softplus's tail, e = exp(-|t|)): 1 + e = (1 + r) / q with
+// q = 1 / (1 + k/16) rounded, k = round(16 e) clamped to 15, so that r = (1 + e) q - 1 =
+// fma(e, q, q - 1) (q - 1 is exact, q being in [1/2, 1]) is rounded once and |r| <= 2^-4.95;
+// log1p(e) = -log q + log1p(r), log1p(r) by its degree-10 Taylor polynomial (relative error
+// < 2^-53). k = 0 has q = 1 and r = e exactly, so a tiny e keeps its relative accuracy. Neither
+// a division nor special values: vlog1p's general path costs twice as much.
+inline __m512d log1p_unit_core(__m512d e) {
+  static constexpr double kQ[16] = {
+      0x1.0000000000000p+0, 0x1.e1e1e1e1e1e1ep-1, 0x1.c71c71c71c71cp-1, 0x1.af286bca1af28p-1,
+      0x1.999999999999ap-1, 0x1.8618618618618p-1, 0x1.745d1745d1746p-1, 0x1.642c8590b2164p-1,
+      0x1.5555555555555p-1, 0x1.47ae147ae147bp-1, 0x1.3b13b13b13b14p-1, 0x1.2f684bda12f68p-1,
+      0x1.2492492492492p-1, 0x1.1a7b9611a7b96p-1, 0x1.1111111111111p-1, 0x1.0842108421084p-1};
+  // -log(kQ[k]), correctly rounded.
+  static constexpr double kLogQ[16] = {0x0.0p+0,
+                                       0x1.f0a30c01162a8p-5,
+                                       0x1.e27076e2af2eap-4,
+                                       0x1.5ff3070a793d6p-3,
+                                       0x1.c8ff7c79a9a20p-3,
+                                       0x1.1675cababa60fp-2,
+                                       0x1.4618bc21c5ec2p-2,
+                                       0x1.739d7f6bbd007p-2,
+                                       0x1.9f323ecbf984dp-2,
+                                       0x1.c8ff7c79a9a21p-2,
+                                       0x1.f128f5faf06ecp-2,
+                                       0x1.0be72e4252a83p-1,
+                                       0x1.1e85f5e7040d1p-1,
+                                       0x1.307d7334f10bep-1,
+                                       0x1.41d8fe84672afp-1,
+                                       0x1.52a2d265bc5abp-1};
+  const __m512i k =
+      _mm512_min_epi64(_mm512_cvt_roundpd_epi64(_mm512_mul_pd(e, _mm512_set1_pd(16.0)),
+                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                       _mm512_set1_epi64(15));
+  const __m512d q = table(kQ, k);
+  const __m512d r = _mm512_fmadd_pd(e, q, _mm512_sub_pd(q, _mm512_set1_pd(1.0)));
+  __m512d p = _mm512_set1_pd(-1.0 / 10);
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 9));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 8));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 7));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 6));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 5));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 4));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 3));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 2));
+  p = _mm512_fmadd_pd(p, _mm512_mul_pd(r, r), r);  // log1p(r)
+  return _mm512_add_pd(table(kLogQ, k), p);
+}
+
 // 1 / u to about 2^-56 for u normal: rcp14 and two Newton steps.
 inline __m512d reciprocal(__m512d u) {
   __m512d y = _mm512_rcp14_pd(u);
@@ -219,24 +267,27 @@ HWY_INLINE VD vexp(VD x) {
   return vselect(visnan(x), x, r);
 }
 
+// log with IEEE 754's special values, without a branch or a select: log_core on every lane,
+// then one vfixupimmpd that replaces the lanes whose x is not a positive number, by x's class
+// (a nibble per class, from class 0 up): QNaN and SNaN -> x quieted (2), zero -> -inf (4),
+// one -> log_core's +0 (0), -inf -> NaN (3), +inf -> +inf (5), negative -> NaN (3), positive
+// (subnormals included) -> log_core (0). log_core's values on those lanes are never used.
 HWY_INLINE VD vlog(VD x) {
-  const MD regular = (x > VD(0.0)) & visfinite(x);
-  VD r(hn::Vec<D>{avx512math::log_core(vselect(regular, x, VD(1.0)).v.raw)});
-  r = vselect(x == VD(0.0), VD(-HUGE_VAL), r);
-  r = vselect(x == VD(HUGE_VAL), x, r);
-  return vselect((x < VD(0.0)) | visnan(x), VD(__builtin_nan("")), r);
+  const __m512d r = avx512math::log_core(x.v.raw);
+  return VD(hn::Vec<D>{_mm512_fixupimm_pd(r, x.v.raw, _mm512_set1_epi64(0x03530422), 0)});
 }
 
 // log1p(x) = log(u) + (x - (u - 1)) / u with u = 1 + x rounded: the second term is the rounding
-// error of u, tiny, so an approximate reciprocal serves; x - (u - 1) is exact for u <= 2.
+// error of u, tiny, so an approximate reciprocal serves; x - (u - 1) is exact for u <= 2. The
+// correction is 0 where u is not in (0, 2^1000) (there the reciprocal could overflow, or the
+// result is vlog's special value); u = 1 gives x itself.
 HWY_INLINE VD vlog1p(VD x) {
   const VD u = VD(1.0) + x;
-  const MD usable = (u > VD(0x1p-1000)) & (u < VD(0x1p+1000));
-  const VD inv(hn::Vec<D>{avx512math::reciprocal(vselect(usable, u, VD(1.0)).v.raw)});
-  const VD correction = vselect(usable, (x - (u - VD(1.0))) * inv, VD(0.0));
-  VD r = vlog(u) + correction;
-  r = vselect(u == VD(1.0), x, r);
-  return vselect(x == VD(HUGE_VAL), x, r);
+  const __mmask8 usable = _mm512_cmp_pd_mask(u.v.raw, _mm512_set1_pd(0.0), _CMP_GT_OQ) &
+                          _mm512_cmp_pd_mask(u.v.raw, _mm512_set1_pd(0x1p+1000), _CMP_LT_OQ);
+  const __m512d inv = avx512math::reciprocal(u.v.raw);
+  const VD correction(hn::Vec<D>{_mm512_maskz_mul_pd(usable, (x - (u - VD(1.0))).v.raw, inv)});
+  return vselect(u == VD(1.0), x, vlog(u) + correction);
 }
 
 #else
@@ -286,6 +337,20 @@ HWY_INLINE VD vexpm1(VD x) {
 HWY_INLINE VD vexp_minus(VD x, VD y) {
   VD r(hn::Vec<D>{avx512math::exp_minus_core(x.v.raw, y.v.raw)});
   return vselect(visnan(x), x, r);
+}
+// log1p(exp(-|t|)) (formulas/common.hpp): exp_core of -|t| (NaN and -inf clamp to -1000, so
+// that e is 0 there) and log1p_unit_core; NaN kept.
+HWY_INLINE VD softplus_tail(VD t) {
+  const __m512d e = avx512math::exp_core(_mm512_or_pd(t.v.raw, _mm512_set1_pd(-0.0)));
+  VD r(hn::Vec<D>{avx512math::log1p_unit_core(e)});
+  return vselect(visnan(t), t, r);
+}
+
+// a / u for u a positive normal number (formulas/common.hpp): a times reciprocal(u), for a
+// relative error under 2^-51 (two roundings after the reciprocal's 2^-56) instead of vdivpd's
+// 2^-53 at several times the cost. Only float32 and 16-bit results come through here.
+HWY_INLINE VD vdiv_pos(VD a, VD u) {
+  return VD(hn::Vec<D>{_mm512_mul_pd(a.v.raw, avx512math::reciprocal(u.v.raw))});
 }
 #endif  // HWY_TARGET == HWY_AVX3
 

@@ -570,6 +570,67 @@ TEST(OptimizedCpu, VectorMath) {
   }
 }
 
+// Each ISA's softplus tail log1p(exp(-|t|)) and reciprocal (vdiv_pos, for u in [1, 4]: what
+// the sigmoid formulas divide by) against MPFR: within 2^-50 relatively, NaN kept, 0 at +-inf.
+// The tail's inputs cover every entry of AVX-512's table (exp(-|t|) near k/16 and (k + 1/2)/16,
+// where the table index changes), tiny and huge |t|, and t whose exp underflows.
+TEST(OptimizedCpu, SoftplusTailAndReciprocal) {
+  std::mt19937_64 rng(12);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<double> tail_in, recip_in;
+  for (int i = 0; i < 20000; ++i) {
+    tail_in.push_back((unit(rng) - 0.5) * 100.0);
+    tail_in.push_back((unit(rng) - 0.5) * std::ldexp(1.0, -static_cast<int>(unit(rng) * 60)));
+    tail_in.push_back(-std::log((i % 33 + unit(rng) * 1e-6) / 32.0));  // e near k / 32
+    recip_in.push_back(1.0 + 3.0 * unit(rng));
+  }
+  const double inf = HUGE_VAL, nan = std::nan("");
+  for (double v : {0.0, -0.0, inf, -inf, nan, 745.0, -745.0, 1e300, -1e300, 0x1p-1074, 36.7, 37.5})
+    tail_in.push_back(v);
+  for (double v : {1.0, 2.0, 4.0, std::nextafter(1.0, 2.0), std::nextafter(2.0, 1.0)})
+    recip_in.push_back(v);
+  mpfr_t x, y;
+  mpfr_inits2(256, x, y, static_cast<mpfr_ptr>(nullptr));
+  const auto want_of = [&](int fn, double v) {
+    if (std::isnan(v)) return v;
+    mpfr_set_d(x, fn == 4 ? -std::fabs(v) : v, MPFR_RNDN);
+    if (fn == 4) {
+      mpfr_exp(y, x, MPFR_RNDN);
+      mpfr_log1p(y, y, MPFR_RNDN);
+    } else {
+      mpfr_ui_div(y, 1, x, MPFR_RNDN);
+    }
+    return mpfr_get_d(y, MPFR_RNDN);
+  };
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (!machine_has(isa)) continue;
+    const KernelTable& k = isa == Isa::scalar ? scalar_kernels()
+                           : isa == Isa::avx2 ? avx2_kernels()
+                                              : avx512_kernels();
+    for (int fn : {4, 5}) {
+      std::vector<double> in = fn == 4 ? tail_in : recip_in;
+      in.resize((in.size() + kPad - 1) / kPad * kPad, 1.0);
+      std::vector<double> out(in.size());
+      k.math(fn, in.data(), out.data(), in.size());
+      int bad = 0;
+      for (std::size_t i = 0; i < in.size() && bad < 5; ++i) {
+        const double want = want_of(fn, in[i]);
+        const bool ok =
+            std::isnan(want) ? std::isnan(out[i])
+            : want == 0.0    ? std::fabs(out[i]) <= 0x1p-1073
+                          : std::fabs(out[i] - want) <= std::max(std::ldexp(want, -50), 0x1p-1073);
+        if (!ok) {
+          ++bad;
+          ADD_FAILURE() << isa_name(isa) << (fn == 4 ? " softplus_tail(" : " 1 / (")
+                        << std::hexfloat << in[i] << ") = " << out[i] << ", MPFR " << want
+                        << std::defaultfloat;
+        }
+      }
+    }
+  }
+  mpfr_clears(x, y, static_cast<mpfr_ptr>(nullptr));
+}
+
 // The double-double exp, log, log1p and expm1 of the float64 kernels (isa/exact64*.cpp) against
 // MPFR at 256 bits: hi + lo within 2^-70 relatively (what the formulas need: their cancellations
 // take at most ~20 of those bits from a float64 result), and special values as IEEE 754 has them.
