@@ -386,11 +386,11 @@ void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int 
   }
 }
 
-// The float64 p-norm of one row in double-double, for the forward's hinge d(a, p) - d(a, n) +
-// margin, which can cancel down to the distances' last bits (p = 2, p = 1, or a one-element row
-// for any p, whose norm is |r|): r_j = x_j - y_j + eps exactly, its square (or |r_j|) and the
-// sum in DD, then the square root. False where the sum is not finite or below 2^-960 (the double
-// distance serves there).
+// The p-norm of one row in double-double, for the forward's hinge d(a, p) - d(a, n) + margin,
+// which can cancel down to the distances' last bits: r_j = x_j - y_j + eps exactly; for p = 2 or
+// 1 its square (or |r_j|) and the sum in DD, then the square root; a one-element row's norm is
+// |r| for any p; any other finite p > 0 goes through DD exp and log. False where the sum is not
+// finite or below 2^-960 (the double distance serves there).
 bool norm_row_dd(const Rows& w, const F::PNorm& norm, double eps, std::int64_t xo, std::int64_t yo,
                  double& hi, double& lo) {
   using F::DD;
@@ -399,6 +399,25 @@ bool norm_row_dd(const Rows& w, const F::PNorm& norm, double eps, std::int64_t x
     hi = n.hi;
     lo = n.lo;
     return std::isfinite(n.hi);
+  }
+  if (norm.kind == F::PNorm::general) {
+    // Any other finite p > 0: |r_j|^p = exp(p log |r_j|) and the sum in DD (exp and log to 75
+    // bits or more), then the sum^(1/p) = exp(log(sum) / p) the same way.
+    DD acc(0.0);
+    for (std::int64_t j = 0; j < w.D; ++j) {
+      double d, de, r, re;
+      F::dd::two_sum(w.xv(xo, j), -w.yv(yo, j), d, de);
+      F::dd::two_sum(d, eps, r, re);
+      const DD a = vabs(DD(r) + DD(re + de));
+      if (a.hi == 0.0) continue;  // 0^p = 0
+      if (!std::isfinite(a.hi)) return false;
+      acc = acc + vexp(DD(norm.p) * vlog(a));
+    }
+    if (!(acc.hi >= 0x1p-960 && acc.hi < HUGE_VAL)) return false;
+    const DD n = vexp(vlog(acc) / DD(norm.p));
+    hi = n.hi;
+    lo = n.lo;
+    return std::isfinite(n.hi) && n.hi > 0.0;
   }
   // Sum of r_j^2: r + re = x - y + eps (two exact sums), r^2 = p + pe exactly plus 2 r re; the
   // running sum's error terms collect in sl (a compensated sum, ~2^-100 relative).
@@ -429,10 +448,11 @@ bool norm_row_dd(const Rows& w, const F::PNorm& norm, double eps, std::int64_t x
   return true;
 }
 
-// The p-norms norm_row_dd computes: p = 2, p = 1, and one-element rows for a finite p > 0
-// other than those (|r|).
+// The p-norms norm_row_dd computes: p = 2, p = 1, and any other finite p > 0 (one-element rows:
+// |r|; longer rows through DD exp and log).
 bool norm_dd_applies(const Rows& w, const F::PNorm& norm) {
   return norm.kind == F::PNorm::two || norm.kind == F::PNorm::one ||
+         (norm.kind == F::PNorm::general && norm.p > 0.0 && std::isfinite(norm.p)) ||
          (w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p));
 }
 

@@ -1169,6 +1169,81 @@ TEST(OptimizedCpu, BceWithLogitsTargetGradientPosWeight) {
   }
 }
 
+// float64, p = 1.5 (the general p-norm): the negative row holds the positive row's differences
+// in another order, so that the two distances are equal exactly and the exact hinge is the margin
+// itself, +-2^-40 or 0, while each distance is near 1. A hinge in double would carry the
+// distances' rounding (~2^-52, 2^40 ULPs of the result); the double-double distances give the
+// margin to the last bit, and its sign to the gradient.
+TEST(OptimizedCpu, TripletFloat64GeneralNormHingeCancellation) {
+  constexpr std::int64_t D = 7;
+  std::mt19937_64 rng(41);
+  std::uniform_real_distribution<double> unit(-1.0, 1.0);
+  for (const double m : {0x1p-40, -0x1p-40, 0x1.8p-45}) {
+    const std::int64_t N = 24;
+    std::vector<double> a(static_cast<std::size_t>(N * D)), p(a.size()), n(a.size());
+    for (std::int64_t r = 0; r < N; ++r) {
+      const double A = unit(rng);
+      std::vector<double> pr(static_cast<std::size_t>(D));
+      for (auto& v : pr) v = unit(rng) * std::ldexp(1.0, -static_cast<int>(r % 3));
+      for (std::int64_t j = 0; j < D; ++j) {
+        const auto at = static_cast<std::size_t>(r * D + j);
+        a[at] = A;
+        p[at] = pr[static_cast<std::size_t>(j)];
+        n[at] = pr[static_cast<std::size_t>((j * 3 + 1) % D)];  // a permutation (gcd(3, 7) = 1)
+      }
+    }
+    for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+      const lb_impl* impl = conformance::find_implementation(impl_name);
+      if (impl->supports("triplet_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0)
+        continue;
+      std::int64_t xs[2] = {N, D}, xst[2] = {D, 1}, ns[1] = {N}, one[1] = {1};
+      lb_tensor in[3] = {{"anchor", a.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"positive", p.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"negative", n.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = "triplet_margin_loss";
+      call.reduction = "none";
+      call.inputs = in;
+      call.num_inputs = 3;
+      lb_param params[2] = {};
+      params[0].name = "margin";
+      params[0].type = LB_PARAM_FLOAT;
+      params[0].f = m;
+      params[1].name = "p";
+      params[1].type = LB_PARAM_FLOAT;
+      params[1].f = 1.5;
+      call.params = params;
+      call.num_params = 2;
+      call.device = {LB_DEVICE_CPU, 0};
+      std::vector<double> got(static_cast<std::size_t>(N), NAN), up(got.size(), 1.0);
+      std::vector<double> g[3] = {std::vector<double>(a.size(), NAN),
+                                  std::vector<double>(a.size(), NAN),
+                                  std::vector<double>(a.size(), NAN)};
+      lb_tensor out{"output", got.data(), LB_FLOAT64, 1, ns, one, {LB_DEVICE_CPU, 0}};
+      lb_tensor go{"grad_output", up.data(), LB_FLOAT64, 1, ns, one, {LB_DEVICE_CPU, 0}};
+      lb_tensor gt[3] = {{"anchor", g[0].data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"positive", g[1].data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"negative", g[2].data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
+      char err[256] = {};
+      ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+      ASSERT_EQ(impl->backward(&call, &go, gt, 3, err, sizeof err), LB_OK) << err;
+      for (std::size_t r = 0; r < got.size(); ++r) {
+        const std::string where =
+            std::string(impl_name) + " margin " + std::to_string(m) + " row " + std::to_string(r);
+        EXPECT_EQ(got[r], std::max(0.0, m)) << where;
+        // Where the hinge does not pass, every gradient is 0.
+        if (m < 0) {
+          for (int k = 0; k < 3; ++k)
+            for (std::int64_t j = 0; j < D; ++j) {
+              EXPECT_EQ(g[k][r * D + static_cast<std::size_t>(j)], 0.0) << where;
+            }
+        }
+      }
+    }
+  }
+}
+
 // float32 triplet hinges that cancel: one-feature rows with a near -2^36 and p, n small, margin
 // 1/2: a - p + eps and a - n + eps are negative, so the exact hinge is 1/2 + p - n (exact in
 // double here; 0 among the values), whatever eps is, while each double distance near 2^36 is
