@@ -165,6 +165,13 @@ struct KernelTable {
   void (*triplet2_grad_row_f32)(const float* a, const float* p, const float* q, std::int64_t d,
                                 double eps, const double* s, bool three, float* const* out,
                                 bool stream);
+  // cosine_embedding_loss's gradients over one row of d contiguous float32 elements, s = {p, m1,
+  // m2, t1, t2} (the row's dot product, squared norms with EPS, and t_k = gcos / den_k, den_k the
+  // row's denominator of d cos / d x_k): g1[j] = 0 + fma(x2_j, m1, -(p x1_j)) t1 and g2[j] =
+  // 0 + fma(x1_j, m2, -(p x2_j)) t2 rounded to float32 (null outputs skipped); stream:
+  // non-temporal stores (outputs 32-byte aligned).
+  void (*cos_grad_row_f32)(const float* x1, const float* x2, std::int64_t d, const double* s,
+                           float* g1, float* g2, bool stream);
   // multi_margin_loss over one sample's contiguous float32 classes (MmRow).
   void (*mm_row_f32)(MmRow& r);
   // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed over the

@@ -585,6 +585,45 @@ void triplet2_grad_row_f32(const float* a, const float* p, const float* q, std::
     triplet2_grad_impl<V, false>(a, p, q, D, eps, s, out, stream);
 }
 
+// ---------------------------------------------------------------- cosine_embedding_loss
+// (kernels.hpp: cos_grad_row_f32). The per-row scales t_k replace a division per element.
+template <class V>
+void cos_grad_row_f32(const float* x1, const float* x2, std::int64_t D, const double* s, float* g1,
+                      float* g2, bool stream) {
+  using T = Traits<V>;
+  using formulas::vfma;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const V p(s[0]), m1(s[1]), m2(s[2]), t1(s[3]), t2(s[4]), zero(0.0);
+  const auto at = [&](const float* a, const float* b, std::int64_t i, float* o1, float* o2, bool st)
+      __attribute__((always_inline)) {
+    const V xa = T::load(a + i), xb = T::load(b + i);
+    if (o1 != nullptr) put<T>(zero + vfma(xb, m1, -(p * xa)) * t1, o1 + i, st);
+    if (o2 != nullptr) put<T>(zero + vfma(xa, m2, -(p * xb)) * t2, o2 + i, st);
+  };
+  const std::int64_t full = D / L * L;
+  for (std::int64_t i = 0; i < full; i += L) {
+    if ((i & 15) == 0) {
+      __builtin_prefetch(x1 + i + kPrefetch);
+      __builtin_prefetch(x2 + i + kPrefetch);
+    }
+    at(x1, x2, i, g1, g2, stream);
+  }
+  stream_fence(stream);
+  if (full < D) {
+    // The tail through padded copies (zeros in, the first D - full results out).
+    float ta[T::kLanes] = {}, tb[T::kLanes] = {}, o1[T::kLanes], o2[T::kLanes];
+    for (std::int64_t j = 0; j < D - full; ++j) {
+      ta[j] = x1[full + j];
+      tb[j] = x2[full + j];
+    }
+    at(ta, tb, 0, g1 != nullptr ? o1 : nullptr, g2 != nullptr ? o2 : nullptr, false);
+    for (std::int64_t j = 0; j < D - full; ++j) {
+      if (g1 != nullptr) g1[full + j] = o1[j];
+      if (g2 != nullptr) g2[full + j] = o2[j];
+    }
+  }
+}
+
 // ---------------------------------------------------------------- multi_margin_loss
 // (kernels.hpp: MmRow). Two accumulators per sum (alternate vectors), summed over the lanes in a
 // fixed order; kP2, kComp: p = 2 and the compensated z (MultiMarginRow's f0, f1) as constants.
@@ -994,6 +1033,7 @@ KernelTable make_table(const char* isa) {
   t.mlsm_backward_f32 = dense_backward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mm_row_f32 = mm_row_f32<V>;
   t.triplet2_grad_row_f32 = triplet2_grad_row_f32<V>;
+  t.cos_grad_row_f32 = cos_grad_row_f32<V>;
   t.mlm_forward_f32 = dense_forward<V, formulas::MultilabelMarginRow, float>;
   t.mlm_count_f32 = dense_forward<V, formulas::MultilabelMarginCountRow, float, true>;
   t.mlm_group_f32 = mlm_group_f32<V>;

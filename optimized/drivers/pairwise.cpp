@@ -818,15 +818,22 @@ void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* g
   const float* x2 = static_cast<const float*>(w.y->data);
   float* g1 = gt[0] ? static_cast<float*>(gt[0]->data) : nullptr;
   float* g2 = gt[1] ? static_cast<float*>(gt[1]->data) : nullptr;
+  // Non-temporal stores for gradients too large to stay in cache (rows that start aligned).
+  const bool stream = w.n * D * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < w.n; ++r) {
     const auto i = static_cast<std::size_t>(r);
     const double G = gcos[i], p = rd.p[i], m1 = rd.m1[i], m2 = rd.m2[i];
-    for (std::int64_t j = r * D; j < (r + 1) * D; ++j) {
-      const double a = x1[j], b = x2[j];
-      if (g1) g1[j] = static_cast<float>(0.0 + G * F::CosineEmbeddingLoss::dx(p, m1, m2, a, b));
-      if (g2) g2[j] = static_cast<float>(0.0 + G * F::CosineEmbeddingLoss::dx(p, m2, m1, b, a));
-    }
+    // G dx = G (x2 m1 - p x1) / den1 as (x2 m1 - p x1) (G / den1): one scale per row and side
+    // (CosineEmbeddingLoss::dx's denominators), within a double rounding of the quotient.
+    const double s[5] = {p, m1, m2, G / (F::cosine_denominator(m1, m2) * m1),
+                         G / (F::cosine_denominator(m2, m1) * m2)};
+    const std::int64_t o = r * D;
+    float* o1 = g1 != nullptr ? g1 + o : nullptr;
+    float* o2 = g2 != nullptr ? g2 + o : nullptr;
+    const bool aligned = (o1 == nullptr || reinterpret_cast<std::uintptr_t>(o1) % 64 == 0) &&
+                         (o2 == nullptr || reinterpret_cast<std::uintptr_t>(o2) % 64 == 0);
+    c.kernels->cos_grad_row_f32(x1 + o, x2 + o, D, s, o1, o2, stream && aligned);
   }
 }
 

@@ -8,7 +8,7 @@
 //   vselect(mask, a, b)  a where mask, else b (both evaluated)
 //   vany(mask)           true when the mask holds in any lane (to skip a rarely needed branch)
 //   vabs, vexp, vexpm1, vlog, vlog1p, visnan, visinf, visfinite, vsign (sgn with sgn(0) = sgn(NaN)
-//   = 0) masks combine with & | and negate with !
+//   = 0), vfma (a b + c rounded once); masks combine with & | and negate with !
 // Formulas compute in double whatever the tensor dtype (float-in / double-inside); the drivers
 // round once to the output dtype.
 //
@@ -64,6 +64,7 @@ LOSSBENCH_HD inline bool visinf(double x) { return std::fabs(x) == HUGE_VAL; }
 LOSSBENCH_HD inline bool visfinite(double x) { return std::fabs(x) < HUGE_VAL; }
 LOSSBENCH_HD inline bool vany(bool m) { return m; }
 LOSSBENCH_HD inline double vsign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
+LOSSBENCH_HD inline double vfma(double a, double b, double c) { return std::fma(a, b, c); }
 
 // max(t, 0) that keeps NaN (t < 0 is false for NaN).
 template <class V>

@@ -877,6 +877,75 @@ TEST(OptimizedCpu, TripletFloat64HingeCancellation) {
   }
 }
 
+// cosine_embedding_loss's float32 fast gradient rows (contiguous rows of more than 64 features:
+// KernelTable::cos_grad_row_f32, a scale per row) against the general path (the same rows with an
+// element stride of 2, which divides per element), every ISA, whole vectors and a tail, targets
+// +-1 and a margin: the gradients within one float32 ULP of each other (the two round the
+// quotient differently in double), and none of them NaN.
+TEST(OptimizedCpu, CosineFastGradientsMatchGeneralPath) {
+  const std::int64_t N = 29, D = 203;
+  std::mt19937_64 rng(43);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x1(static_cast<std::size_t>(N * D)), x2(x1.size());
+  std::vector<float> s1(x1.size() * 2, 0.0f), s2(s1.size(), 0.0f);
+  for (std::size_t i = 0; i < x1.size(); ++i) {
+    x1[i] = normal(rng);
+    x2[i] = i % 7 == 0 ? x1[i] : normal(rng);
+    s1[2 * i] = x1[i];
+    s2[2 * i] = x2[i];
+  }
+  std::vector<float> y(static_cast<std::size_t>(N));
+  for (std::size_t r = 0; r < y.size(); ++r) y[r] = r % 2 == 0 ? 1.0f : -1.0f;
+  const lb_device cpu{LB_DEVICE_CPU, 0};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("cosine_embedding_loss", LB_FLOAT32, cpu, "sum") == 0) continue;
+    std::vector<float> got[2][2];  // [fast, general][input]
+    for (int general = 0; general < 2; ++general) {
+      std::int64_t xs[2] = {N, D}, xst[2] = {general ? 2 * D : D, general ? 2 : 1};
+      std::int64_t gst[2] = {D, 1}, ys[1] = {N}, yst[1] = {1};
+      lb_tensor in[3] = {{"input1", general ? s1.data() : x1.data(), LB_FLOAT32, 2, xs, xst, cpu},
+                         {"input2", general ? s2.data() : x2.data(), LB_FLOAT32, 2, xs, xst, cpu},
+                         {"target", y.data(), LB_FLOAT32, 1, ys, yst, cpu}};
+      lb_param margin{};
+      margin.name = "margin";
+      margin.type = LB_PARAM_FLOAT;
+      margin.f = -0.05;
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = "cosine_embedding_loss";
+      call.reduction = "sum";
+      call.inputs = in;
+      call.num_inputs = 3;
+      call.params = &margin;
+      call.num_params = 1;
+      call.device = cpu;
+      got[general][0].assign(x1.size(), NAN);
+      got[general][1].assign(x1.size(), NAN);
+      float one = 1.0f;
+      lb_tensor go{"grad_output", &one, LB_FLOAT32, 0, nullptr, nullptr, cpu};
+      lb_tensor gt[2] = {{"input1", got[general][0].data(), LB_FLOAT32, 2, xs, gst, cpu},
+                         {"input2", got[general][1].data(), LB_FLOAT32, 2, xs, gst, cpu}};
+      char err[256] = {};
+      ASSERT_EQ(impl->backward(&call, &go, gt, 2, err, sizeof err), LB_OK) << err;
+    }
+    int bad = 0;
+    std::size_t nonzero = 0;
+    for (int k = 0; k < 2; ++k)
+      for (std::size_t i = 0; i < x1.size() && bad < 5; ++i) {
+        const float f = got[0][k][i], g = got[1][k][i];
+        nonzero += f != 0.0f ? 1 : 0;
+        const bool ok = !std::isnan(f) && (f == g || std::nextafter(f, g) == g);
+        if (!ok) {
+          ++bad;
+          ADD_FAILURE() << impl_name << " input" << k + 1 << "[" << i << "]: fast " << f
+                        << ", general " << g;
+        }
+      }
+    EXPECT_GT(nonzero, x1.size());  // most rows pass the hinge: the test compares values
+  }
+}
+
 // cosine_embedding_loss on nearly parallel rows (x2 = x1 scaled by a power of two, or nudged by
 // one ULP in one element): 1 - cos there is about EPS / |x|^2 (EPS = float(1e-12)), so the row
 // sums must carry far more than double's 53 bits. Each row's loss (target 1: 1 - cos; target -1:
@@ -2103,6 +2172,44 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
       EXPECT_EQ(nan, 0u) << impl_name << " triplet_margin_loss: gradient elements not written";
       EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4), 0)
           << impl_name << " triplet_margin_loss";
+    }
+    // cosine_embedding_loss forward_backward, 'sum': both gradients of rows of 8200 features
+    // (KernelTable::cos_grad_row_f32), targets +-1.
+    {
+      std::vector<float> x2(x.size());
+      for (std::size_t i = 0; i < x.size(); ++i) x2[i] = x[i] + normal(rng);
+      std::vector<float> y(static_cast<std::size_t>(N));
+      for (std::size_t r = 0; r < y.size(); ++r) y[r] = r % 3 == 0 ? -1.0f : 1.0f;
+      std::vector<float> results[2];
+      for (bool aligned : {true, false}) {
+        std::int64_t xs[2] = {N, C}, xst[2] = {C, 1}, ys[1] = {N}, yst[1] = {1};
+        lb_tensor in[3] = {{"input1", x.data(), LB_FLOAT32, 2, xs, xst, cpu},
+                           {"input2", x2.data(), LB_FLOAT32, 2, xs, xst, cpu},
+                           {"target", y.data(), LB_FLOAT32, 1, ys, yst, cpu}};
+        lb_call call{};
+        call.struct_size = sizeof call;
+        call.loss = "cosine_embedding_loss";
+        call.reduction = "sum";
+        call.inputs = in;
+        call.num_inputs = 3;
+        call.device = cpu;
+        Dest g0(N * C, aligned), g1(N * C, aligned);
+        float loss_value = 0.0f, one = 1.0f;
+        lb_tensor o{"output", &loss_value, LB_FLOAT32, 0, nullptr, nullptr, cpu};
+        lb_tensor go{"grad_output", &one, LB_FLOAT32, 0, nullptr, nullptr, cpu};
+        lb_tensor gt[2] = {{"input1", g0.p, LB_FLOAT32, 2, xs, xst, cpu},
+                           {"input2", g1.p, LB_FLOAT32, 2, xs, xst, cpu}};
+        char err[256] = {};
+        ASSERT_EQ(fb(&call, &o, &go, gt, 2, err, sizeof err), LB_OK) << err;
+        auto& r = results[aligned ? 0 : 1];
+        for (const Dest* d : {&g0, &g1}) r.insert(r.end(), d->p, d->p + N * C);
+        r.push_back(loss_value);
+      }
+      std::size_t nan = 0;
+      for (const float v : results[0]) nan += std::isnan(v) ? 1 : 0;
+      EXPECT_EQ(nan, 0u) << impl_name << " cosine_embedding_loss: gradient elements not written";
+      EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4), 0)
+          << impl_name << " cosine_embedding_loss";
     }
   }
 }
