@@ -280,12 +280,18 @@ void build(const lb_call& call, Call& c) {
   }
   params.check_known();
   // The cosine losses compute squared norms and products of a row in double without scaling
-  // the row: elements of extreme magnitude (overflow/underflow of the squares, or cancellation
-  // against them) are not handled: LB_UNSUPPORTED.
+  // the row: float64 elements of extreme magnitude (overflow/underflow of the squares, or
+  // cancellation against them) are not handled: LB_UNSUPPORTED. float32 and 16-bit elements
+  // cannot overflow or underflow there (squares between 2^-298 and 2^256; m1 m2 below 2^600 for
+  // rows under 2^40 elements; EPS keeps the norms above 2^-40), and cosine_embedding_loss takes
+  // them whatever their magnitude. triplet_margin_with_distance_loss's cosine distance keeps the
+  // restriction for every dtype: its gradients are off in the subnormal range of float32 on a row
+  // holding 3.4e38 (corpus special/0007, 2^20 ULPs); not handled yet.
   if (c.kind != Call::triplet) {
     for (std::int32_t k = 0; k < call.num_inputs; ++k) {
       const lb_tensor& t = call.inputs[k];
       if (!floating(t.dtype) || std::string_view(t.name ? t.name : "") == "target") continue;
+      if (c.kind == Call::cosine_embedding && t.dtype != LB_FLOAT64) continue;
       if (has_extreme(t))
         unsupported("elements of extreme magnitude (row scaling is not implemented)");
     }
@@ -300,6 +306,10 @@ struct RowData {
   std::vector<double> dd_hi, dd_lo;        // float64 forward: the p-norm again, in DD (or empty)
   std::vector<double> p, m1, m2, ties;     // dot, squared norms, inf-norm ties
   std::vector<double> p_lo, m1_lo, m2_lo;  // cosine: the low parts of p, m1, m2 (double-double)
+  // cosine: x.x and y.y without eps_add (double-double), for 1 - cos, whose eps_add terms the
+  // rounding of m1 and m2 can lose (x.x above 2^106 eps_add in DD).
+  std::vector<double> a, a_lo, b, b_lo;
+  double eps = 0.0;
   std::vector<char> finite;
   // Row i's cosine sums from hi, lo pairs of x.y, x.x, y.y; eps_add joins both squared norms in
   // double-double. A sum that is not finite keeps its double value (lo 0).
@@ -312,6 +322,10 @@ struct RowData {
     p_lo[i] = fin ? s[1] : 0.0;
     m1_lo[i] = fin ? a1.lo : 0.0;
     m2_lo[i] = fin ? a2.lo : 0.0;
+    a[i] = s[2];
+    a_lo[i] = fin ? s[3] : 0.0;
+    b[i] = s[4];
+    b_lo[i] = fin ? s[5] : 0.0;
   }
 };
 
@@ -331,6 +345,8 @@ void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int 
   o.p_lo = o.p;
   o.m1_lo = o.p;
   o.m2_lo = o.p;
+  o.a = o.a_lo = o.b = o.b_lo = o.p;
+  o.eps = eps_add;
   o.finite.assign(static_cast<std::size_t>(w.n), 1);
   const lb_tensor& x = *w.x;
   const lb_tensor& y = *w.y;
@@ -606,7 +622,14 @@ double cosine_loss_dd(const RowData& rd, std::size_t r, double y, const F::Param
   DD m12, den;
   if (!cos_den_dd(m1, m2, m12, den)) return fallback;
   if (y == 1.0) {
-    const DD one_minus = one_minus_cos_dd(p, m12, den);
+    DD one_minus = one_minus_cos_dd(p, m12, den);
+    if (p.hi > 0.0) {
+      // q - p^2 = (a + E)(b + E) - p^2 = (a b - p^2) + E (a + b) + E^2, the EPS terms apart:
+      // for rows of one element a b - p^2 is exactly 0 and the rest is the whole value, which
+      // m1 m2 - p^2 loses where x.x exceeds 2^106 EPS.
+      const DD A(rd.a[r], rd.a_lo[r]), B(rd.b[r], rd.b_lo[r]), E(rd.eps);
+      one_minus = ((A * B - p * p) + E * (A + B) + E * E) / (den * (den + p));
+    }
     return one_minus.hi + one_minus.lo;
   }
   const DD h = p / den - DD(q.s0);

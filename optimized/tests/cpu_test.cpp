@@ -946,6 +946,68 @@ TEST(OptimizedCpu, CosineFastGradientsMatchGeneralPath) {
   }
 }
 
+// cosine_embedding_loss, target 1, float32 rows whose 1 - cos is EPS's alone: one element (or
+// two, exactly parallel) of large magnitude, where x.x exceeds EPS by more than double-double's
+// 2^106, so that (x.x + EPS)(y.y + EPS) - p^2 would round EPS away. 1 - cos = (EPS (x.x + y.y)
+// + EPS^2) / den (den + p) here: within 1 ULP of MPFR's value, every ISA.
+TEST(OptimizedCpu, CosineOneMinusKeepsEpsOnLargeRows) {
+  const std::vector<std::vector<float>> r1 = {{-0x1.d85d54p+38f}, {3.0e9f},  {1.0e15f},
+                                              {2.5e6f},           {7.0e20f}, {1.5e12f, -3.25e11f}};
+  const std::vector<std::vector<float>> r2 = {{-0x1.493928p+28f}, {4.0e12f}, {2.0e3f},
+                                              {2.5e6f},           {1.0e18f}, {6.0e12f, -1.3e12f}};
+  const double eps = static_cast<float>(1e-12);
+  mpfr_t p, m1, m2, t;
+  mpfr_inits2(600, p, m1, m2, t, static_cast<mpfr_ptr>(nullptr));
+  for (std::size_t r = 0; r < r1.size(); ++r) {
+    const auto D = static_cast<std::int64_t>(r1[r].size());
+    mpfr_set_zero(p, 1);
+    mpfr_set_d(m1, eps, MPFR_RNDN);
+    mpfr_set_d(m2, eps, MPFR_RNDN);
+    for (std::size_t j = 0; j < r1[r].size(); ++j) {
+      mpfr_set_d(t, r1[r][j], MPFR_RNDN);
+      mpfr_mul_d(t, t, r2[r][j], MPFR_RNDN);
+      mpfr_add(p, p, t, MPFR_RNDN);
+      mpfr_set_d(t, r1[r][j], MPFR_RNDN);
+      mpfr_sqr(t, t, MPFR_RNDN);
+      mpfr_add(m1, m1, t, MPFR_RNDN);
+      mpfr_set_d(t, r2[r][j], MPFR_RNDN);
+      mpfr_sqr(t, t, MPFR_RNDN);
+      mpfr_add(m2, m2, t, MPFR_RNDN);
+    }
+    mpfr_mul(t, m1, m2, MPFR_RNDN);
+    mpfr_sqrt(t, t, MPFR_RNDN);
+    mpfr_div(t, p, t, MPFR_RNDN);
+    mpfr_ui_sub(t, 1, t, MPFR_RNDN);
+    const double exact = mpfr_get_d(t, MPFR_RNDN);
+    ASSERT_GT(exact, 0.0);
+    ASSERT_LT(exact, 1e-17);  // below double's resolution of 1 - cos
+    for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+      const lb_impl* impl = conformance::find_implementation(impl_name);
+      if (impl->supports("cosine_embedding_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0)
+        continue;
+      std::vector<float> a = r1[r], b = r2[r], y = {1.0f}, got = {NAN};
+      std::int64_t xs[2] = {1, D}, xst[2] = {D, 1}, ns[1] = {1}, one[1] = {1};
+      lb_tensor in[3] = {{"input1", a.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"input2", b.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"target", y.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}}};
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = "cosine_embedding_loss";
+      call.reduction = "none";
+      call.inputs = in;
+      call.num_inputs = 3;
+      call.device = {LB_DEVICE_CPU, 0};
+      lb_tensor out{"output", got.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
+      char err[256] = {};
+      ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+      const double ulp = std::max(std::ldexp(1.0, std::ilogb(exact) - 23), 0x1p-149);
+      EXPECT_LE(std::fabs(got[0] - exact), ulp)
+          << impl_name << " row " << r << ": " << got[0] << ", exact " << exact;
+    }
+  }
+  mpfr_clears(p, m1, m2, t, static_cast<mpfr_ptr>(nullptr));
+}
+
 // cosine_embedding_loss on nearly parallel rows (x2 = x1 scaled by a power of two, or nudged by
 // one ULP in one element): 1 - cos there is about EPS / |x|^2 (EPS = float(1e-12)), so the row
 // sums must carry far more than double's 53 bits. Each row's loss (target 1: 1 - cos; target -1:
