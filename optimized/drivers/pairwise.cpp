@@ -622,14 +622,12 @@ double cosine_loss_dd(const RowData& rd, std::size_t r, double y, const F::Param
   DD m12, den;
   if (!cos_den_dd(m1, m2, m12, den)) return fallback;
   if (y == 1.0) {
-    DD one_minus = one_minus_cos_dd(p, m12, den);
-    if (p.hi > 0.0) {
-      // q - p^2 = (a + E)(b + E) - p^2 = (a b - p^2) + E (a + b) + E^2, the EPS terms apart:
-      // for rows of one element a b - p^2 is exactly 0 and the rest is the whole value, which
-      // m1 m2 - p^2 loses where x.x exceeds 2^106 EPS.
-      const DD A(rd.a[r], rd.a_lo[r]), B(rd.b[r], rd.b_lo[r]), E(rd.eps);
-      one_minus = ((A * B - p * p) + E * (A + B) + E * E) / (den * (den + p));
-    }
+    // For p > 0, q - p^2 = (a + E)(b + E) - p^2 = (a b - p^2) + E (a + b) + E^2, the EPS terms
+    // apart: for rows of one element a b - p^2 is exactly 0 and the rest is the whole value,
+    // which m1 m2 - p^2 (one_minus_cos_dd) loses where x.x exceeds 2^106 EPS.
+    const DD A(rd.a[r], rd.a_lo[r]), B(rd.b[r], rd.b_lo[r]), E(rd.eps);
+    const DD one_minus = p.hi > 0.0 ? ((A * B - p * p) + E * (A + B) + E * E) / (den * (den + p))
+                                    : one_minus_cos_dd(p, m12, den);
     return one_minus.hi + one_minus.lo;
   }
   const DD h = p / den - DD(q.s0);
