@@ -523,6 +523,38 @@ struct SkipLoad {
   }
 };
 
+// ---------------------------------------------------------------- float32 gradient rows
+// The loop of the gradient row kernels below (triplet2_grad_impl, cos_grad_row_f32) over D
+// elements of kIn input rows: at(in, i, out, st) on each whole vector (the inputs prefetched),
+// the fence after streaming stores, then the tail through zero-padded copies of the inputs,
+// whose first D - full results are copied to the outputs that are not null.
+template <class V, int kIn, int kOut, class At>
+void grad_row_loop(const float* const (&in)[kIn], float* const (&out)[kOut], std::int64_t D,
+                   bool stream, At at) {
+  using T = Traits<V>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const std::int64_t full = D / L * L;
+  for (std::int64_t i = 0; i < full; i += L) {
+    if ((i & 15) == 0)
+      for (int k = 0; k < kIn; ++k) __builtin_prefetch(in[k] + i + kPrefetch);
+    at(in, i, out, stream);
+  }
+  stream_fence(stream);
+  if (full == D) return;
+  float tin[kIn][T::kLanes] = {}, tout[kOut][T::kLanes];
+  const float* tin_p[kIn];
+  float* tout_p[kOut];
+  for (int k = 0; k < kIn; ++k) {
+    for (std::int64_t j = 0; j < D - full; ++j) tin[k][j] = in[k][full + j];
+    tin_p[k] = tin[k];
+  }
+  for (int k = 0; k < kOut; ++k) tout_p[k] = out[k] != nullptr ? tout[k] : nullptr;
+  at(tin_p, 0, tout_p, false);
+  for (int k = 0; k < kOut; ++k)
+    if (out[k] != nullptr)
+      for (std::int64_t j = 0; j < D - full; ++j) out[k][full + j] = tout[k][j];
+}
+
 // ---------------------------------------------------------------- triplet_margin_loss, p = 2
 // (kernels.hpp: triplet2_grad_row_f32). The per-row scales replace a division per element.
 template <class V, bool kThree>
@@ -530,7 +562,6 @@ void triplet2_grad_impl(const float* a, const float* p, const float* q, std::int
                         const double* s, float* const* out, bool stream) {
   using T = Traits<V>;
   using formulas::vabs, formulas::vselect, formulas::vsign;
-  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
   const V e(eps), zero(0.0);
   const V sc[3] = {V(s[0]), V(s[1]), V(s[2])}, g[3] = {V(s[3]), V(s[4]), V(s[5])},
           n[3] = {V(s[6]), V(s[7]), V(s[8])};
@@ -539,40 +570,18 @@ void triplet2_grad_impl(const float* a, const float* p, const float* q, std::int
   const auto grad = [&](V u, int k) __attribute__((always_inline)) {
     return vselect(vabs(u) == n[k], vsign(u) * g[k], u * sc[k]);
   };
-  const auto at = [&](const float* x, const float* y, const float* z, std::int64_t i,
-                      float* const* o, bool st) __attribute__((always_inline)) {
-    const V xa = T::load(x + i), xp = T::load(y + i), xq = T::load(z + i);
+  const auto at = [&](const float* const* x, std::int64_t i, float* const* o, bool st)
+      __attribute__((always_inline)) {
+    const V xa = T::load(x[0] + i), xp = T::load(x[1] + i), xq = T::load(x[2] + i);
     const V v0 = grad(xa - xp + e, 0), v1 = grad(xa - xq + e, 1);
     const V v2 = kThree ? grad(xp - xq + e, 2) : zero;
     if (o[0] != nullptr) put<T>((zero + v0) + v1, o[0] + i, st);
     if (o[1] != nullptr) put<T>((zero - v0) + v2, o[1] + i, st);
     if (o[2] != nullptr) put<T>((zero - v1) - v2, o[2] + i, st);
   };
-  const std::int64_t full = D / L * L;
-  for (std::int64_t i = 0; i < full; i += L) {
-    if ((i & 15) == 0) {
-      __builtin_prefetch(a + i + kPrefetch);
-      __builtin_prefetch(p + i + kPrefetch);
-      __builtin_prefetch(q + i + kPrefetch);
-    }
-    at(a, p, q, i, out, stream);
-  }
-  stream_fence(stream);
-  if (full < D) {
-    // The tail through padded copies (zeros in, the first D - full results out).
-    float ta[T::kLanes] = {}, tp[T::kLanes] = {}, tq[T::kLanes] = {};
-    float to[3][T::kLanes];
-    float* tout[3] = {out[0] ? to[0] : nullptr, out[1] ? to[1] : nullptr, out[2] ? to[2] : nullptr};
-    for (std::int64_t j = 0; j < D - full; ++j) {
-      ta[j] = a[full + j];
-      tp[j] = p[full + j];
-      tq[j] = q[full + j];
-    }
-    at(ta, tp, tq, 0, tout, false);
-    for (int k = 0; k < 3; ++k)
-      if (out[k] != nullptr)
-        for (std::int64_t j = 0; j < D - full; ++j) out[k][full + j] = to[k][j];
-  }
+  const float* const in[3] = {a, p, q};
+  float* const o[3] = {out[0], out[1], out[2]};
+  grad_row_loop<V, 3, 3>(in, o, D, stream, at);
 }
 
 template <class V>
@@ -592,36 +601,16 @@ void cos_grad_row_f32(const float* x1, const float* x2, std::int64_t D, const do
                       float* g2, bool stream) {
   using T = Traits<V>;
   using formulas::vfma;
-  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
   const V p(s[0]), m1(s[1]), m2(s[2]), t1(s[3]), t2(s[4]), zero(0.0);
-  const auto at = [&](const float* a, const float* b, std::int64_t i, float* o1, float* o2, bool st)
+  const auto at = [&](const float* const* x, std::int64_t i, float* const* o, bool st)
       __attribute__((always_inline)) {
-    const V xa = T::load(a + i), xb = T::load(b + i);
-    if (o1 != nullptr) put<T>(zero + vfma(xb, m1, -(p * xa)) * t1, o1 + i, st);
-    if (o2 != nullptr) put<T>(zero + vfma(xa, m2, -(p * xb)) * t2, o2 + i, st);
+    const V xa = T::load(x[0] + i), xb = T::load(x[1] + i);
+    if (o[0] != nullptr) put<T>(zero + vfma(xb, m1, -(p * xa)) * t1, o[0] + i, st);
+    if (o[1] != nullptr) put<T>(zero + vfma(xa, m2, -(p * xb)) * t2, o[1] + i, st);
   };
-  const std::int64_t full = D / L * L;
-  for (std::int64_t i = 0; i < full; i += L) {
-    if ((i & 15) == 0) {
-      __builtin_prefetch(x1 + i + kPrefetch);
-      __builtin_prefetch(x2 + i + kPrefetch);
-    }
-    at(x1, x2, i, g1, g2, stream);
-  }
-  stream_fence(stream);
-  if (full < D) {
-    // The tail through padded copies (zeros in, the first D - full results out).
-    float ta[T::kLanes] = {}, tb[T::kLanes] = {}, o1[T::kLanes], o2[T::kLanes];
-    for (std::int64_t j = 0; j < D - full; ++j) {
-      ta[j] = x1[full + j];
-      tb[j] = x2[full + j];
-    }
-    at(ta, tb, 0, g1 != nullptr ? o1 : nullptr, g2 != nullptr ? o2 : nullptr, false);
-    for (std::int64_t j = 0; j < D - full; ++j) {
-      if (g1 != nullptr) g1[full + j] = o1[j];
-      if (g2 != nullptr) g2[full + j] = o2[j];
-    }
-  }
+  const float* const in[2] = {x1, x2};
+  float* const out[2] = {g1, g2};
+  grad_row_loop<V, 2, 2>(in, out, D, stream, at);
 }
 
 // ---------------------------------------------------------------- multi_margin_loss

@@ -416,15 +416,21 @@ bool norm_row_dd(const Rows& w, const F::PNorm& norm, double eps, std::int64_t x
     lo = n.lo;
     return std::isfinite(n.hi);
   }
+  // r + re = x_j - y_j + eps: two exact sums, their error terms added in double.
+  const auto diff = [&](std::int64_t j, double& r, double& re) {
+    double d, de;
+    F::dd::two_sum(w.xv(xo, j), -w.yv(yo, j), d, de);
+    F::dd::two_sum(d, eps, r, re);
+    re += de;
+  };
   if (norm.kind == F::PNorm::general) {
     // Any other finite p > 0: |r_j|^p = exp(p log |r_j|) and the sum in DD (exp and log to 75
     // bits or more), then the sum^(1/p) = exp(log(sum) / p) the same way.
     DD acc(0.0);
     for (std::int64_t j = 0; j < w.D; ++j) {
-      double d, de, r, re;
-      F::dd::two_sum(w.xv(xo, j), -w.yv(yo, j), d, de);
-      F::dd::two_sum(d, eps, r, re);
-      const DD a = vabs(DD(r) + DD(re + de));
+      double r, re;
+      diff(j, r, re);
+      const DD a = vabs(DD(r) + DD(re));
       if (a.hi == 0.0) continue;  // 0^p = 0
       if (!std::isfinite(a.hi)) return false;
       acc = acc + vexp(DD(norm.p) * vlog(a));
@@ -439,10 +445,8 @@ bool norm_row_dd(const Rows& w, const F::PNorm& norm, double eps, std::int64_t x
   // running sum's error terms collect in sl (a compensated sum, ~2^-100 relative).
   double sh = 0.0, sl = 0.0;
   for (std::int64_t j = 0; j < w.D; ++j) {
-    double d, de, r, re;
-    F::dd::two_sum(w.xv(xo, j), -w.yv(yo, j), d, de);
-    F::dd::two_sum(d, eps, r, re);
-    re += de;
+    double r, re;
+    diff(j, r, re);
     double t, te;
     if (norm.kind == F::PNorm::two) {
       F::dd::two_prod(r, r, t, te);

@@ -159,6 +159,16 @@ inline __m512d exp_minus_core(__m512d x, __m512d y) {
   return _mm512_mask_sub_pd(r, big, _mm512_scalef_pd(_mm512_fmadd_pd(t, p, t), e), y);
 }
 
+// log1p(r) for small |r| by its Taylor polynomial of degree kDegree: Horner from the top
+// coefficient, (-1)^(k+1) / k each rounded once, then r + r^2 p. log_core and log1p_unit_core.
+template <int kDegree>
+inline __m512d log1p_taylor(__m512d r) {
+  const auto coef = [](int k) { return (k % 2 == 1 ? 1.0 : -1.0) / k; };
+  __m512d p = _mm512_set1_pd(coef(kDegree));
+  for (int k = kDegree - 1; k >= 2; --k) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(coef(k)));
+  return _mm512_fmadd_pd(p, _mm512_mul_pd(r, r), r);
+}
+
 // log(x) for x > 0 finite (subnormals included): x = 2^e m, m in [0.75, 1.5), m in one of 16
 // intervals of width 3/64 with a point c (c = 1 exactly on the interval around 1, so that the
 // result keeps its relative accuracy near x = 1); r = m / c - 1 = m invc - 1 (one FMA),
@@ -186,17 +196,7 @@ inline __m512d log_core(__m512d x) {
   const __m512i j = _mm512_cvttpd_epi64(
       _mm512_mul_pd(_mm512_sub_pd(m, _mm512_set1_pd(0.75)), _mm512_set1_pd(64.0 / 3)));
   const __m512d r = _mm512_fmsub_pd(m, table(kInvC, j), _mm512_set1_pd(1.0));
-  __m512d p = _mm512_set1_pd(1.0 / 11);
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 10));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 9));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 8));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 7));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 6));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 5));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 4));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 3));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 2));
-  p = _mm512_fmadd_pd(p, _mm512_mul_pd(r, r), r);  // log1p(r)
+  const __m512d p = log1p_taylor<11>(r);
   // ln2 in two parts; the first has 42 bits, so e times it is exact.
   const __m512d low = _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.ef35793c76730p-45), p);
   return _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.62e42fefa3800p-1),
@@ -238,17 +238,7 @@ inline __m512d log1p_unit_core(__m512d e) {
                        _mm512_set1_epi64(15));
   const __m512d q = table(kQ, k);
   const __m512d r = _mm512_fmadd_pd(e, q, _mm512_sub_pd(q, _mm512_set1_pd(1.0)));
-  __m512d p = _mm512_set1_pd(-1.0 / 10);
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 9));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 8));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 7));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 6));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 5));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 4));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0 / 3));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(-1.0 / 2));
-  p = _mm512_fmadd_pd(p, _mm512_mul_pd(r, r), r);  // log1p(r)
-  return _mm512_add_pd(table(kLogQ, k), p);
+  return _mm512_add_pd(table(kLogQ, k), log1p_taylor<10>(r));
 }
 
 // 1 / u to about 2^-56 for u normal: rcp14 and two Newton steps.

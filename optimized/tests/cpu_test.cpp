@@ -1300,6 +1300,40 @@ TEST(OptimizedCpu, BceWithLogitsTargetGradientPosWeight) {
   }
 }
 
+// forward and backward ('none', upstream 1) of a triplet loss over (N, D) contiguous rows of T
+// (anchor, positive, negative) on one implementation: the losses and the three gradients.
+template <class T>
+void triplet_none_call(const lb_impl* impl, const char* loss, std::int64_t N, std::int64_t D,
+                       const std::vector<T>* const (&x)[3], const lb_param* params,
+                       std::int32_t num_params, std::vector<T>& got, std::vector<T> (&g)[3]) {
+  constexpr std::int32_t dt = std::is_same_v<T, float> ? LB_FLOAT32 : LB_FLOAT64;
+  const lb_device cpu{LB_DEVICE_CPU, 0};
+  std::int64_t xs[2] = {N, D}, xst[2] = {D, 1}, ns[1] = {N}, one[1] = {1};
+  const char* names[3] = {"anchor", "positive", "negative"};
+  lb_tensor in[3], gt[3];
+  for (int k = 0; k < 3; ++k) {
+    g[k].assign(x[k]->size(), static_cast<T>(NAN));
+    in[k] = {names[k], const_cast<T*>(x[k]->data()), dt, 2, xs, xst, cpu};
+    gt[k] = {names[k], g[k].data(), dt, 2, xs, xst, cpu};
+  }
+  lb_call call{};
+  call.struct_size = sizeof call;
+  call.loss = loss;
+  call.reduction = "none";
+  call.inputs = in;
+  call.num_inputs = 3;
+  call.params = params;
+  call.num_params = num_params;
+  call.device = cpu;
+  got.assign(static_cast<std::size_t>(N), static_cast<T>(NAN));
+  std::vector<T> up(got.size(), static_cast<T>(1));
+  lb_tensor out{"output", got.data(), dt, 1, ns, one, cpu};
+  lb_tensor go{"grad_output", up.data(), dt, 1, ns, one, cpu};
+  char err[256] = {};
+  ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+  ASSERT_EQ(impl->backward(&call, &go, gt, 3, err, sizeof err), LB_OK) << err;
+}
+
 // float64, p = 1.5 (the general p-norm): the negative row holds the positive row's differences
 // in another order, so that the two distances are equal exactly and the exact hinge is the margin
 // itself, +-2^-40 or 0, while each distance is near 1. A hinge in double would carry the
@@ -1327,16 +1361,6 @@ TEST(OptimizedCpu, TripletFloat64GeneralNormHingeCancellation) {
       const lb_impl* impl = conformance::find_implementation(impl_name);
       if (impl->supports("triplet_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0)
         continue;
-      std::int64_t xs[2] = {N, D}, xst[2] = {D, 1}, ns[1] = {N}, one[1] = {1};
-      lb_tensor in[3] = {{"anchor", a.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
-                         {"positive", p.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
-                         {"negative", n.data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "triplet_margin_loss";
-      call.reduction = "none";
-      call.inputs = in;
-      call.num_inputs = 3;
       lb_param params[2] = {};
       params[0].name = "margin";
       params[0].type = LB_PARAM_FLOAT;
@@ -1344,21 +1368,9 @@ TEST(OptimizedCpu, TripletFloat64GeneralNormHingeCancellation) {
       params[1].name = "p";
       params[1].type = LB_PARAM_FLOAT;
       params[1].f = 1.5;
-      call.params = params;
-      call.num_params = 2;
-      call.device = {LB_DEVICE_CPU, 0};
-      std::vector<double> got(static_cast<std::size_t>(N), NAN), up(got.size(), 1.0);
-      std::vector<double> g[3] = {std::vector<double>(a.size(), NAN),
-                                  std::vector<double>(a.size(), NAN),
-                                  std::vector<double>(a.size(), NAN)};
-      lb_tensor out{"output", got.data(), LB_FLOAT64, 1, ns, one, {LB_DEVICE_CPU, 0}};
-      lb_tensor go{"grad_output", up.data(), LB_FLOAT64, 1, ns, one, {LB_DEVICE_CPU, 0}};
-      lb_tensor gt[3] = {{"anchor", g[0].data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
-                         {"positive", g[1].data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}},
-                         {"negative", g[2].data(), LB_FLOAT64, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
-      char err[256] = {};
-      ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
-      ASSERT_EQ(impl->backward(&call, &go, gt, 3, err, sizeof err), LB_OK) << err;
+      std::vector<double> got, g[3];
+      ASSERT_NO_FATAL_FAILURE(triplet_none_call<double>(impl, "triplet_margin_loss", N, D,
+                                                        {&a, &p, &n}, params, 2, got, g));
       for (std::size_t r = 0; r < got.size(); ++r) {
         const std::string where =
             std::string(impl_name) + " margin " + std::to_string(m) + " row " + std::to_string(r);
@@ -1400,35 +1412,13 @@ TEST(OptimizedCpu, TripletFloat32HingeCancellation) {
     for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
       const lb_impl* impl = conformance::find_implementation(impl_name);
       if (impl->supports(loss, LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
-      std::int64_t xs[2] = {N, 1}, xst[2] = {1, 1}, ns[1] = {N}, one[1] = {1};
-      lb_tensor in[3] = {{"anchor", a.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
-                         {"positive", p.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
-                         {"negative", n.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = loss;
-      call.reduction = "none";
-      call.inputs = in;
-      call.num_inputs = 3;
       lb_param margin{};
       margin.name = "margin";
       margin.type = LB_PARAM_FLOAT;
       margin.f = 0.5;
-      call.params = &margin;
-      call.num_params = 1;
-      call.device = {LB_DEVICE_CPU, 0};
-      std::vector<float> got(static_cast<std::size_t>(N), NAN), up(got.size(), 1.0f);
-      std::vector<float> g[3] = {std::vector<float>(a.size(), NAN),
-                                 std::vector<float>(a.size(), NAN),
-                                 std::vector<float>(a.size(), NAN)};
-      lb_tensor out{"output", got.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
-      lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
-      lb_tensor gt[3] = {{"anchor", g[0].data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
-                         {"positive", g[1].data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
-                         {"negative", g[2].data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
-      char err[256] = {};
-      ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
-      ASSERT_EQ(impl->backward(&call, &go, gt, 3, err, sizeof err), LB_OK) << err;
+      std::vector<float> got, g[3];
+      ASSERT_NO_FATAL_FAILURE(
+          triplet_none_call<float>(impl, loss, N, 1, {&a, &p, &n}, &margin, 1, got, g));
       for (std::size_t r = 0; r < a.size(); ++r) {
         const std::string where = std::string(impl_name) + " " + loss + " row " +
                                   std::to_string(r) + " (exact hinge " + std::to_string(hinge[r]) +
