@@ -211,6 +211,24 @@ void ce_fast_grad_row(const KernelTable& k, const float* x, std::int64_t C, std:
   out[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
 }
 
+// p.w: the weight tensor's C values, or C ones without one. A vector of ones left by the thread's
+// previous call is only resized (a fresh fill of C doubles was a tenth of nll_loss's forward).
+void set_weights(ClassificationPlan& p) {
+  const auto c = static_cast<std::size_t>(p.c);
+  if (p.weight == nullptr) {
+    if (p.w_ones)
+      p.w.resize(c, 1.0);
+    else
+      p.w.assign(c, 1.0);
+    p.w_ones = true;
+    return;
+  }
+  p.w.resize(c);
+  p.w_ones = false;
+  for (std::int64_t k = 0; k < p.c; ++k)
+    p.w[static_cast<std::size_t>(k)] = load(*p.weight, offset_of(*p.weight, k));
+}
+
 // The target class of position i, or -1 when ignored (or absent).
 std::int64_t target_of(const ClassificationPlan& p, std::int64_t i) {
   if (i >= static_cast<std::int64_t>(p.t.size())) return -1;
@@ -319,18 +337,16 @@ void build_multi_margin(ClassificationPlan& p, const Shape& xs, const Shape& ts,
   if (p.n == 0 && p.reduction != Reduction::none)
     bad("multi_margin_loss of an empty batch with reduction 'mean' or 'sum' is undefined");
   const lb_tensor& t = *p.target;
-  p.t.resize(static_cast<std::size_t>(p.n));
+  p.t_copy.resize(static_cast<std::size_t>(p.n));
+  p.t = {p.t_copy.data(), p.t_copy.size()};
   for (std::int64_t i = 0; i < p.n; ++i) {
     const std::int64_t v = static_cast<const std::int64_t*>(t.data)[offset_of(t, i)];
-    p.t[static_cast<std::size_t>(i)] = v;
+    p.t_copy[static_cast<std::size_t>(i)] = v;
     if (!(v >= 0 && v < p.c))
       bad("target out of range: " + std::to_string(v) + " not in [0, " + std::to_string(p.c) + ")");
   }
   p.positions = p.n;
-  p.w.assign(static_cast<std::size_t>(p.c), 1.0);
-  if (p.weight)
-    for (std::int64_t k = 0; k < p.c; ++k)
-      p.w[static_cast<std::size_t>(k)] = load(*p.weight, offset_of(*p.weight, k));
+  set_weights(p);
   // margin.to<scalar_t>(): rounded to the loss dtype, 16-bit ones included.
   switch (p.dtype) {
     case LB_FLOAT32: p.margin = static_cast<float>(p.margin); break;
@@ -531,12 +547,13 @@ void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_ten
 ClassificationPlan& reused_plan() {
   thread_local ClassificationPlan plan;
   std::vector<double> w = std::move(plan.w);
-  std::vector<std::int64_t> t = std::move(plan.t);
+  std::vector<std::int64_t> t = std::move(plan.t_copy);
+  const bool w_ones = plan.w_ones && w.size() > 0;
   plan = ClassificationPlan{};
-  w.clear();
   t.clear();
-  plan.w = std::move(w);
-  plan.t = std::move(t);
+  plan.w = std::move(w);  // its contents too: set_weights need not refill a vector of ones
+  plan.w_ones = w_ones;
+  plan.t_copy = std::move(t);
   return plan;
 }
 
@@ -660,10 +677,7 @@ void build_classification(const lb_call& call, ClassificationPlan& p) {
   if (!p.prob && p.smoothing && p.weight && xs.size() > 1 && p.weight->ndim != 1)
     bad("shape of the weight is invalid for the smoothing term's view [1, C, 1, ...]");
 
-  p.w.assign(static_cast<std::size_t>(p.c), 1.0);
-  if (p.weight)
-    for (std::int64_t k = 0; k < p.c; ++k)
-      p.w[static_cast<std::size_t>(k)] = load(*p.weight, offset_of(*p.weight, k));
+  set_weights(p);
   if (p.prob) {
     p.positions = layout_positions(p);
     return;
@@ -674,10 +688,12 @@ void build_classification(const lb_call& call, ClassificationPlan& p) {
   const std::int64_t count = p.unbatched ? std::min<std::int64_t>(tn, 1) : tn;
   const auto* td = static_cast<const std::int64_t*>(t.data);
   if (t.ndim <= 1 && (t.ndim == 0 || t.strides[0] == 1 || count <= 1)) {
-    p.t.assign(td, td + count);  // contiguous: one copy, no index arithmetic per element
+    p.t = {td, static_cast<std::size_t>(count)};  // read in place
   } else {
-    p.t.resize(static_cast<std::size_t>(count));
-    for (std::int64_t i = 0; i < count; ++i) p.t[static_cast<std::size_t>(i)] = td[offset_of(t, i)];
+    p.t_copy.resize(static_cast<std::size_t>(count));
+    for (std::int64_t i = 0; i < count; ++i)
+      p.t_copy[static_cast<std::size_t>(i)] = td[offset_of(t, i)];
+    p.t = {p.t_copy.data(), p.t_copy.size()};
   }
   // One branch-free pass flags a bad target and counts the ignored ones; the loop below only
   // runs to name the first bad one.

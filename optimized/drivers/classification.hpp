@@ -20,6 +20,18 @@
 
 namespace lossbench::opt {
 
+// A read-only view of int64 targets (std::span's part the drivers use; this header is also
+// compiled as C++17 by nvcc, optimized/cuda/).
+struct TargetView {
+  const std::int64_t* ptr = nullptr;
+  std::size_t n = 0;
+  std::size_t size() const { return n; }
+  const std::int64_t* data() const { return ptr; }
+  const std::int64_t* begin() const { return ptr; }
+  const std::int64_t* end() const { return ptr + n; }
+  std::int64_t operator[](std::size_t i) const { return ptr[i]; }
+};
+
 struct ClassificationPlan {
   Loss loss = Loss::count;
   std::int32_t dtype = LB_FLOAT32;
@@ -31,8 +43,12 @@ struct ClassificationPlan {
   const lb_tensor* input = nullptr;
   const lb_tensor* target = nullptr;
   const lb_tensor* weight = nullptr;
-  std::vector<double> w;           // weights (C), 1 without weight
-  std::vector<std::int64_t> t;     // class-index targets (index modes), per position
+  std::vector<double> w;  // weights (C), 1 without weight
+  bool w_ones = false;    // every entry of w is 1 (reused_plan keeps w and this flag)
+  // The class-index targets (index modes), per position: the caller's int64 data when it is
+  // contiguous (read in place), else t_copy.
+  TargetView t;
+  std::vector<std::int64_t> t_copy;
   std::int64_t valid_targets = 0;  // the targets of t that are not ignore_index
   bool prob = false;               // cross_entropy with probability targets
   std::int64_t ignore_index = -100;

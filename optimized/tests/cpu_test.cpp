@@ -1652,6 +1652,74 @@ TEST(OptimizedCpu, PairwiseFastPathsMatchGeneralPath) {
 
 // multi_margin_loss's float32 forward fast path (contiguous classes) against the general path
 // (class stride 2), p = 1 and 2, with infinities and NaN in some rows: within one float32 ULP.
+// nll_loss reads contiguous int64 targets in place and keeps a thread's vector of unit weights
+// from one call to the next (optimized/drivers/classification.cpp): a sequence of calls on one
+// thread that changes C, switches a weight on and off and mixes contiguous, strided and 0-d
+// targets must give, for each call, the sum or mean of -w[t] x[i, t] computed here (small
+// integers: exact in double).
+TEST(OptimizedCpu, NllLossCallsDoNotLeakTargetsOrWeights) {
+  struct Step {
+    std::int64_t n, c;  // n = 0: unbatched input (C) with a 0-d target
+    bool weighted, strided;
+    const char* reduction;
+  };
+  const Step steps[] = {{5, 4, false, false, "sum"},  {7, 3, true, true, "mean"},
+                        {6, 6, false, false, "mean"}, {3, 2, false, true, "sum"},
+                        {0, 5, true, false, "sum"},   {9, 6, false, false, "sum"},
+                        {4, 3, true, false, "mean"},  {8, 6, false, false, "mean"}};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("nll_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0) continue;
+    int k = 0;
+    for (const Step& st : steps) {
+      ++k;
+      const std::int64_t rows = st.n == 0 ? 1 : st.n;
+      std::vector<double> x(static_cast<std::size_t>(rows * st.c)),
+          w(static_cast<std::size_t>(st.c));
+      for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>((i * 7 + k) % 13) - 6;
+      for (std::size_t c = 0; c < w.size(); ++c) w[c] = static_cast<double>(c + k % 3 + 2);
+      // Targets: one of them ignored (-100) where there are several rows.
+      const std::int64_t step = st.strided ? 2 : 1;
+      std::vector<std::int64_t> t(static_cast<std::size_t>(rows * step), 99);
+      for (std::int64_t i = 0; i < rows; ++i)
+        t[static_cast<std::size_t>(i * step)] = rows > 1 && i == 1 ? -100 : (i * 5 + k) % st.c;
+      double total = 0.0, wsum = 0.0;
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const std::int64_t c = t[static_cast<std::size_t>(i * step)];
+        if (c == -100) continue;
+        const double wc = st.weighted ? w[static_cast<std::size_t>(c)] : 1.0;
+        total += -wc * x[static_cast<std::size_t>(i * st.c + c)];
+        wsum += wc;
+      }
+      const double expected = std::strcmp(st.reduction, "mean") == 0 ? total / wsum : total;
+      std::int64_t xshape[2] = {rows, st.c}, xstride[2] = {st.c, 1};
+      std::int64_t cshape[1] = {st.c}, cstride[1] = {1};
+      std::int64_t tshape[1] = {rows}, tstride[1] = {step};
+      lb_tensor in[3] = {
+          st.n == 0
+              ? lb_tensor{"input", x.data(), LB_FLOAT64, 1, cshape, cstride, {LB_DEVICE_CPU, 0}}
+              : lb_tensor{"input", x.data(), LB_FLOAT64, 2, xshape, xstride, {LB_DEVICE_CPU, 0}},
+          {"target", t.data(), LB_INT64, st.n == 0 ? 0 : 1, tshape, tstride, {LB_DEVICE_CPU, 0}},
+          {"weight", w.data(), LB_FLOAT64, 1, cshape, cstride, {LB_DEVICE_CPU, 0}}};
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = "nll_loss";
+      call.reduction = st.reduction;
+      call.inputs = in;
+      call.num_inputs = st.weighted ? 3 : 2;
+      call.device = {LB_DEVICE_CPU, 0};
+      double out = NAN;
+      std::int64_t oshape[1] = {1}, ostride[1] = {1};
+      lb_tensor o{"output", &out, LB_FLOAT64, 0, oshape, ostride, {LB_DEVICE_CPU, 0}};
+      char err[256] = {};
+      ASSERT_EQ(impl->forward(&call, &o, err, sizeof err), LB_OK)
+          << impl_name << " step " << k << ": " << err;
+      EXPECT_EQ(out, expected) << impl_name << " step " << k << " (C " << st.c
+                               << (st.weighted ? ", weighted" : "") << ")";
+    }
+  }
+}
+
 TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {  // forward and gradient
   const std::int64_t N = 31, C = 777;
   std::mt19937_64 rng(3);
