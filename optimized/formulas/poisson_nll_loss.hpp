@@ -19,7 +19,16 @@ struct PoissonNllLoss {
   template <class V>
   LOSSBENCH_HD static V forward(const V* in, const Params& p) {
     const V x = in[0], y = in[1];
-    V l = p.f0 ? vexp(x) - y * x : x - y * vlog(x + V(p.s0));
+    V l;
+    if (p.f0) {
+      // Where a finite x >= 718 makes both exp(x) and y x overflow, inf - inf would be NaN;
+      // exp(x) > DBL_MAX x >= |y x| there (log(DBL_MAX x) < 717.1), so the value is +inf.
+      // (Only vectors with a NaN take the select; it is rarely needed.)
+      l = vexp(x) - y * x;
+      if (vany(visnan(l))) l = vselect((x >= V(718.0)) & visfinite(x) & visfinite(y), V(kInf), l);
+    } else {
+      l = x - y * vlog(x + V(p.s0));
+    }
     if (p.f1) l = l + stirling(y, p);
     return l;
   }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -1652,6 +1653,123 @@ TEST(OptimizedCpu, PairwiseFastPathsMatchGeneralPath) {
 
 // multi_margin_loss's float32 forward fast path (contiguous classes) against the general path
 // (class stride 2), p = 1 and 2, with infinities and NaN in some rows: within one float32 ULP.
+// A float64 poisson_nll_loss sum whose 12 terms (about 3 each) cancel to 0.17: the double-double
+// terms must reach the sum with their low parts, on the dense path (8 lanes and a tail of 4 on
+// AVX-512: the tail once went through a double store, 18.5 ULP) and on the gathered path (stride
+// 2: the terms once were stored as doubles before the block sum). Within 1 ULP of MPFR's sum,
+// every ISA.
+TEST(OptimizedCpu, Float64CancellingSumKeepsLowParts) {
+  const double x[12] = {0x1.81e5e92289365p+1, 0x1.d246b24109538p+0, 0x1.e2ed0e1943de8p+1,
+                        0x1.8c3165311014dp+1, 0x1.90fb402fbe5fp+1,  0x1.600d16192fe7p+1,
+                        0x1.3500072707259p+1, 0x1.ce16c3fda2bbdp+1, 0x1.8a6824f23c24bp+1,
+                        0x1.b24077ab8492ap+1, 0x1.b75e63c49bf49p+1, 0x1.d4f5a268f57cp-4};
+  const double y[12] = {0x1p+0,
+                        0x1.01a484c6c8a8p-7,
+                        0x1.f44f43c6d7d9bp+0,
+                        0x1.08c55911246c4p+1,
+                        0x1.5c081113d2dccp-1,
+                        0x1.8p+2,
+                        0x1.8p+2,
+                        0x1.67450f79a55cep+1,
+                        0x1.6676fbd0f57ecp+2,
+                        0x1.37b49e3d50cb5p+2,
+                        0x0p+0,
+                        0x1.8605d0179e158p+1};
+  const double eps = 0.25;
+  mpfr_t acc, a, b;
+  mpfr_inits2(400, acc, a, b, static_cast<mpfr_ptr>(nullptr));
+  mpfr_set_zero(acc, 1);
+  for (int i = 0; i < 12; ++i) {  // x - y log(x + eps)
+    mpfr_set_d(a, x[i], MPFR_RNDN);
+    mpfr_add_d(a, a, eps, MPFR_RNDN);
+    mpfr_log(a, a, MPFR_RNDN);
+    mpfr_mul_d(a, a, y[i], MPFR_RNDN);
+    mpfr_set_d(b, x[i], MPFR_RNDN);
+    mpfr_sub(b, b, a, MPFR_RNDN);
+    mpfr_add(acc, acc, b, MPFR_RNDN);
+  }
+  const double exact = mpfr_get_d(acc, MPFR_RNDN);
+  mpfr_clears(acc, a, b, static_cast<mpfr_ptr>(nullptr));
+  const double ulp = std::nextafter(std::fabs(exact), HUGE_VAL) - std::fabs(exact);
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("poisson_nll_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0) continue;
+    for (const std::int64_t step : {1, 2}) {
+      std::vector<double> xs(static_cast<std::size_t>(12 * step), 0.0), ys(xs.size(), 0.0);
+      for (std::size_t i = 0; i < 12; ++i) {
+        xs[i * static_cast<std::size_t>(step)] = x[i];
+        ys[i * static_cast<std::size_t>(step)] = y[i];
+      }
+      std::int64_t shape[1] = {12}, stride[1] = {step};
+      lb_tensor in[2] = {{"input", xs.data(), LB_FLOAT64, 1, shape, stride, {LB_DEVICE_CPU, 0}},
+                         {"target", ys.data(), LB_FLOAT64, 1, shape, stride, {LB_DEVICE_CPU, 0}}};
+      lb_param params[2] = {};
+      params[0].name = "log_input";
+      params[0].type = LB_PARAM_BOOL;
+      params[0].b = 0;
+      params[1].name = "eps";
+      params[1].type = LB_PARAM_FLOAT;
+      params[1].f = eps;
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = "poisson_nll_loss";
+      call.reduction = "sum";
+      call.inputs = in;
+      call.num_inputs = 2;
+      call.params = params;
+      call.num_params = 2;
+      call.device = {LB_DEVICE_CPU, 0};
+      double out = NAN;
+      std::int64_t oshape[1] = {1}, ostride[1] = {1};
+      lb_tensor o{"output", &out, LB_FLOAT64, 0, oshape, ostride, {LB_DEVICE_CPU, 0}};
+      char err[256] = {};
+      ASSERT_EQ(impl->forward(&call, &o, err, sizeof err), LB_OK) << impl_name << ": " << err;
+      EXPECT_LE(std::fabs(out - exact), ulp)
+          << impl_name << (step == 1 ? " dense" : " gathered") << std::hexfloat << ": " << out
+          << " exact " << exact << std::defaultfloat;
+    }
+  }
+}
+
+// poisson_nll_loss (log_input) where exp(x) and y x both overflow float64: exp(x) - y x is +inf
+// for every finite x >= 718 and finite y (exp(x) > DBL_MAX x there), not inf - inf = NaN; and
+// where only y x overflows, -inf. 'none', every ISA.
+TEST(OptimizedCpu, PoissonFloat64OverflowingTerms) {
+  const double big = std::numeric_limits<double>::max();
+  const std::vector<double> x = {big, 718.0, 1e300, big, 1.5, 2.0};
+  const std::vector<double> y = {4.0, big, big, -3.0, big, 0.5};
+  const std::vector<double> want = {HUGE_VAL, HUGE_VAL,  HUGE_VAL,
+                                    HUGE_VAL, -HUGE_VAL, std::exp(2.0) - 1.0};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("poisson_nll_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+    std::int64_t shape[1] = {static_cast<std::int64_t>(x.size())}, stride[1] = {1};
+    lb_tensor in[2] = {
+        {"input", const_cast<double*>(x.data()), LB_FLOAT64, 1, shape, stride, {LB_DEVICE_CPU, 0}},
+        {"target",
+         const_cast<double*>(y.data()),
+         LB_FLOAT64,
+         1,
+         shape,
+         stride,
+         {LB_DEVICE_CPU, 0}}};
+    lb_call call{};
+    call.struct_size = sizeof call;
+    call.loss = "poisson_nll_loss";
+    call.reduction = "none";
+    call.inputs = in;
+    call.num_inputs = 2;
+    call.device = {LB_DEVICE_CPU, 0};
+    std::vector<double> out(x.size(), NAN);
+    lb_tensor o{"output", out.data(), LB_FLOAT64, 1, shape, stride, {LB_DEVICE_CPU, 0}};
+    char err[256] = {};
+    ASSERT_EQ(impl->forward(&call, &o, err, sizeof err), LB_OK) << impl_name << ": " << err;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      EXPECT_TRUE(std::isinf(want[i]) ? out[i] == want[i] : std::fabs(out[i] - want[i]) < 1e-15)
+          << impl_name << " x " << x[i] << " y " << y[i] << ": " << out[i];
+  }
+}
+
 // nll_loss reads contiguous int64 targets in place and keeps a thread's vector of unit weights
 // from one call to the next (optimized/drivers/classification.cpp): a sequence of calls on one
 // thread that changes C, switches a weight on and off and mixes contiguous, strided and 0-d
