@@ -26,6 +26,10 @@ using ForwardKernel = void (*)(const double* const* in, double* out, std::size_t
 // out[k] receives the gradient with respect to input k (times the upstream gradient g).
 using BackwardKernel = void (*)(const double* const* in, const double* g, double* const* out,
                                 std::size_t n, const formulas::Params& p);
+// backward's gradients as double-doubles, out[k][i] + lo[k][i] (the tables whose lanes are
+// double-double: a broadcast input's gradient sums the unrounded terms).
+using BackwardSplitKernel = void (*)(const double* const* in, const double* g, double* const* out,
+                                     double* const* lo, std::size_t n, const formulas::Params& p);
 // Compensated sum of v[0..n) into hi + lo (a double-double); may overwrite v[n..round_up(n)).
 using SumKernel = void (*)(double* v, std::size_t n, double* hi, double* lo);
 
@@ -118,6 +122,7 @@ struct KernelTable {
   const char* isa;
   ForwardKernel forward[kLossCount];  // null for the classification losses
   BackwardKernel backward[kLossCount];
+  BackwardSplitKernel backward_split[kLossCount];  // only where the lanes are double-double
   SumKernel sum;
   // The dense fast path, per loss, for float32 ([0]) and float64 ([1]) tensors.
   DenseForwardKernel dense_forward[kLossCount][2];

@@ -86,6 +86,19 @@ void backward_block(const double* const* in, const double* g, double* const* out
   }
 }
 
+template <class V, class F>
+void backward_block_split(const double* const* in, const double* g, double* const* out,
+                          double* const* lo, std::size_t n, const formulas::Params& p) {
+  using T = Traits<V>;
+  for (std::size_t i = 0; i < n; i += T::kLanes) {
+    V a[F::kInputs];
+    V r[F::kInputs];
+    for (int k = 0; k < F::kInputs; ++k) a[k] = T::load(in[k] + i);
+    F::backward(a, T::load(g + i), p, r);
+    for (int k = 0; k < F::kInputs; ++k) T::store_split(r[k], out[k] + i, lo[k] + i);
+  }
+}
+
 // Error-free transformation: s + e == a + b exactly.
 template <class V>
 inline void two_sum(V a, V b, V& s, V& e) {
@@ -1053,6 +1066,7 @@ KernelTable make_exact_table(const char* isa, decltype(KernelTable::dd_math) dd_
 #define LOSSBENCH_OPT_FILL(id, F)                                                           \
   t.forward[static_cast<int>(Loss::id)] = forward_block<V, formulas::F>;                    \
   t.backward[static_cast<int>(Loss::id)] = backward_block<V, formulas::F>;                  \
+  t.backward_split[static_cast<int>(Loss::id)] = backward_block_split<V, formulas::F>;      \
   t.dense_forward[static_cast<int>(Loss::id)][1] = dense_forward<V, formulas::F, double>;   \
   t.dense_backward[static_cast<int>(Loss::id)][1] = dense_backward<V, formulas::F, double>; \
   t.dense_fused[static_cast<int>(Loss::id)][1] = dense_forward<V, formulas::F, double, true>;

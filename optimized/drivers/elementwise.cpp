@@ -372,6 +372,15 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
       in[j] = buf.in[j].data();
       out[j] = j < plan.num_inputs ? buf.out[j].data() : nullptr;
     }
+    // A double-double table sums a broadcast input's gradient from the terms' hi and lo parts.
+    const BackwardSplitKernel split = sum_back ? k.backward_split[li] : nullptr;
+    std::vector<double> lo_buf[kMaxInputs];
+    double* lo[kMaxInputs] = {};
+    if (split != nullptr)
+      for (int j = 0; j < plan.num_inputs; ++j) {
+        lo_buf[j].assign(kBlock, 0.0);
+        lo[j] = lo_buf[j].data();
+      }
 #pragma omp for schedule(static)
     for (std::int64_t b = 0; b < nb; ++b) {
       const std::int64_t start = b * kBlock;
@@ -380,9 +389,14 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
         gather(plan.in[j], plan.shape, start, n, buf.in[j].data());
       gather(g_op, plan.shape, start, n, buf.g.data());
       const auto padded = static_cast<std::size_t>((n + 7) / 8 * 8);
-      k.backward[li](in, buf.g.data(), out, padded, plan.params);
+      if (split != nullptr)
+        split(in, buf.g.data(), out, lo, padded, plan.params);
+      else
+        k.backward[li](in, buf.g.data(), out, padded, plan.params);
       for (int j = 0; j < plan.num_inputs; ++j) {
         if (grads[j] == nullptr) continue;
+        if (split != nullptr && (plan.in[j].dense || one_to_one[j]))
+          for (std::int64_t i = 0; i < n; ++i) out[j][i] += lo[j][i];  // rounded once
         if (plan.in[j].dense) {
           store_run(grads[j]->data, grads[j]->dtype, start, out[j], n);
           continue;
@@ -399,7 +413,7 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
           if (one_to_one[j])
             acc_hi[j][off] = out[j][i];  // not broadcast: stored as is (-0 stays -0)
           else
-            dd_add_fast(acc_hi[j][off], acc_lo[j][off], out[j][i], 0.0);
+            dd_add_fast(acc_hi[j][off], acc_lo[j][off], out[j][i], lo[j] ? lo[j][i] : 0.0);
         }
       }
     }

@@ -21,6 +21,10 @@ struct Traits<formulas::DD> {
   static formulas::DD load(const float* p) { return {static_cast<double>(*p)}; }
   static void store(formulas::DD v, double* p) { *p = v.hi + v.lo; }
   static void store(formulas::DD v, float* p) { *p = static_cast<float>(v.hi + v.lo); }
+  static void store_split(formulas::DD v, double* hi, double* lo) {
+    *hi = v.hi;
+    *lo = v.lo;
+  }
 };
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace kernels

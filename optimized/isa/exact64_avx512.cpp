@@ -302,6 +302,10 @@ struct Traits<formulas::DDV> {
     return formulas::DDV(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
   }
   static void store(formulas::DDV v, double* p) { _mm512_storeu_pd(p, _mm512_add_pd(v.hi, v.lo)); }
+  static void store_split(formulas::DDV v, double* hi, double* lo) {
+    _mm512_storeu_pd(hi, v.hi);
+    _mm512_storeu_pd(lo, v.lo);
+  }
   static void store(formulas::DDV v, float* p) {
     _mm256_storeu_ps(p, _mm512_cvtpd_ps(_mm512_add_pd(v.hi, v.lo)));
   }
