@@ -3,6 +3,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -208,9 +209,11 @@ formulas::DD log_add_dd(const formulas::DD* v, int n) {
 
 // float64 log_probs: the nll of alpha's recursion carried in double-double, so that the rounding
 // of T steps does not accumulate (the double recursion reached 2.55 ULP on a corpus case of
-// condition number under 2^10). Returns false, to leave the sample to alpha() and PyTorch's
-// special values, where an emission is +inf or NaN or the input length is 0.
-bool alpha_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
+// condition number under 2^10); with `table`, every row of alpha (L x W) is kept there. Returns
+// false, to leave the sample to alpha() and PyTorch's special values, where an emission is +inf
+// or NaN or the input length is 0.
+bool alpha_dd(const Call& c, std::int64_t b, formulas::DD& nll,
+              std::vector<formulas::DD>* table = nullptr) {
   using formulas::DD;
   const auto& tgt = c.targets[static_cast<std::size_t>(b)];
   const std::int64_t L = c.il[static_cast<std::size_t>(b)];
@@ -221,30 +224,110 @@ bool alpha_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
     e = DD(v);
     return v < HUGE_VAL;  // finite or -inf (false for +inf and NaN)
   };
-  std::vector<DD> prev(static_cast<std::size_t>(W), DD(kNegInf)), cur(prev.size());
-  if (!emission(0, c.blank, prev[0])) return false;
-  if (S > 0 && !emission(0, tgt[0], prev[1])) return false;
+  // Two rows, or the whole table.
+  std::vector<DD> rows;
+  std::vector<DD>& la = table != nullptr ? *table : rows;
+  const std::int64_t kept = table != nullptr ? L : 2;
+  la.assign(static_cast<std::size_t>(kept * W), DD(kNegInf));
+  const auto row = [&](std::int64_t t) { return la.data() + (t % kept) * W; };
+  if (!emission(0, c.blank, row(0)[0])) return false;
+  if (S > 0 && !emission(0, tgt[0], row(0)[1])) return false;
   for (std::int64_t t = 1; t < L; ++t) {
+    const DD* prev = row(t - 1);
+    DD* cur = row(t);
     for (std::int64_t s = 0; s < W; ++s) {
       const std::int64_t k = prime(c, tgt, s);
-      const DD terms[3] = {
-          prev[static_cast<std::size_t>(s)],
-          s > 0 ? prev[static_cast<std::size_t>(s - 1)] : DD(kNegInf),
-          s > 1 && prime(c, tgt, s - 2) != k ? prev[static_cast<std::size_t>(s - 2)] : DD(kNegInf)};
+      const DD terms[3] = {prev[s], s > 0 ? prev[s - 1] : DD(kNegInf),
+                           s > 1 && prime(c, tgt, s - 2) != k ? prev[s - 2] : DD(kNegInf)};
       DD e;
       if (!emission(t, k, e)) return false;
-      cur[static_cast<std::size_t>(s)] = log_add_dd(terms, 3) + e;
+      cur[s] = log_add_dd(terms, 3) + e;
     }
-    std::swap(prev, cur);
   }
+  const DD* last = row(L - 1);
   if (S == 0) {
-    nll = -prev[0];
+    nll = -last[0];
   } else {
-    const DD last[2] = {prev[static_cast<std::size_t>(2 * S)],
-                        prev[static_cast<std::size_t>(2 * S - 1)]};
-    nll = -log_add_dd(last, 2);
+    const DD ends[2] = {last[2 * S], last[2 * S - 1]};
+    nll = -log_add_dd(ends, 2);
   }
   return true;
+}
+
+// float64 log_probs: sample b's gradient into g (T x C, row-major, doubles) from alpha and beta
+// carried in double-double, each element (exp(lp) - exp(lcab + nll - lp)) gr rounded once (the
+// double recursion's errors, amplified where the two terms cancel, reached 2.6e4 ULP on the
+// corpus). Returns false, leaving the sample to alpha() and beta(), where alpha_dd does, where an
+// emission of a class outside the target is +inf or NaN, and where the nll is not finite.
+bool grad_dd(const Call& c, std::int64_t b, double gr, double* g) {
+  using formulas::DD;
+  const auto& tgt = c.targets[static_cast<std::size_t>(b)];
+  const std::int64_t L = c.il[static_cast<std::size_t>(b)];
+  const std::int64_t S = static_cast<std::int64_t>(tgt.size()), W = 2 * S + 1;
+  const std::int64_t C = c.C;
+  for (std::int64_t t = 0; t < L; ++t)
+    for (std::int64_t k = 0; k < C; ++k)
+      if (!(c.lp_at(t, b, k) < HUGE_VAL)) return false;
+  std::vector<DD> la;
+  DD nll;
+  if (!alpha_dd(c, b, nll, &la) || !(std::fabs(nll.hi) < HUGE_VAL)) return false;
+  std::vector<DD> lb(static_cast<std::size_t>(L * W), DD(kNegInf));
+  std::vector<DD> lcab(static_cast<std::size_t>(L * C), DD(kNegInf));
+  const auto at = [&](std::vector<DD>& v, std::int64_t t, std::int64_t s, std::int64_t w) -> DD& {
+    return v[static_cast<std::size_t>(t * w + s)];
+  };
+  const auto accumulate = [&](std::int64_t t, std::int64_t s, std::int64_t k) {
+    DD& acc = at(lcab, t, k, C);
+    const DD lab = at(la, t, s, W) + at(lb, t, s, W);
+    const DD pair[2] = {acc, lab};
+    acc = acc.hi == kNegInf ? lab : log_add_dd(pair, 2);
+  };
+  at(lb, L - 1, 2 * S, W) = DD(c.lp_at(L - 1, b, c.blank));
+  accumulate(L - 1, 2 * S, c.blank);
+  if (S > 0) {
+    const std::int64_t k = prime(c, tgt, 2 * S - 1);
+    at(lb, L - 1, 2 * S - 1, W) = DD(c.lp_at(L - 1, b, k));
+    accumulate(L - 1, 2 * S - 1, k);
+  }
+  for (std::int64_t t = L - 2; t >= 0; --t)
+    for (std::int64_t s = 2 * S; s >= 0; --s) {
+      const std::int64_t k = prime(c, tgt, s);
+      const DD terms[3] = {
+          at(lb, t + 1, s, W), s < 2 * S ? at(lb, t + 1, s + 1, W) : DD(kNegInf),
+          s < 2 * S - 1 && prime(c, tgt, s + 2) != k ? at(lb, t + 1, s + 2, W) : DD(kNegInf)};
+      at(lb, t, s, W) = log_add_dd(terms, 3) + DD(c.lp_at(t, b, k));
+      accumulate(t, s, k);
+    }
+  for (std::int64_t i = 0; i < c.T * C; ++i) g[i] = 0.0;
+  for (std::int64_t t = 0; t < L; ++t)
+    for (std::int64_t k = 0; k < C; ++k) {
+      const DD lp(c.lp_at(t, b, k));
+      const DD v = (formulas::vexp(lp) - formulas::vexp(at(lcab, t, k, C) + nll - lp)) * DD(gr);
+      g[t * C + k] = v.hi + v.lo;
+    }
+  return true;
+}
+
+// Whether some element of sample b's gradient computed in double (value(t, k)) may be off by
+// more than a float32 rounding: exp(lp) and the posterior cancel to under 2^-20 of exp(lp) gr
+// (the double recursions' errors, ~2^-45 of exp(lp) on the cases seen, then exceed 2^-25 of the
+// result). Only the blank's and the target's classes have a posterior; an element under the
+// bound without its exp is tested with it. (Special-values fuzz case: 7.4 float32 ULP where the
+// terms cancel to 8.5e-10 from 0.17.)
+template <class Value>
+bool any_cancels(const Call& c, std::int64_t b, double gr, const Value& value) {
+  const std::int64_t L = c.il[static_cast<std::size_t>(b)];
+  const double bound = 0x1p-20 * std::fabs(gr);
+  std::vector<std::int64_t> classes = c.targets[static_cast<std::size_t>(b)];
+  classes.push_back(c.blank);
+  std::sort(classes.begin(), classes.end());
+  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+  for (std::int64_t t = 0; t < L; ++t)
+    for (const std::int64_t k : classes) {
+      const double a = std::fabs(value(t, k)), lp = c.lp_at(t, b, k);
+      if ((a < bound || lp > 0.0) && a < bound * std::exp(lp)) return true;
+    }
+  return false;
 }
 
 // Gradient of sample b into g (T x C, row-major, doubles), upstream gr.
@@ -423,19 +506,31 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
           work.resize(static_cast<std::size_t>(s.L * 2 * ctc_half(s.S)));
           double nll;
           // A sample with an infinite nll (zero_infinity's zeros, or PyTorch's NaNs) takes
-          // the general path.
+          // the general path; one whose gradient cancels, the double-double one.
           if (k->ctc_alpha_f32(s, work.data(), true, &nll) && std::fabs(nll) < HUGE_VAL) {
             float* g = static_cast<float*>(gt->data) + b * c.C;
             k->ctc_grad_f32(s, work.data(), nll, gr, g, c.N * c.C);
             for (std::int64_t t = s.L; t < c.T; ++t)
               for (std::int64_t x = 0; x < c.C; ++x) g[t * c.N * c.C + x] = 0.0f;
-            continue;
+            if (!any_cancels(c, b, gr, [&](std::int64_t t, std::int64_t x) {
+                  return static_cast<double>(g[t * c.N * c.C + x]);
+                }))
+              continue;
           }
         }
         work.resize(static_cast<std::size_t>(TC));
-        Sample smp;
-        alpha(c, b, smp);
-        beta(c, b, smp, gr, work.data());
+        // float64: double-double always; float32 and 16-bit: where the double recursion's
+        // gradient cancels.
+        const auto of_work = [&](std::int64_t t, std::int64_t x) {
+          return work[static_cast<std::size_t>(t * c.C + x)];
+        };
+        if (c.dtype != LB_FLOAT64 || !grad_dd(c, b, gr, work.data())) {
+          Sample smp;
+          alpha(c, b, smp);
+          beta(c, b, smp, gr, work.data());
+          if (c.dtype != LB_FLOAT64 && any_cancels(c, b, gr, of_work))
+            grad_dd(c, b, gr, work.data());  // (false: the double gradient stays)
+        }
         for (std::int64_t t = 0; t < c.T; ++t)
           for (std::int64_t x = 0; x < c.C; ++x)
             store_float(gt->data, gt->dtype,
