@@ -2151,6 +2151,44 @@ TEST(OptimizedCpu, Float64RowSumOverflowIsInfinity) {
   }
 }
 
+// ctc_loss float64 where the only path to the end starts e^-2000 below the most likely state of
+// t = 0 (lp(1) = -2000.3 at t = 0; at t = 1 the label is impossible, lp = -inf): the
+// double-double linear-space recursion keeps each state's own exponent, so the state survives
+// (one scale per row would flush it), and nll = 2000.3 + 0.7 exactly as the two lps add. Every
+// ISA, reductions 'sum' and 'none'.
+TEST(OptimizedCpu, CtcFloat64KeepsStatesFarBelowTheRowMaximum) {
+  const std::int64_t T = 2, N = 1, C = 3;
+  // (T, N, C): blank 0, label 1, an unused class 2.
+  double x[6] = {0.0, -2000.3, -1.0, -0.7, -HUGE_VAL, -2.0};
+  std::int64_t tg[1] = {1}, il[1] = {2}, tl[1] = {1};
+  std::int64_t xs[3] = {T, N, C}, xst[3] = {N * C, C, 1}, ts[2] = {N, 1}, tst[2] = {1, 1},
+               ns[1] = {N}, one[1] = {1};
+  const double want = 2000.3 + 0.7;
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("ctc_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0) continue;
+    for (const char* reduction : {"sum", "none"}) {
+      lb_tensor in[4] = {{"log_probs", x, LB_FLOAT64, 3, xs, xst, {LB_DEVICE_CPU, 0}},
+                         {"targets", tg, LB_INT64, 2, ts, tst, {LB_DEVICE_CPU, 0}},
+                         {"input_lengths", il, LB_INT64, 1, ns, one, {LB_DEVICE_CPU, 0}},
+                         {"target_lengths", tl, LB_INT64, 1, ns, one, {LB_DEVICE_CPU, 0}}};
+      lb_call call{};
+      call.struct_size = sizeof call;
+      call.loss = "ctc_loss";
+      call.reduction = reduction;
+      call.inputs = in;
+      call.num_inputs = 4;
+      call.device = {LB_DEVICE_CPU, 0};
+      double out = NAN;
+      lb_tensor o{"output", &out, LB_FLOAT64,        std::strcmp(reduction, "none") == 0 ? 1 : 0,
+                  ns,       one,  {LB_DEVICE_CPU, 0}};
+      char err[256] = {};
+      ASSERT_EQ(impl->forward(&call, &o, err, sizeof err), LB_OK) << impl_name << ": " << err;
+      EXPECT_EQ(out, want) << impl_name << " " << reduction;
+    }
+  }
+}
+
 // ctc_loss's float32 fast path (contiguous classes: the ISA's vector recursion, kernels.hpp
 // CtcSample) against the general path (the same log_probs with a class stride of 2: the scalar
 // double recursion), every ISA, both blanks and zero_infinity settings. The samples cover
