@@ -305,6 +305,47 @@ Scaled add(const Scaled& a, const Scaled& b) {
   return normalized(big.m + formulas::DD(small.m.hi * f, small.m.lo * f), big.e);
 }
 
+Scaled times(const Scaled& a, const Scaled& q) {
+  return a.m.hi == 0.0 || q.m.hi == 0.0 ? Scaled{} : normalized(a.m * q.m, a.e + q.e);
+}
+
+// a / q for q != 0.
+Scaled over(const Scaled& a, const Scaled& q) {
+  return a.m.hi == 0.0 ? Scaled{} : normalized(a.m / q.m, a.e - q.e);
+}
+
+// The value as a double-double (0 or subnormal where it is that small, inf where that large).
+formulas::DD value_of(const Scaled& a) {
+  const int e = static_cast<int>(std::clamp<std::int64_t>(a.e, -4000, 4000));
+  return {std::ldexp(a.m.hi, e), std::ldexp(a.m.lo, e)};
+}
+
+// The distinct classes of sample b's extended target (the blank and the labels), each state's
+// index among them (cls) and whether state s - 2 leads to s (from2).
+struct Lattice {
+  std::vector<std::int64_t> classes;
+  std::vector<std::size_t> cls;
+  std::vector<char> from2;
+};
+Lattice lattice_of(const Call& c, std::int64_t b) {
+  const auto& tgt = c.targets[static_cast<std::size_t>(b)];
+  const std::int64_t W = 2 * static_cast<std::int64_t>(tgt.size()) + 1;
+  Lattice lt;
+  lt.classes.assign(tgt.begin(), tgt.end());
+  lt.classes.push_back(c.blank);
+  std::sort(lt.classes.begin(), lt.classes.end());
+  lt.classes.erase(std::unique(lt.classes.begin(), lt.classes.end()), lt.classes.end());
+  lt.cls.resize(static_cast<std::size_t>(W));
+  lt.from2.resize(static_cast<std::size_t>(W));
+  for (std::int64_t s = 0; s < W; ++s) {
+    lt.cls[static_cast<std::size_t>(s)] = static_cast<std::size_t>(
+        std::lower_bound(lt.classes.begin(), lt.classes.end(), prime(c, tgt, s)) -
+        lt.classes.begin());
+    lt.from2[static_cast<std::size_t>(s)] = s > 1 && prime(c, tgt, s - 2) != prime(c, tgt, s);
+  }
+  return lt;
+}
+
 // float64 forward, faster than alpha_dd: alpha in linear space in double-double with a binary
 // exponent per state (Scaled), a DD exp per step and class of the target (exp_split) instead of
 // a DD exp and log per state. The same ~2^-90 as alpha_dd. Returns false (alpha_dd then) where an
@@ -315,18 +356,9 @@ bool nll_linear_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
   const std::int64_t L = c.il[static_cast<std::size_t>(b)];
   const std::int64_t S = static_cast<std::int64_t>(tgt.size()), W = 2 * S + 1;
   if (L == 0) return false;
-  // The distinct classes of the extended target, and each state's index among them.
-  std::vector<std::int64_t> classes(tgt.begin(), tgt.end());
-  classes.push_back(c.blank);
-  std::sort(classes.begin(), classes.end());
-  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
-  std::vector<std::size_t> cls(static_cast<std::size_t>(W));
-  std::vector<char> skip(static_cast<std::size_t>(W), 0);  // s - 2 does not lead to s
-  for (std::int64_t s = 0; s < W; ++s) {
-    cls[static_cast<std::size_t>(s)] = static_cast<std::size_t>(
-        std::lower_bound(classes.begin(), classes.end(), prime(c, tgt, s)) - classes.begin());
-    skip[static_cast<std::size_t>(s)] = !(s > 1 && prime(c, tgt, s - 2) != prime(c, tgt, s));
-  }
+  const Lattice lt = lattice_of(c, b);
+  const std::vector<std::int64_t>& classes = lt.classes;
+  const std::vector<std::size_t>& cls = lt.cls;
   std::vector<Scaled> p(classes.size());
   const auto emit = [&](std::int64_t t) {
     for (std::size_t j = 0; j < classes.size(); ++j) {
@@ -339,9 +371,6 @@ bool nll_linear_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
     }
     return true;
   };
-  const auto times = [](const Scaled& a, const Scaled& q) {
-    return a.m.hi == 0.0 || q.m.hi == 0.0 ? Scaled{} : normalized(a.m * q.m, a.e + q.e);
-  };
   std::vector<Scaled> prev(static_cast<std::size_t>(W)), cur(prev.size());
   if (!emit(0)) return false;
   prev[0] = p[cls[0]];
@@ -351,7 +380,7 @@ bool nll_linear_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
     for (std::size_t s = 0; s < static_cast<std::size_t>(W); ++s) {
       Scaled sum = prev[s];
       if (s > 0) sum = add(sum, prev[s - 1]);
-      if (!skip[s]) sum = add(sum, prev[s - 2]);
+      if (lt.from2[s]) sum = add(sum, prev[s - 2]);
       cur[s] = times(sum, p[cls[s]]);
     }
     std::swap(prev, cur);
@@ -365,6 +394,88 @@ bool nll_linear_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
   }
   nll = -(formulas::vlog(tot.m) +
           DD(static_cast<double>(tot.e)) * DD(formulas::dd::kLn2Hi, formulas::dd::kLn2Lo));
+  return true;
+}
+
+// float64 gradient, faster than grad_dd: alpha and beta in linear space in double-double with a
+// binary exponent per state (as nll_linear_dd), the posterior of the blank's and the labels'
+// classes sum(alpha beta) / (p P), and their elements (p - posterior) gr rounded once; the other
+// classes' elements, exp(lp) gr, in double (within 1 ULP: no cancellation there); NaN where lp is
+// -inf, as PyTorch's. Returns false (grad_dd then) where an emission is +inf or NaN, the input
+// length is 0 or no path is possible.
+bool grad_linear_dd(const Call& c, std::int64_t b, double gr, double* g) {
+  using formulas::DD;
+  const auto& tgt = c.targets[static_cast<std::size_t>(b)];
+  const std::int64_t L = c.il[static_cast<std::size_t>(b)];
+  const std::int64_t S = static_cast<std::int64_t>(tgt.size()), W = 2 * S + 1, C = c.C;
+  if (L == 0) return false;
+  for (std::int64_t t = 0; t < L; ++t)
+    for (std::int64_t k = 0; k < C; ++k)
+      if (!(c.lp_at(t, b, k) < HUGE_VAL)) return false;  // +inf or NaN
+  const Lattice lt = lattice_of(c, b);
+  const std::size_t J = lt.classes.size();
+  std::vector<Scaled> p(static_cast<std::size_t>(L) * J);
+  for (std::int64_t t = 0; t < L; ++t)
+    for (std::size_t j = 0; j < J; ++j) {
+      DD m;
+      std::int64_t k;
+      exp_split(c.lp_at(t, b, lt.classes[j]), m, k);
+      p[static_cast<std::size_t>(t) * J + j] = normalized(m, k);
+    }
+  const auto pe = [&](std::int64_t t, std::int64_t s) -> const Scaled& {
+    return p[static_cast<std::size_t>(t) * J + lt.cls[static_cast<std::size_t>(s)]];
+  };
+  const auto W_ = static_cast<std::size_t>(W);
+  std::vector<Scaled> A(static_cast<std::size_t>(L) * W_), B(A.size());
+  const auto at = [&](std::vector<Scaled>& v, std::int64_t t, std::int64_t s) -> Scaled& {
+    return v[static_cast<std::size_t>(t) * W_ + static_cast<std::size_t>(s)];
+  };
+  at(A, 0, 0) = pe(0, 0);
+  if (S > 0) at(A, 0, 1) = pe(0, 1);
+  for (std::int64_t t = 1; t < L; ++t)
+    for (std::int64_t s = 0; s < W; ++s) {
+      Scaled sum = at(A, t - 1, s);
+      if (s > 0) sum = add(sum, at(A, t - 1, s - 1));
+      if (lt.from2[static_cast<std::size_t>(s)]) sum = add(sum, at(A, t - 1, s - 2));
+      at(A, t, s) = times(sum, pe(t, s));
+    }
+  at(B, L - 1, 2 * S) = pe(L - 1, 2 * S);
+  if (S > 0) at(B, L - 1, 2 * S - 1) = pe(L - 1, 2 * S - 1);
+  for (std::int64_t t = L - 2; t >= 0; --t)
+    for (std::int64_t s = 2 * S; s >= 0; --s) {
+      Scaled sum = at(B, t + 1, s);
+      if (s < 2 * S) sum = add(sum, at(B, t + 1, s + 1));
+      if (s < 2 * S - 1 && lt.from2[static_cast<std::size_t>(s + 2)])
+        sum = add(sum, at(B, t + 1, s + 2));
+      at(B, t, s) = times(sum, pe(t, s));
+    }
+  const Scaled P = S == 0 ? at(A, L - 1, 0) : add(at(A, L - 1, 2 * S), at(A, L - 1, 2 * S - 1));
+  if (P.m.hi == 0.0) return false;
+  for (std::int64_t i = 0; i < c.T * C; ++i) g[i] = 0.0;
+  std::vector<Scaled> num(J);
+  std::vector<char> in_target(static_cast<std::size_t>(C), 0);
+  for (const std::int64_t k : lt.classes) in_target[static_cast<std::size_t>(k)] = 1;
+  for (std::int64_t t = 0; t < L; ++t) {
+    std::fill(num.begin(), num.end(), Scaled{});
+    for (std::int64_t s = 0; s < W; ++s) {
+      const std::size_t j = lt.cls[static_cast<std::size_t>(s)];
+      num[j] = add(num[j], times(at(A, t, s), at(B, t, s)));
+    }
+    for (std::size_t j = 0; j < J; ++j) {
+      const Scaled& pj = p[static_cast<std::size_t>(t) * J + j];
+      if (pj.m.hi == 0.0) continue;  // lp = -inf: NaN below
+      const DD post = value_of(over(num[j], times(pj, P)));
+      const DD v = (value_of(pj) - post) * DD(gr);
+      g[t * C + lt.classes[j]] = v.hi + v.lo;
+    }
+    for (std::int64_t k = 0; k < C; ++k) {
+      const double lp = c.lp_at(t, b, k);
+      if (lp == kNegInf)  // PyTorch's exp(-inf) - exp(... + inf), docs/losses/ctc_loss.md
+        g[t * C + k] = std::numeric_limits<double>::quiet_NaN();
+      else if (!in_target[static_cast<std::size_t>(k)])
+        g[t * C + k] = std::exp(lp) * gr;
+    }
+  }
   return true;
 }
 
@@ -639,12 +750,14 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
         const auto of_work = [&](std::int64_t t, std::int64_t x) {
           return work[static_cast<std::size_t>(t * c.C + x)];
         };
-        if (c.dtype != LB_FLOAT64 || !grad_dd(c, b, gr, work.data())) {
+        if (c.dtype != LB_FLOAT64 ||
+            !(grad_linear_dd(c, b, gr, work.data()) || grad_dd(c, b, gr, work.data()))) {
           Sample smp;
           alpha(c, b, smp);
           beta(c, b, smp, gr, work.data());
           if (c.dtype != LB_FLOAT64 && any_cancels(c, b, gr, of_work))
-            grad_dd(c, b, gr, work.data());  // (false: the double gradient stays)
+            (void)(grad_linear_dd(c, b, gr, work.data()) ||
+                   grad_dd(c, b, gr, work.data()));  // (false: the double gradient stays)
         }
         for (std::int64_t t = 0; t < c.T; ++t)
           for (std::int64_t x = 0; x < c.C; ++x)

@@ -2151,6 +2151,31 @@ TEST(OptimizedCpu, Float64RowSumOverflowIsInfinity) {
   }
 }
 
+// ctc_loss's gradients from the double-double recursions (drivers/ctc.cpp: grad_linear_dd,
+// grad_dd, and any_cancels' fallback for float32) over the corpus' ctc_loss cases with flat
+// budgets and no PyTorch allowance: float64 within 2 ULP (the double recursions were off by up to
+// 2.6e4 ULP, within budgets.txt's 4*torch), float32 within 1 (they were at 1.15). Every ISA.
+TEST(OptimizedCpu, CtcGradientsWithinFlatBudgets) {
+  const std::string budgets = ::testing::TempDir() + "/ctc-flat-budgets.txt";
+  {
+    std::ofstream b(budgets);
+    b << "cpu*  ctc_loss  float64  *  *  2\ncpu*  ctc_loss  *  *  *  1\n";
+  }
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("ctc_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "mean") == 0) continue;
+    conformance::CheckOptions o;
+    o.impl = impl_name;
+    o.golden = kGolden;
+    o.filter = "ctc_loss/*";
+    o.budgets = budgets;
+    o.repro_dir = ::testing::TempDir() + "/repro-ctc-" + impl_name;
+    std::ostringstream out, err;
+    EXPECT_EQ(conformance::run_check(o, out, err), 0) << impl_name << "\n"
+                                                      << out.str() << err.str();
+  }
+}
+
 // ctc_loss float64 where the only path to the end starts e^-2000 below the most likely state of
 // t = 0 (lp(1) = -2000.3 at t = 0; at t = 1 the label is impossible, lp = -inf): the
 // double-double linear-space recursion keeps each state's own exponent, so the state survives
