@@ -195,68 +195,6 @@ void alpha(const Call& c, std::int64_t b, Sample& out) {
   out.nll = S == 0 ? -la(L - 1, 0) : -F::log_add2(la(L - 1, 2 * S), la(L - 1, 2 * S - 1));
 }
 
-// log(exp(v[0]) + ... + exp(v[n - 1])) in double-double (~2^-75 per step), for finite or -inf
-// terms (-inf: absent): the largest term m plus log(1 + the others' exp(v - m)); -inf when every
-// term is -inf.
-formulas::DD log_add_dd(const formulas::DD* v, int n) {
-  using formulas::DD;
-  int im = -1;
-  for (int i = 0; i < n; ++i)
-    if (v[i].hi != kNegInf && (im < 0 || v[im] < v[i])) im = i;
-  if (im < 0) return DD(kNegInf);
-  DD sum(1.0);
-  for (int i = 0; i < n; ++i)
-    if (i != im && v[i].hi != kNegInf) sum = sum + formulas::vexp(v[i] - v[im]);
-  return v[im] + formulas::vlog(sum);
-}
-
-// float64 log_probs: the nll of alpha's recursion carried in double-double, so that the rounding
-// of T steps does not accumulate (the double recursion reached 2.55 ULP on a corpus case of
-// condition number under 2^10); with `table`, every row of alpha (L x W) is kept there. Returns
-// false, to leave the sample to alpha() and PyTorch's special values, where an emission is +inf
-// or NaN or the input length is 0.
-bool alpha_dd(const Call& c, std::int64_t b, formulas::DD& nll,
-              std::vector<formulas::DD>* table = nullptr) {
-  using formulas::DD;
-  const auto& tgt = c.targets[static_cast<std::size_t>(b)];
-  const std::int64_t L = c.il[static_cast<std::size_t>(b)];
-  const std::int64_t S = static_cast<std::int64_t>(tgt.size()), W = 2 * S + 1;
-  if (L == 0) return false;
-  const auto emission = [&](std::int64_t t, std::int64_t k, DD& e) {
-    const double v = c.lp_at(t, b, k);
-    e = DD(v);
-    return v < HUGE_VAL;  // finite or -inf (false for +inf and NaN)
-  };
-  // Two rows, or the whole table.
-  std::vector<DD> rows;
-  std::vector<DD>& la = table != nullptr ? *table : rows;
-  const std::int64_t kept = table != nullptr ? L : 2;
-  la.assign(static_cast<std::size_t>(kept * W), DD(kNegInf));
-  const auto row = [&](std::int64_t t) { return la.data() + (t % kept) * W; };
-  if (!emission(0, c.blank, row(0)[0])) return false;
-  if (S > 0 && !emission(0, tgt[0], row(0)[1])) return false;
-  for (std::int64_t t = 1; t < L; ++t) {
-    const DD* prev = row(t - 1);
-    DD* cur = row(t);
-    for (std::int64_t s = 0; s < W; ++s) {
-      const std::int64_t k = prime(c, tgt, s);
-      const DD terms[3] = {prev[s], s > 0 ? prev[s - 1] : DD(kNegInf),
-                           s > 1 && prime(c, tgt, s - 2) != k ? prev[s - 2] : DD(kNegInf)};
-      DD e;
-      if (!emission(t, k, e)) return false;
-      cur[s] = log_add_dd(terms, 3) + e;
-    }
-  }
-  const DD* last = row(L - 1);
-  if (S == 0) {
-    nll = -last[0];
-  } else {
-    const DD ends[2] = {last[2 * S], last[2 * S - 1]};
-    nll = -log_add_dd(ends, 2);
-  }
-  return true;
-}
-
 // exp(v) as m 2^k with m a double-double in [0.7, 1.42] (k = round(v / ln 2)), so that no value of
 // v underflows or overflows; m = 0 for v = -inf. v is finite or -inf.
 void exp_split(double v, formulas::DD& m, std::int64_t& k) {
@@ -346,10 +284,11 @@ Lattice lattice_of(const Call& c, std::int64_t b) {
   return lt;
 }
 
-// float64 forward, faster than alpha_dd: alpha in linear space in double-double with a binary
-// exponent per state (Scaled), a DD exp per step and class of the target (exp_split) instead of
-// a DD exp and log per state. The same ~2^-90 as alpha_dd. Returns false (alpha_dd then) where an
-// emission is +inf or NaN or the input length is 0.
+// float64 forward: alpha in linear space in double-double with a binary exponent per state
+// (Scaled) and a DD exp per step and class of the target (exp_split), so that the rounding of T
+// steps does not accumulate (the double recursion reached 2.55 ULP on a corpus case of condition
+// number under 2^10); the nll is rounded once, after the reduction. Returns false (alpha() then:
+// PyTorch's special values) where an emission is +inf or NaN or the input length is 0.
 bool nll_linear_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
   using formulas::DD;
   const auto& tgt = c.targets[static_cast<std::size_t>(b)];
@@ -397,12 +336,13 @@ bool nll_linear_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
   return true;
 }
 
-// float64 gradient, faster than grad_dd: alpha and beta in linear space in double-double with a
-// binary exponent per state (as nll_linear_dd), the posterior of the blank's and the labels'
-// classes sum(alpha beta) / (p P), and their elements (p - posterior) gr rounded once; the other
-// classes' elements, exp(lp) gr, in double (within 1 ULP: no cancellation there); NaN where lp is
-// -inf, as PyTorch's. Returns false (grad_dd then) where an emission is +inf or NaN, the input
-// length is 0 or no path is possible.
+// float64 gradient: alpha and beta in linear space in double-double with a binary exponent per
+// state (as nll_linear_dd), the posterior of the blank's and the labels' classes
+// sum(alpha beta) / (p P), and their elements (p - posterior) gr rounded once (the double
+// recursions' errors, amplified where the two terms cancel, reached 2.6e4 ULP on the corpus);
+// the other classes' elements, exp(lp) gr, in double (within 1 ULP: no cancellation there); NaN
+// where lp is -inf, as PyTorch's. Returns false (alpha() and beta() then) where an emission is
+// +inf or NaN, the input length is 0 or no path is possible.
 bool grad_linear_dd(const Call& c, std::int64_t b, double gr, double* g) {
   using formulas::DD;
   const auto& tgt = c.targets[static_cast<std::size_t>(b)];
@@ -479,60 +419,6 @@ bool grad_linear_dd(const Call& c, std::int64_t b, double gr, double* g) {
   return true;
 }
 
-// float64 log_probs: sample b's gradient into g (T x C, row-major, doubles) from alpha and beta
-// carried in double-double, each element (exp(lp) - exp(lcab + nll - lp)) gr rounded once (the
-// double recursion's errors, amplified where the two terms cancel, reached 2.6e4 ULP on the
-// corpus). Returns false, leaving the sample to alpha() and beta(), where alpha_dd does, where an
-// emission of a class outside the target is +inf or NaN, and where the nll is not finite.
-bool grad_dd(const Call& c, std::int64_t b, double gr, double* g) {
-  using formulas::DD;
-  const auto& tgt = c.targets[static_cast<std::size_t>(b)];
-  const std::int64_t L = c.il[static_cast<std::size_t>(b)];
-  const std::int64_t S = static_cast<std::int64_t>(tgt.size()), W = 2 * S + 1;
-  const std::int64_t C = c.C;
-  for (std::int64_t t = 0; t < L; ++t)
-    for (std::int64_t k = 0; k < C; ++k)
-      if (!(c.lp_at(t, b, k) < HUGE_VAL)) return false;
-  std::vector<DD> la;
-  DD nll;
-  if (!alpha_dd(c, b, nll, &la) || !(std::fabs(nll.hi) < HUGE_VAL)) return false;
-  std::vector<DD> lb(static_cast<std::size_t>(L * W), DD(kNegInf));
-  std::vector<DD> lcab(static_cast<std::size_t>(L * C), DD(kNegInf));
-  const auto at = [&](std::vector<DD>& v, std::int64_t t, std::int64_t s, std::int64_t w) -> DD& {
-    return v[static_cast<std::size_t>(t * w + s)];
-  };
-  const auto accumulate = [&](std::int64_t t, std::int64_t s, std::int64_t k) {
-    DD& acc = at(lcab, t, k, C);
-    const DD lab = at(la, t, s, W) + at(lb, t, s, W);
-    const DD pair[2] = {acc, lab};
-    acc = acc.hi == kNegInf ? lab : log_add_dd(pair, 2);
-  };
-  at(lb, L - 1, 2 * S, W) = DD(c.lp_at(L - 1, b, c.blank));
-  accumulate(L - 1, 2 * S, c.blank);
-  if (S > 0) {
-    const std::int64_t k = prime(c, tgt, 2 * S - 1);
-    at(lb, L - 1, 2 * S - 1, W) = DD(c.lp_at(L - 1, b, k));
-    accumulate(L - 1, 2 * S - 1, k);
-  }
-  for (std::int64_t t = L - 2; t >= 0; --t)
-    for (std::int64_t s = 2 * S; s >= 0; --s) {
-      const std::int64_t k = prime(c, tgt, s);
-      const DD terms[3] = {
-          at(lb, t + 1, s, W), s < 2 * S ? at(lb, t + 1, s + 1, W) : DD(kNegInf),
-          s < 2 * S - 1 && prime(c, tgt, s + 2) != k ? at(lb, t + 1, s + 2, W) : DD(kNegInf)};
-      at(lb, t, s, W) = log_add_dd(terms, 3) + DD(c.lp_at(t, b, k));
-      accumulate(t, s, k);
-    }
-  for (std::int64_t i = 0; i < c.T * C; ++i) g[i] = 0.0;
-  for (std::int64_t t = 0; t < L; ++t)
-    for (std::int64_t k = 0; k < C; ++k) {
-      const DD lp(c.lp_at(t, b, k));
-      const DD v = (formulas::vexp(lp) - formulas::vexp(at(lcab, t, k, C) + nll - lp)) * DD(gr);
-      g[t * C + k] = v.hi + v.lo;
-    }
-  return true;
-}
-
 // Whether some element of sample b's gradient computed in double (value(t, k)) may be off by
 // more than a float32 rounding: exp(lp) and the posterior cancel to under 2^-20 of exp(lp) gr
 // (the double recursions' errors, ~2^-45 of exp(lp) on the cases seen, then exceed 2^-25 of the
@@ -543,12 +429,9 @@ template <class Value>
 bool any_cancels(const Call& c, std::int64_t b, double gr, const Value& value) {
   const std::int64_t L = c.il[static_cast<std::size_t>(b)];
   const double bound = 0x1p-20 * std::fabs(gr);
-  std::vector<std::int64_t> classes = c.targets[static_cast<std::size_t>(b)];
-  classes.push_back(c.blank);
-  std::sort(classes.begin(), classes.end());
-  classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
+  const Lattice lt = lattice_of(c, b);
   for (std::int64_t t = 0; t < L; ++t)
-    for (const std::int64_t k : classes) {
+    for (const std::int64_t k : lt.classes) {
       const double a = std::fabs(value(t, k)), lp = c.lp_at(t, b, k);
       if ((a < bound || lp > 0.0) && a < bound * std::exp(lp)) return true;
     }
@@ -619,7 +502,7 @@ CtcSample sample_of(const Call& c, std::int64_t b) {
 }
 
 // The sample's nll (float64 log_probs: with its low part in lo, else lo = 0): the float32 fast
-// path where it applies (and has finite emissions), alpha_dd for float64, else alpha().
+// path where it applies (and has finite emissions), nll_linear_dd for float64, else alpha().
 double sample_nll(const Call& c, const KernelTable* k, std::int64_t b, std::vector<double>& work,
                   double& lo) {
   lo = 0.0;
@@ -629,8 +512,7 @@ double sample_nll(const Call& c, const KernelTable* k, std::int64_t b, std::vect
     double nll;
     if (k->ctc_alpha_f32(s, work.data(), false, &nll)) return nll;
   }
-  if (formulas::DD nll;
-      c.dtype == LB_FLOAT64 && (nll_linear_dd(c, b, nll) || alpha_dd(c, b, nll))) {
+  if (formulas::DD nll; c.dtype == LB_FLOAT64 && nll_linear_dd(c, b, nll)) {
     if (std::fabs(nll.hi) < HUGE_VAL) lo = nll.lo;
     return nll.hi;
   }
@@ -750,14 +632,12 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
         const auto of_work = [&](std::int64_t t, std::int64_t x) {
           return work[static_cast<std::size_t>(t * c.C + x)];
         };
-        if (c.dtype != LB_FLOAT64 ||
-            !(grad_linear_dd(c, b, gr, work.data()) || grad_dd(c, b, gr, work.data()))) {
+        if (c.dtype != LB_FLOAT64 || !grad_linear_dd(c, b, gr, work.data())) {
           Sample smp;
           alpha(c, b, smp);
           beta(c, b, smp, gr, work.data());
           if (c.dtype != LB_FLOAT64 && any_cancels(c, b, gr, of_work))
-            (void)(grad_linear_dd(c, b, gr, work.data()) ||
-                   grad_dd(c, b, gr, work.data()));  // (false: the double gradient stays)
+            grad_linear_dd(c, b, gr, work.data());  // (false: the double gradient stays)
         }
         for (std::int64_t t = 0; t < c.T; ++t)
           for (std::int64_t x = 0; x < c.C; ++x)

@@ -2151,8 +2151,8 @@ TEST(OptimizedCpu, Float64RowSumOverflowIsInfinity) {
   }
 }
 
-// ctc_loss's gradients from the double-double recursions (drivers/ctc.cpp: grad_linear_dd,
-// grad_dd, and any_cancels' fallback for float32) over the corpus' ctc_loss cases with flat
+// ctc_loss's gradients from the double-double recursions (drivers/ctc.cpp: grad_linear_dd
+// and any_cancels' fallback for float32) over the corpus' ctc_loss cases with flat
 // budgets and no PyTorch allowance: float64 within 2 ULP (the double recursions were off by up to
 // 2.6e4 ULP, within budgets.txt's 4*torch), float32 within 1 (they were at 1.15). Every ISA.
 TEST(OptimizedCpu, CtcGradientsWithinFlatBudgets) {
