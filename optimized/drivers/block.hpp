@@ -73,30 +73,35 @@ void forward_block(const double* const* in, double* out, std::size_t n, const fo
   }
 }
 
-template <class V, class F>
-void backward_block(const double* const* in, const double* g, double* const* out, std::size_t n,
-                    const formulas::Params& p) {
+// F::backward over n gathered elements (whole vectors); put(r, k, i) writes gradient k's lanes
+// at element i: backward_block rounds them to double, backward_block_split (double-double
+// lanes) keeps hi and lo apart.
+template <class V, class F, class Put>
+void backward_lanes(const double* const* in, const double* g, std::size_t n,
+                    const formulas::Params& p, Put put) {
   using T = Traits<V>;
   for (std::size_t i = 0; i < n; i += T::kLanes) {
     V a[F::kInputs];
     V r[F::kInputs];
     for (int k = 0; k < F::kInputs; ++k) a[k] = T::load(in[k] + i);
     F::backward(a, T::load(g + i), p, r);
-    for (int k = 0; k < F::kInputs; ++k) T::store(r[k], out[k] + i);
+    for (int k = 0; k < F::kInputs; ++k) put(r[k], k, i);
   }
+}
+
+template <class V, class F>
+void backward_block(const double* const* in, const double* g, double* const* out, std::size_t n,
+                    const formulas::Params& p) {
+  backward_lanes<V, F>(in, g, n, p,
+                       [&](V v, int k, std::size_t i) { Traits<V>::store(v, out[k] + i); });
 }
 
 template <class V, class F>
 void backward_block_split(const double* const* in, const double* g, double* const* out,
                           double* const* lo, std::size_t n, const formulas::Params& p) {
-  using T = Traits<V>;
-  for (std::size_t i = 0; i < n; i += T::kLanes) {
-    V a[F::kInputs];
-    V r[F::kInputs];
-    for (int k = 0; k < F::kInputs; ++k) a[k] = T::load(in[k] + i);
-    F::backward(a, T::load(g + i), p, r);
-    for (int k = 0; k < F::kInputs; ++k) T::store_split(r[k], out[k] + i, lo[k] + i);
-  }
+  backward_lanes<V, F>(in, g, n, p, [&](V v, int k, std::size_t i) {
+    Traits<V>::store_split(v, out[k] + i, lo[k] + i);
+  });
 }
 
 // Error-free transformation: s + e == a + b exactly.

@@ -259,6 +259,7 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
     if (plan.reduce) store_one(output.data, output.dtype, 0, finish(plan, part_hi, part_lo));
     return;
   }
+  // Every table has the float64 dense kernel of every elementwise loss (drivers/block.hpp).
   const DenseForwardKernel reduce_gathered = k.dense_forward[li][1];
 #pragma omp parallel num_threads(threads) if (nb > 1)
   {
@@ -271,7 +272,7 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
       const std::int64_t n = std::min(kBlock, plan.numel - start);
       for (int j = 0; j < plan.num_inputs; ++j)
         gather(plan.in[j], plan.shape, start, n, buf.in[j].data());
-      if (plan.reduce && reduce_gathered != nullptr) {
+      if (plan.reduce) {
         // The gathered block as a dense float64 block: the kernel adds each term to the sum as
         // it evaluates it, so the double-double tables (the float64 cancelling losses) keep the
         // terms' low parts, which forward's per-element store would round away.
@@ -282,10 +283,7 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
       }
       const auto padded = static_cast<std::size_t>((n + 7) / 8 * 8);
       k.forward[li](in, buf.out[0].data(), padded, plan.params);
-      if (plan.reduce)
-        k.sum(buf.out[0].data(), static_cast<std::size_t>(n), &part_hi[b], &part_lo[b]);
-      else
-        store_run(output.data, output.dtype, start, buf.out[0].data(), n);
+      store_run(output.data, output.dtype, start, buf.out[0].data(), n);
     }
   }
   if (!plan.reduce) return;
