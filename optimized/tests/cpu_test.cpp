@@ -76,6 +76,22 @@ struct EnvGuard {
   }
 };
 
+// An lb_call on the CPU for loss and reduction over the given inputs and parameters.
+lb_call cpu_call(const char* loss, const char* reduction, const lb_tensor* in,
+                 std::int32_t num_inputs, const lb_param* params = nullptr,
+                 std::int32_t num_params = 0) {
+  lb_call call{};
+  call.struct_size = sizeof call;
+  call.loss = loss;
+  call.reduction = reduction;
+  call.inputs = in;
+  call.num_inputs = num_inputs;
+  call.params = params;
+  call.num_params = num_params;
+  call.device = {LB_DEVICE_CPU, 0};
+  return call;
+}
+
 // Runs the scorer (lossbench check) over the corpus; prints the max ULP per loss, dtype and
 // direction; returns the exit code.
 int check(const std::string& impl, const std::string& json_path) {
@@ -209,13 +225,7 @@ std::vector<double> run_with_threads(const char* impl_name, const char* loss, co
   const lb_impl* impl = conformance::find_implementation(impl_name);
   std::vector<lb_tensor> views;
   for (auto& t : inputs) views.push_back(t.view());
-  lb_call call{};
-  call.struct_size = sizeof call;
-  call.loss = loss;
-  call.reduction = reduction;
-  call.inputs = views.data();
-  call.num_inputs = static_cast<std::int32_t>(views.size());
-  call.device = {LB_DEVICE_CPU, 0};
+  lb_call call = cpu_call(loss, reduction, views.data(), static_cast<std::int32_t>(views.size()));
   const bool none = std::strcmp(reduction, "none") == 0;
   std::vector<double> result(none ? inputs[0].data.size() : 1);
   lb_tensor o = views[0];  // 'none': the input's shape (these cases do not broadcast)
@@ -339,13 +349,7 @@ std::vector<double> run_layout(const char* impl_name, const char* loss, const ch
   }
   for (std::size_t k = 0; k < values.size(); ++k)
     views.push_back({names[k], data[k].data(), dtype, 1, shape, strides, {LB_DEVICE_CPU, 0}});
-  lb_call call{};
-  call.struct_size = sizeof call;
-  call.loss = loss;
-  call.reduction = reduction;
-  call.inputs = views.data();
-  call.num_inputs = static_cast<std::int32_t>(views.size());
-  call.device = {LB_DEVICE_CPU, 0};
+  lb_call call = cpu_call(loss, reduction, views.data(), static_cast<std::int32_t>(views.size()));
   const lb_impl* impl = conformance::find_implementation(impl_name);
   const bool none = std::strcmp(reduction, "none") == 0;
   std::vector<E> out(static_cast<std::size_t>(none ? n : 1));
@@ -709,13 +713,7 @@ TEST(OptimizedCpu, CrossEntropyFastPathMatchesGeneralPath) {
       lb_tensor in[2] = {
           {"input", const_cast<float*>(x), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
           {"target", target.data(), LB_INT64, 1, ts, tst, {LB_DEVICE_CPU, 0}}};
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "cross_entropy";
-      call.reduction = "none";
-      call.inputs = in;
-      call.num_inputs = 2;
-      call.device = {LB_DEVICE_CPU, 0};
+      lb_call call = cpu_call("cross_entropy", "none", in, 2);
       loss.assign(static_cast<std::size_t>(N), 0.0f);
       grad.assign(static_cast<std::size_t>(N * C), 0.0f);
       std::vector<float> ones(static_cast<std::size_t>(N), 0.5f);
@@ -769,13 +767,7 @@ TEST(OptimizedCpu, CrossEntropyFusedMatchesTwoCalls) {
           std::int64_t xs[2] = {N, C}, xst[2] = {C, 1}, ts[1] = {N}, tst[1] = {1};
           lb_tensor in[2] = {{"input", x.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
                              {"target", t.data(), LB_INT64, 1, ts, tst, {LB_DEVICE_CPU, 0}}};
-          lb_call call{};
-          call.struct_size = sizeof call;
-          call.loss = "cross_entropy";
-          call.reduction = reduction;
-          call.inputs = in;
-          call.num_inputs = 2;
-          call.device = {LB_DEVICE_CPU, 0};
+          lb_call call = cpu_call("cross_entropy", reduction, in, 2);
           loss.assign(static_cast<std::size_t>(none ? N : 1), 0.0f);
           grad.assign(static_cast<std::size_t>(N * C), 0.0f);
           std::vector<float> up(static_cast<std::size_t>(none ? N : 1), 0.5f);
@@ -856,15 +848,7 @@ TEST(OptimizedCpu, TripletFloat64HingeCancellation) {
     margin.name = "margin";
     margin.type = LB_PARAM_FLOAT;
     margin.f = 0.0;
-    lb_call call{};
-    call.struct_size = sizeof call;
-    call.loss = "triplet_margin_loss";
-    call.reduction = "none";
-    call.inputs = in;
-    call.num_inputs = 3;
-    call.params = &margin;
-    call.num_params = 1;
-    call.device = {LB_DEVICE_CPU, 0};
+    lb_call call = cpu_call("triplet_margin_loss", "none", in, 3, &margin, 1);
     std::vector<double> got(static_cast<std::size_t>(N));
     lb_tensor out{"output", got.data(), LB_FLOAT64, 1, ns, one, {LB_DEVICE_CPU, 0}};
     char err[256] = {};
@@ -912,15 +896,7 @@ TEST(OptimizedCpu, CosineFastGradientsMatchGeneralPath) {
       margin.name = "margin";
       margin.type = LB_PARAM_FLOAT;
       margin.f = -0.05;
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "cosine_embedding_loss";
-      call.reduction = "sum";
-      call.inputs = in;
-      call.num_inputs = 3;
-      call.params = &margin;
-      call.num_params = 1;
-      call.device = cpu;
+      lb_call call = cpu_call("cosine_embedding_loss", "sum", in, 3, &margin, 1);
       got[general][0].assign(x1.size(), NAN);
       got[general][1].assign(x1.size(), NAN);
       float one = 1.0f;
@@ -991,13 +967,7 @@ TEST(OptimizedCpu, CosineOneMinusKeepsEpsOnLargeRows) {
       lb_tensor in[3] = {{"input1", a.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
                          {"input2", b.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
                          {"target", y.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}}};
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "cosine_embedding_loss";
-      call.reduction = "none";
-      call.inputs = in;
-      call.num_inputs = 3;
-      call.device = {LB_DEVICE_CPU, 0};
+      lb_call call = cpu_call("cosine_embedding_loss", "none", in, 3);
       lb_tensor out{"output", got.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
       char err[256] = {};
       ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
@@ -1116,15 +1086,7 @@ TEST(OptimizedCpu, CosineNearlyParallelRows) {
           margin.name = "margin";
           margin.type = LB_PARAM_FLOAT;
           margin.f = y == 1.0 ? 0.0 : margins[static_cast<std::size_t>(r)];
-          lb_call call{};
-          call.struct_size = sizeof call;
-          call.loss = "cosine_embedding_loss";
-          call.reduction = "none";
-          call.inputs = in;
-          call.num_inputs = 3;
-          call.params = &margin;
-          call.num_params = 1;
-          call.device = {LB_DEVICE_CPU, 0};
+          lb_call call = cpu_call("cosine_embedding_loss", "none", in, 3, &margin, 1);
           std::vector<double> gd(static_cast<std::size_t>(rows));
           std::vector<float> gf(gd.size());
           lb_tensor out{
@@ -1214,15 +1176,7 @@ TEST(OptimizedCpu, PoissonGradientCancellation) {
       params[1].name = "eps";
       params[1].type = LB_PARAM_FLOAT;
       params[1].f = 1e-8;
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "poisson_nll_loss";
-      call.reduction = "none";
-      call.inputs = in;
-      call.num_inputs = 2;
-      call.params = params;
-      call.num_params = 2;
-      call.device = {LB_DEVICE_CPU, 0};
+      lb_call call = cpu_call("poisson_nll_loss", "none", in, 2, params, 2);
       std::vector<float> up(x.size(), 1.0f), gx(x.size(), NAN);
       lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, shape, unit_stride, {LB_DEVICE_CPU, 0}};
       lb_tensor g{"input", gx.data(), LB_FLOAT32, 1, shape, unit_stride, {LB_DEVICE_CPU, 0}};
@@ -1279,13 +1233,7 @@ TEST(OptimizedCpu, BceWithLogitsTargetGradientPosWeight) {
           {"input", x.data(), LB_FLOAT32, 1, shape, unit_stride, {LB_DEVICE_CPU, 0}},
           {"target", y.data(), LB_FLOAT32, 1, shape, unit_stride, {LB_DEVICE_CPU, 0}},
           {"pos_weight", &pw_value, LB_FLOAT32, 1, one, zero, {LB_DEVICE_CPU, 0}}};
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "binary_cross_entropy_with_logits";
-      call.reduction = "none";
-      call.inputs = in;
-      call.num_inputs = 3;
-      call.device = {LB_DEVICE_CPU, 0};
+      lb_call call = cpu_call("binary_cross_entropy_with_logits", "none", in, 3);
       std::vector<float> up(x.size(), 1.0f), gx(x.size(), NAN), gy(x.size(), NAN);
       lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, shape, unit_stride, {LB_DEVICE_CPU, 0}};
       lb_tensor g[2] = {
@@ -1317,15 +1265,7 @@ void triplet_none_call(const lb_impl* impl, const char* loss, std::int64_t N, st
     in[k] = {names[k], const_cast<T*>(x[k]->data()), dt, 2, xs, xst, cpu};
     gt[k] = {names[k], g[k].data(), dt, 2, xs, xst, cpu};
   }
-  lb_call call{};
-  call.struct_size = sizeof call;
-  call.loss = loss;
-  call.reduction = "none";
-  call.inputs = in;
-  call.num_inputs = 3;
-  call.params = params;
-  call.num_params = num_params;
-  call.device = cpu;
+  lb_call call = cpu_call(loss, "none", in, 3, params, num_params);
   got.assign(static_cast<std::size_t>(N), static_cast<T>(NAN));
   std::vector<T> up(got.size(), static_cast<T>(1));
   lb_tensor out{"output", got.data(), dt, 1, ns, one, cpu};
@@ -1467,13 +1407,8 @@ TEST(OptimizedCpu, PairwiseFusedMatchesTwoCalls) {
             in.push_back({c.names[k], v[k].data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}});
           if (c.names.size() == 2)
             in.push_back({"target", y.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}});
-          lb_call call{};
-          call.struct_size = sizeof call;
-          call.loss = c.loss;
-          call.reduction = reduction;
-          call.inputs = in.data();
-          call.num_inputs = static_cast<std::int32_t>(in.size());
-          call.device = {LB_DEVICE_CPU, 0};
+          lb_call call =
+              cpu_call(c.loss, reduction, in.data(), static_cast<std::int32_t>(in.size()));
           std::vector<float> result(static_cast<std::size_t>(none ? N : 1));
           std::vector<float> up(result.size(), 0.75f);
           lb_tensor out{"output", result.data(), LB_FLOAT32,        none ? 1 : 0,
@@ -1534,13 +1469,7 @@ TEST(OptimizedCpu, MultilabelSoftMarginFastPathMatchesGeneralPath) {
         lb_tensor in[3] = {{"input", xd, LB_FLOAT32, 2, shape, st, {LB_DEVICE_CPU, 0}},
                            {"target", yd, LB_FLOAT32, 2, shape, st, {LB_DEVICE_CPU, 0}},
                            {"weight", w.data(), LB_FLOAT32, 1, wsh, one, {LB_DEVICE_CPU, 0}}};
-        lb_call call{};
-        call.struct_size = sizeof call;
-        call.loss = "multilabel_soft_margin_loss";
-        call.reduction = "none";
-        call.inputs = in;
-        call.num_inputs = weighted ? 3 : 2;
-        call.device = {LB_DEVICE_CPU, 0};
+        lb_call call = cpu_call("multilabel_soft_margin_loss", "none", in, weighted ? 3 : 2);
         loss.assign(static_cast<std::size_t>(N), 0.0f);
         gx.assign(static_cast<std::size_t>(N * C), 0.0f);
         gy.assign(gx.size(), 0.0f);
@@ -1606,13 +1535,7 @@ TEST(OptimizedCpu, PairwiseFastPathsMatchGeneralPath) {
           in.push_back(
               {loss.names[j], data[j].data(), LB_FLOAT32, 2, shape, st, {LB_DEVICE_CPU, 0}});
         if (k == 2) in.push_back({"target", y.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}});
-        lb_call call{};
-        call.struct_size = sizeof call;
-        call.loss = loss.id;
-        call.reduction = "none";
-        call.inputs = in.data();
-        call.num_inputs = static_cast<std::int32_t>(in.size());
-        call.device = {LB_DEVICE_CPU, 0};
+        lb_call call = cpu_call(loss.id, "none", in.data(), static_cast<std::int32_t>(in.size()));
         out.assign(static_cast<std::size_t>(N), 0.0f);
         grads.assign(static_cast<std::size_t>(N * D) * k, 0.0f);
         std::vector<float> up(static_cast<std::size_t>(N), 0.5f);
@@ -1710,15 +1633,7 @@ TEST(OptimizedCpu, Float64CancellingSumKeepsLowParts) {
       params[1].name = "eps";
       params[1].type = LB_PARAM_FLOAT;
       params[1].f = eps;
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "poisson_nll_loss";
-      call.reduction = "sum";
-      call.inputs = in;
-      call.num_inputs = 2;
-      call.params = params;
-      call.num_params = 2;
-      call.device = {LB_DEVICE_CPU, 0};
+      lb_call call = cpu_call("poisson_nll_loss", "sum", in, 2, params, 2);
       double out = NAN;
       std::int64_t oshape[1] = {1}, ostride[1] = {1};
       lb_tensor o{"output", &out, LB_FLOAT64, 0, oshape, ostride, {LB_DEVICE_CPU, 0}};
@@ -1768,13 +1683,7 @@ TEST(OptimizedCpu, Float64BroadcastGradientKeepsLowParts) {
         {"input", const_cast<double*>(x), LB_FLOAT64, 1, shape, stride, {LB_DEVICE_CPU, 0}},
         {"target", const_cast<double*>(y), LB_FLOAT64, 1, shape, stride, {LB_DEVICE_CPU, 0}},
         {"var", &v, LB_FLOAT64, 1, vshape, stride, {LB_DEVICE_CPU, 0}}};
-    lb_call call{};
-    call.struct_size = sizeof call;
-    call.loss = "gaussian_nll_loss";
-    call.reduction = "none";
-    call.inputs = in;
-    call.num_inputs = 3;
-    call.device = {LB_DEVICE_CPU, 0};
+    lb_call call = cpu_call("gaussian_nll_loss", "none", in, 3);
     double gv = NAN;
     lb_tensor go{"grad_output", const_cast<double*>(g), LB_FLOAT64, 1, shape,
                  stride,        {LB_DEVICE_CPU, 0}};
@@ -1808,13 +1717,7 @@ TEST(OptimizedCpu, PoissonFloat64OverflowingTerms) {
          shape,
          stride,
          {LB_DEVICE_CPU, 0}}};
-    lb_call call{};
-    call.struct_size = sizeof call;
-    call.loss = "poisson_nll_loss";
-    call.reduction = "none";
-    call.inputs = in;
-    call.num_inputs = 2;
-    call.device = {LB_DEVICE_CPU, 0};
+    lb_call call = cpu_call("poisson_nll_loss", "none", in, 2);
     std::vector<double> out(x.size(), NAN);
     lb_tensor o{"output", out.data(), LB_FLOAT64, 1, shape, stride, {LB_DEVICE_CPU, 0}};
     char err[256] = {};
@@ -1874,13 +1777,7 @@ TEST(OptimizedCpu, NllLossCallsDoNotLeakTargetsOrWeights) {
               : lb_tensor{"input", x.data(), LB_FLOAT64, 2, xshape, xstride, {LB_DEVICE_CPU, 0}},
           {"target", t.data(), LB_INT64, st.n == 0 ? 0 : 1, tshape, tstride, {LB_DEVICE_CPU, 0}},
           {"weight", w.data(), LB_FLOAT64, 1, cshape, cstride, {LB_DEVICE_CPU, 0}}};
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "nll_loss";
-      call.reduction = st.reduction;
-      call.inputs = in;
-      call.num_inputs = st.weighted ? 3 : 2;
-      call.device = {LB_DEVICE_CPU, 0};
+      lb_call call = cpu_call("nll_loss", st.reduction, in, st.weighted ? 3 : 2);
       double out = NAN;
       std::int64_t oshape[1] = {1}, ostride[1] = {1};
       lb_tensor o{"output", &out, LB_FLOAT64, 0, oshape, ostride, {LB_DEVICE_CPU, 0}};
@@ -1932,15 +1829,7 @@ TEST(OptimizedCpu, MultiMarginFastPathMatchesGeneralPath) {  // forward and grad
         params[1].name = "margin";
         params[1].type = LB_PARAM_FLOAT;
         params[1].f = margin;
-        lb_call call{};
-        call.struct_size = sizeof call;
-        call.loss = "multi_margin_loss";
-        call.reduction = "none";
-        call.inputs = in;
-        call.num_inputs = 2;
-        call.params = params;
-        call.num_params = 2;
-        call.device = {LB_DEVICE_CPU, 0};
+        lb_call call = cpu_call("multi_margin_loss", "none", in, 2, params, 2);
         std::vector<float> loss(static_cast<std::size_t>(N));
         lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ts, tst, {LB_DEVICE_CPU, 0}};
         char err[256] = {};
@@ -2032,13 +1921,7 @@ TEST(OptimizedCpu, MultilabelMarginFastPathMatchesGeneralPath) {  // forward and
                    one[1] = {1};
       lb_tensor in[2] = {{"input", x, LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
                          {"target", target.data(), LB_INT64, 2, xs, tst, {LB_DEVICE_CPU, 0}}};
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "multilabel_margin_loss";
-      call.reduction = "none";
-      call.inputs = in;
-      call.num_inputs = 2;
-      call.device = {LB_DEVICE_CPU, 0};
+      lb_call call = cpu_call("multilabel_margin_loss", "none", in, 2);
       std::vector<float> loss(static_cast<std::size_t>(N));
       lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
       char err[256] = {};
@@ -2089,13 +1972,7 @@ TEST(OptimizedCpu, MultilabelMarginRangeCheckCoversWholeTarget) {
       std::int64_t xs[2] = {N, C}, xst[2] = {C, 1}, one[1] = {1};
       lb_tensor in[2] = {{"input", x.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
                          {"target", target.data(), LB_INT64, 2, xs, xst, {LB_DEVICE_CPU, 0}}};
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "multilabel_margin_loss";
-      call.reduction = "sum";
-      call.inputs = in;
-      call.num_inputs = 2;
-      call.device = {LB_DEVICE_CPU, 0};
+      lb_call call = cpu_call("multilabel_margin_loss", "sum", in, 2);
       float loss = 0.0f, up = 1.0f;
       lb_tensor out{"output", &loss, LB_FLOAT32, 0, one, one, {LB_DEVICE_CPU, 0}};
       lb_tensor go{"grad_output", &up, LB_FLOAT32, 0, one, one, {LB_DEVICE_CPU, 0}};
@@ -2134,13 +2011,7 @@ TEST(OptimizedCpu, Float64RowSumOverflowIsInfinity) {
             multilabel
                 ? lb_tensor{"target", listed.data(), LB_INT64, 2, xs, xst, {LB_DEVICE_CPU, 0}}
                 : lb_tensor{"target", y.data(), LB_INT64, 1, ts, tst, {LB_DEVICE_CPU, 0}}};
-        lb_call call{};
-        call.struct_size = sizeof call;
-        call.loss = loss;
-        call.reduction = reduction;
-        call.inputs = in;
-        call.num_inputs = 2;
-        call.device = {LB_DEVICE_CPU, 0};
+        lb_call call = cpu_call(loss, reduction, in, 2);
         double v = 0.0;
         const bool none = std::strcmp(reduction, "none") == 0;
         lb_tensor out{"output", &v, LB_FLOAT64, none ? 1 : 0, ts, tst, {LB_DEVICE_CPU, 0}};
@@ -2197,13 +2068,7 @@ TEST(OptimizedCpu, CtcFloat64KeepsStatesFarBelowTheRowMaximum) {
                          {"targets", tg, LB_INT64, 2, ts, tst, {LB_DEVICE_CPU, 0}},
                          {"input_lengths", il, LB_INT64, 1, ns, one, {LB_DEVICE_CPU, 0}},
                          {"target_lengths", tl, LB_INT64, 1, ns, one, {LB_DEVICE_CPU, 0}}};
-      lb_call call{};
-      call.struct_size = sizeof call;
-      call.loss = "ctc_loss";
-      call.reduction = reduction;
-      call.inputs = in;
-      call.num_inputs = 4;
-      call.device = {LB_DEVICE_CPU, 0};
+      lb_call call = cpu_call("ctc_loss", reduction, in, 4);
       double out = NAN;
       lb_tensor o{"output", &out, LB_FLOAT64,        std::strcmp(reduction, "none") == 0 ? 1 : 0,
                   ns,       one,  {LB_DEVICE_CPU, 0}};
@@ -2292,15 +2157,7 @@ TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
           params[1].name = "zero_infinity";
           params[1].type = LB_PARAM_BOOL;
           params[1].b = zero_infinity ? 1 : 0;
-          lb_call call{};
-          call.struct_size = sizeof call;
-          call.loss = "ctc_loss";
-          call.reduction = "none";
-          call.inputs = in;
-          call.num_inputs = 4;
-          call.params = params;
-          call.num_params = 2;
-          call.device = {LB_DEVICE_CPU, 0};
+          lb_call call = cpu_call("ctc_loss", "none", in, 4, params, 2);
           loss.assign(static_cast<std::size_t>(N), 0.0f);
           grad.assign(dense.size(), 1.0f);
           lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
@@ -2395,13 +2252,7 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
         std::int64_t shape[1] = {kElems}, unit[1] = {1};
         lb_tensor in[2] = {{"input", a.data(), LB_FLOAT32, 1, shape, unit, cpu},
                            {"target", b.data(), LB_FLOAT32, 1, shape, unit, cpu}};
-        lb_call call{};
-        call.struct_size = sizeof call;
-        call.loss = "mse_loss";
-        call.reduction = mode == 1 ? "mean" : "none";
-        call.inputs = in;
-        call.num_inputs = 2;
-        call.device = cpu;
+        lb_call call = cpu_call("mse_loss", mode == 1 ? "mean" : "none", in, 2);
         Dest out(kElems, aligned), ga(kElems, aligned), gb(kElems, aligned);
         std::vector<float> up(kElems, 0.75f), scalar_out(1), one(1, 1.0f);
         const bool none = mode != 1;
@@ -2453,13 +2304,7 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
             multilabel
                 ? lb_tensor{"target", listed.data(), LB_INT64, 2, xs, xst, cpu}
                 : lb_tensor{"target", multi ? tm.data() : t.data(), LB_INT64, 1, ts, tst, cpu}};
-        lb_call call{};
-        call.struct_size = sizeof call;
-        call.loss = loss;
-        call.reduction = "mean";
-        call.inputs = in;
-        call.num_inputs = 2;
-        call.device = cpu;
+        lb_call call = cpu_call(loss, "mean", in, 2);
         Dest g(N * C, aligned);
         float loss_value = 0.0f, one = 1.0f;
         lb_tensor o{"output", &loss_value, LB_FLOAT32, 0, nullptr, nullptr, cpu};
@@ -2501,15 +2346,7 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
         swap.name = "swap";
         swap.type = LB_PARAM_BOOL;
         swap.b = 1;
-        lb_call call{};
-        call.struct_size = sizeof call;
-        call.loss = "triplet_margin_loss";
-        call.reduction = "mean";
-        call.inputs = in;
-        call.num_inputs = 3;
-        call.params = &swap;
-        call.num_params = 1;
-        call.device = cpu;
+        lb_call call = cpu_call("triplet_margin_loss", "mean", in, 3, &swap, 1);
         Dest g0(N * C, aligned), g1(N * C, aligned), g2(N * C, aligned);
         float loss_value = 0.0f, one = 1.0f;
         lb_tensor o{"output", &loss_value, LB_FLOAT32, 0, nullptr, nullptr, cpu};
@@ -2542,13 +2379,7 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
         lb_tensor in[3] = {{"input1", x.data(), LB_FLOAT32, 2, xs, xst, cpu},
                            {"input2", x2.data(), LB_FLOAT32, 2, xs, xst, cpu},
                            {"target", y.data(), LB_FLOAT32, 1, ys, yst, cpu}};
-        lb_call call{};
-        call.struct_size = sizeof call;
-        call.loss = "cosine_embedding_loss";
-        call.reduction = "sum";
-        call.inputs = in;
-        call.num_inputs = 3;
-        call.device = cpu;
+        lb_call call = cpu_call("cosine_embedding_loss", "sum", in, 3);
         Dest g0(N * C, aligned), g1(N * C, aligned);
         float loss_value = 0.0f, one = 1.0f;
         lb_tensor o{"output", &loss_value, LB_FLOAT32, 0, nullptr, nullptr, cpu};
