@@ -284,6 +284,29 @@ Lattice lattice_of(const Call& c, std::int64_t b) {
   return lt;
 }
 
+// exp(v) as a Scaled (exp_split; m in [0.7, 1.42] is normal), 0 for v = -inf.
+Scaled scaled_exp(double v) {
+  formulas::DD m;
+  std::int64_t k;
+  exp_split(v, m, k);
+  return normalized(m, k);
+}
+
+// alpha at state s from the previous step's row and the state's emission probability.
+Scaled alpha_next(const Scaled* prev, std::size_t s, const Lattice& lt, const Scaled& emission) {
+  Scaled sum = prev[s];
+  if (s > 0) sum = add(sum, prev[s - 1]);
+  if (lt.from2[s]) sum = add(sum, prev[s - 2]);
+  return times(sum, emission);
+}
+
+// P, the probability of every path: the last row's final state(s).
+Scaled paths_total(const Scaled* last, std::int64_t S) {
+  return S == 0 ? last[0]
+                : add(last[static_cast<std::size_t>(2 * S)],
+                      last[static_cast<std::size_t>(2 * S - 1)]);
+}
+
 // float64 forward: alpha in linear space in double-double with a binary exponent per state
 // (Scaled) and a DD exp per step and class of the target (exp_split), so that the rounding of T
 // steps does not accumulate (the double recursion reached 2.55 ULP on a corpus case of condition
@@ -303,10 +326,7 @@ bool nll_linear_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
     for (std::size_t j = 0; j < classes.size(); ++j) {
       const double v = c.lp_at(t, b, classes[j]);
       if (!(v < HUGE_VAL)) return false;  // +inf or NaN
-      DD m;
-      std::int64_t k;
-      exp_split(v, m, k);
-      p[j] = normalized(m, k);  // (m in [0.7, 1.42]: normal)
+      p[j] = scaled_exp(v);
     }
     return true;
   };
@@ -316,17 +336,11 @@ bool nll_linear_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
   if (S > 0) prev[1] = p[cls[1]];
   for (std::int64_t t = 1; t < L; ++t) {
     if (!emit(t)) return false;
-    for (std::size_t s = 0; s < static_cast<std::size_t>(W); ++s) {
-      Scaled sum = prev[s];
-      if (s > 0) sum = add(sum, prev[s - 1]);
-      if (lt.from2[s]) sum = add(sum, prev[s - 2]);
-      cur[s] = times(sum, p[cls[s]]);
-    }
+    for (std::size_t s = 0; s < static_cast<std::size_t>(W); ++s)
+      cur[s] = alpha_next(prev.data(), s, lt, p[cls[s]]);
     std::swap(prev, cur);
   }
-  const Scaled tot = S == 0 ? prev[0]
-                            : add(prev[static_cast<std::size_t>(2 * S)],
-                                  prev[static_cast<std::size_t>(2 * S - 1)]);
+  const Scaled tot = paths_total(prev.data(), S);
   if (tot.m.hi == 0.0) {
     nll = DD(HUGE_VAL);
     return true;
@@ -356,12 +370,8 @@ bool grad_linear_dd(const Call& c, std::int64_t b, double gr, double* g) {
   const std::size_t J = lt.classes.size();
   std::vector<Scaled> p(static_cast<std::size_t>(L) * J);
   for (std::int64_t t = 0; t < L; ++t)
-    for (std::size_t j = 0; j < J; ++j) {
-      DD m;
-      std::int64_t k;
-      exp_split(c.lp_at(t, b, lt.classes[j]), m, k);
-      p[static_cast<std::size_t>(t) * J + j] = normalized(m, k);
-    }
+    for (std::size_t j = 0; j < J; ++j)
+      p[static_cast<std::size_t>(t) * J + j] = scaled_exp(c.lp_at(t, b, lt.classes[j]));
   const auto pe = [&](std::int64_t t, std::int64_t s) -> const Scaled& {
     return p[static_cast<std::size_t>(t) * J + lt.cls[static_cast<std::size_t>(s)]];
   };
@@ -373,12 +383,8 @@ bool grad_linear_dd(const Call& c, std::int64_t b, double gr, double* g) {
   at(A, 0, 0) = pe(0, 0);
   if (S > 0) at(A, 0, 1) = pe(0, 1);
   for (std::int64_t t = 1; t < L; ++t)
-    for (std::int64_t s = 0; s < W; ++s) {
-      Scaled sum = at(A, t - 1, s);
-      if (s > 0) sum = add(sum, at(A, t - 1, s - 1));
-      if (lt.from2[static_cast<std::size_t>(s)]) sum = add(sum, at(A, t - 1, s - 2));
-      at(A, t, s) = times(sum, pe(t, s));
-    }
+    for (std::int64_t s = 0; s < W; ++s)
+      at(A, t, s) = alpha_next(&at(A, t - 1, 0), static_cast<std::size_t>(s), lt, pe(t, s));
   at(B, L - 1, 2 * S) = pe(L - 1, 2 * S);
   if (S > 0) at(B, L - 1, 2 * S - 1) = pe(L - 1, 2 * S - 1);
   for (std::int64_t t = L - 2; t >= 0; --t)
@@ -389,7 +395,7 @@ bool grad_linear_dd(const Call& c, std::int64_t b, double gr, double* g) {
         sum = add(sum, at(B, t + 1, s + 2));
       at(B, t, s) = times(sum, pe(t, s));
     }
-  const Scaled P = S == 0 ? at(A, L - 1, 0) : add(at(A, L - 1, 2 * S), at(A, L - 1, 2 * S - 1));
+  const Scaled P = paths_total(&at(A, L - 1, 0), S);
   if (P.m.hi == 0.0) return false;
   for (std::int64_t i = 0; i < c.T * C; ++i) g[i] = 0.0;
   std::vector<Scaled> num(J);
