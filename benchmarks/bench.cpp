@@ -31,6 +31,7 @@
 #include "hwy/highway.h"
 #include "inputs.hpp"
 #include "lossbench/catalog.hpp"
+#include "transc.hpp"
 
 namespace lb = lossbench;
 namespace bench = lossbench::bench;
@@ -422,7 +423,8 @@ void BM_loss(benchmark::State& state, const Spec& spec) {
   // The reference runs at 64 elements: no roof (a 1 KiB read is all overhead), no pct_sol. The
   // roof is measured on at least 64 KiB: nll_loss's few gathered bytes would time the clock.
   const double bw = is_ref ? 0 : roof_now(std::max<std::size_t>(bytes, 64u << 10), threads);
-  const double floor_ns = in.floor_fwd_ns + (spec.backward ? in.floor_bwd_ns : 0);
+  const double floor_ns = bench::floor_ns(
+      spec.backward ? in.floor_fwd + in.floor_bwd : in.floor_fwd, bench::transc_costs().ns);
   const double sol_s = std::max(is_ref ? 0 : static_cast<double>(bytes) / bw,
                                 floor_ns * 1e-9 / static_cast<double>(threads));
   state.SetLabel(in.shape);
@@ -505,6 +507,8 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("compiler", __VERSION__);
   benchmark::AddCustomContext("sizes", quick ? "quick" : "full");
   if (slowdown() > 1) benchmark::AddCustomContext("slowdown", std::to_string(slowdown()));
+  // The transcendental floor's unit costs, measured here before any benchmark runs.
+  benchmark::AddCustomContext("transcendental_cost", bench::transc_costs().describe());
 
   // The roofs first (2, 3 and 4 tensors of each size: the byte totals the losses move).
   for (std::size_t s : sizes)

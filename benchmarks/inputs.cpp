@@ -13,11 +13,12 @@ namespace lossbench::bench {
 
 namespace {
 
-// Transcendental costs, ns per element on one core (performance anchors §1.3, §2.1).
-constexpr double kExp = 0.42, kLog = 0.65, kLog1p = 0.80;
-// One CTC dynamic-programming cell (a log-sum-exp of up to three terms), vectorised over the
-// states (performance anchors §2.2).
-constexpr double kCtcCell = 1.6;
+// The transcendental evaluations of the floor (transc.hpp measures what each costs).
+constexpr Transc kExp{1, 0, 0}, kLog{0, 1, 0}, kLog1p{0, 0, 1};
+// One CTC dynamic-programming cell: a log-sum-exp of up to three terms, m + log1p(exp(a - m) +
+// exp(b - m)), vectorised over the states (performance anchors §2.2 count it as about 1.6 ns:
+// 2 x 0.42 + 0.80).
+constexpr Transc kCtcCell{2, 0, 1};
 
 std::uint64_t splitmix(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -59,32 +60,32 @@ void fill_index(Buffer& b, const Stream& st, std::int64_t lo, std::int64_t hi) {
 
 struct Elementwise {
   std::vector<std::pair<const char*, std::pair<Fill, std::pair<double, double>>>> inputs;
-  double fwd_ns, bwd_ns;  // per element
+  Transc fwd, bwd;  // transcendental evaluations per element
 };
 
 const std::map<std::string_view, Elementwise>& elementwise() {
   using P = std::pair<Fill, std::pair<double, double>>;
   const P any{Fill::Uniform, {-2, 2}}, sign{Fill::Sign, {-1, 1}}, prob{Fill::Uniform, {0, 1}};
   static const std::map<std::string_view, Elementwise> t = {
-      {"l1_loss", {{{"input", any}, {"target", any}}, 0, 0}},
-      {"mse_loss", {{{"input", any}, {"target", any}}, 0, 0}},
-      {"huber_loss", {{{"input", any}, {"target", any}}, 0, 0}},
-      {"smooth_l1_loss", {{{"input", any}, {"target", any}}, 0, 0}},
+      {"l1_loss", {{{"input", any}, {"target", any}}, {}, {}}},
+      {"mse_loss", {{{"input", any}, {"target", any}}, {}, {}}},
+      {"huber_loss", {{{"input", any}, {"target", any}}, {}, {}}},
+      {"smooth_l1_loss", {{{"input", any}, {"target", any}}, {}, {}}},
       // backward: the sigmoid's exp
       {"soft_margin_loss", {{{"input", any}, {"target", sign}}, kExp + kLog1p, kExp}},
       {"binary_cross_entropy",
-       {{{"input", {Fill::Uniform, {0.02, 0.98}}}, {"target", prob}}, 2 * kLog, 0}},
+       {{{"input", {Fill::Uniform, {0.02, 0.98}}}, {"target", prob}}, 2.0 * kLog, {}}},
       {"binary_cross_entropy_with_logits",
        {{{"input", {Fill::Uniform, {-6, 6}}}, {"target", prob}}, kExp + kLog1p, kExp}},
-      {"margin_ranking_loss", {{{"input1", any}, {"input2", any}, {"target", sign}}, 0, 0}},
-      {"hinge_embedding_loss", {{{"input", any}, {"target", sign}}, 0, 0}},
+      {"margin_ranking_loss", {{{"input1", any}, {"input2", any}, {"target", sign}}, {}, {}}},
+      {"hinge_embedding_loss", {{{"input", any}, {"target", sign}}, {}, {}}},
       {"poisson_nll_loss", {{{"input", any}, {"target", {Fill::Uniform, {0, 4}}}}, kExp, kExp}},
       {"gaussian_nll_loss",
-       {{{"input", any}, {"target", any}, {"var", {Fill::Uniform, {0.25, 2}}}}, kLog, 0}},
+       {{{"input", any}, {"target", any}, {"var", {Fill::Uniform, {0.25, 2}}}}, kLog, {}}},
       {"kl_div",
        {{{"input", {Fill::Uniform, {-6, -0.05}}}, {"target", {Fill::Uniform, {0.001, 1}}}},
         kLog,
-        0}},
+        {}}},
   };
   return t;
 }
@@ -207,8 +208,8 @@ Problem make_problem(std::string_view loss, std::int32_t dtype, std::int64_t ele
     p.elements = n;
     for (const auto& b : p.inputs) p.fwd_bytes += b.bytes();
     p.grad_bytes = main_bytes();
-    p.floor_fwd_ns = it->second.fwd_ns * static_cast<double>(n);
-    p.floor_bwd_ns = it->second.bwd_ns * static_cast<double>(n);
+    p.floor_fwd = static_cast<double>(n) * it->second.fwd;
+    p.floor_bwd = static_cast<double>(n) * it->second.bwd;
     p.shape = "n=" + std::to_string(n);
     return p;
   }
@@ -248,8 +249,8 @@ Problem make_problem(std::string_view loss, std::int32_t dtype, std::int64_t ele
     for (const auto& b : p.inputs) p.fwd_bytes += b.bytes();
     p.grad_bytes = main_bytes();
     const double cells = static_cast<double>(t * n * (2 * s + 1));
-    p.floor_fwd_ns = kCtcCell * cells;  // alpha recursion
-    p.floor_bwd_ns = kCtcCell * cells;  // beta recursion (the gradient reuses both)
+    p.floor_fwd = cells * kCtcCell;  // alpha recursion
+    p.floor_bwd = cells * kCtcCell;  // beta recursion (the gradient reuses both)
     p.shape = "T=" + std::to_string(t) + " N=" + std::to_string(n) + " C=" + std::to_string(c) +
               " S=" + std::to_string(s);
     return p;
@@ -286,7 +287,7 @@ Problem make_problem(std::string_view loss, std::int32_t dtype, std::int64_t ele
     }
     p.grad_bytes = main_bytes();
     // cross_entropy: one exp per element and one log per row; the fused gradient reuses them.
-    if (loss == "cross_entropy") p.floor_fwd_ns = kExp * nd + kLog * static_cast<double>(n);
+    if (loss == "cross_entropy") p.floor_fwd = nd * kExp + static_cast<double>(n) * kLog;
     return p;
   }
   if (loss == "multilabel_margin_loss") {
@@ -314,8 +315,8 @@ Problem make_problem(std::string_view loss, std::int32_t dtype, std::int64_t ele
     fill(add("target", dtype, nc), next(), Fill::Bit);
     p.fwd_bytes = 2 * main_bytes();
     p.grad_bytes = main_bytes();
-    p.floor_fwd_ns = (kExp + kLog1p) * nd;  // one log-sigmoid serves both terms
-    p.floor_bwd_ns = kExp * nd;             // the sigmoid of the gradient
+    p.floor_fwd = nd * (kExp + kLog1p);  // one log-sigmoid serves both terms
+    p.floor_bwd = nd * kExp;             // the sigmoid of the gradient
     return p;
   }
   if (loss == "cosine_embedding_loss") {

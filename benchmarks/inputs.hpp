@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "lossbench/abi.h"
+#include "transc.hpp"
 
 namespace lossbench::bench {
 
@@ -46,8 +47,8 @@ struct Problem {
   std::int64_t elements = 0;             // elements of the main floating tensor (items/s)
   std::size_t fwd_bytes = 0;             // byte model, forward (inputs that must be read)
   std::size_t grad_bytes = 0;            // extra for fwdbwd (the gradient written)
-  double floor_fwd_ns = 0;               // transcendental floor, ns on one core, whole call
-  double floor_bwd_ns = 0;               // extra for fwdbwd
+  Transc floor_fwd;                      // transcendental floor: evaluations, whole call
+  Transc floor_bwd;                      // extra for fwdbwd
   std::string shape;                     // e.g. "N=16 C=1024", stamped on the result
 };
 

@@ -110,8 +110,8 @@ def main(argv=None):
            "benchmarks/README.md for the byte models, the speed of light and the method. "
            "Medians over the repetitions of one run.", "", "## Context", ""]
     keys = ("cpu_model", "isa", "threads", "git_commit", "lossbench_cpu_version", "highway",
-            "google_benchmark", "compiler", "sizes", "date", "host_name", "num_cpus",
-            "load_avg")
+            "google_benchmark", "compiler", "sizes", "transcendental_cost", "date", "host_name",
+            "num_cpus", "load_avg")
     for k in keys:
         if k in ctx:
             out.append(f"- {k}: {ctx[k]}")

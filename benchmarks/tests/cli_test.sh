@@ -70,6 +70,22 @@ ok = (len(loss) == 42 and not bad and not nosol and any(x["name"].startswith("so
 if not ok:
     print(f"FAIL: {len(loss)} loss benchmarks (want 42); errors {bad}; no pct_sol {nosol}")
     sys.exit(1)
+# The transcendental floor's costs are measured in the run (the context names them) and enter
+# the speed of light: binary_cross_entropy's SoL is at least its two logs per element.
+import re
+m = re.fullmatch(r"exp ([0-9.]+), log ([0-9.]+), log1p ([0-9.]+) ns per element on one core "
+                 r"\(Highway float32, (avx512|avx2|baseline)\)",
+                 d["context"].get("transcendental_cost", ""))
+if not m or not all(0 < float(v) < 100 for v in m.groups()[:3]):
+    print(f"FAIL: transcendental_cost context: {d['context'].get('transcendental_cost')!r}")
+    sys.exit(1)
+bce = next(x for x in loss if x["name"].startswith("loss/binary_cross_entropy/cpu/float32/"))
+n = int(re.fullmatch(r"n=(\d+)", bce["label"]).group(1))
+floor_us = n * 2 * float(m.group(2)) / bce["threads"] * 1e-3
+# 1e-3: the context prints each cost to 4 decimals (0.00005 of about 0.17 ns, 3e-4 relative).
+if not bce["sol_us"] >= floor_us * (1 - 1e-3):
+    print(f"FAIL: binary_cross_entropy sol_us {bce['sol_us']} below its log floor {floor_us}")
+    sys.exit(1)
 print(f"run: {len(loss)} benchmarks checked against the reference and timed")
 PY
 [[ $status -eq 0 ]] && echo "PASS: lossbench bench"
