@@ -608,11 +608,52 @@ bool cos_den_dd(const F::DD& a1, const F::DD& a2, F::DD& q, F::DD& den) {
   return std::isfinite(q.hi) && den.hi > 0.0 && std::isfinite(den.hi);
 }
 
-// 1 - p / den in double-double: (q - p^2) / (den (den + p)) for p > 0, which keeps its bits when
-// the rows are nearly parallel (1 - cos far below double's resolution of the sums); 1 - p / den
-// otherwise (no cancellation).
-F::DD one_minus_cos_dd(const F::DD& p, const F::DD& q, const F::DD& den) {
-  return p.hi > 0.0 ? (q - p * p) / (den * (den + p)) : F::DD(1.0) - p / den;
+// a b - p^2 for double-doubles a, b and p, rounded once to double-double: the seven partial
+// products are split exactly (two_prod) and added as an exact expansion (Shewchuk's
+// grow-expansion), so that where a b = p^2 exactly (rows of one element: a = x^2, b = y^2,
+// p = x y) the result is exactly 0, and where they nearly cancel it keeps its bits (DD's own
+// a * b - p * p is off by about 2^-104 a b). Products beyond the double range are the caller's
+// to exclude (a b finite).
+F::DD ab_minus_pp(const F::DD& a, const F::DD& b, const F::DD& p) {
+  double terms[14];
+  int n = 0;
+  const auto add = [&](double x, double y) {
+    double h, l;
+    F::dd::two_prod(x, y, h, l);
+    terms[n++] = h;
+    terms[n++] = l;
+  };
+  add(a.hi, b.hi);
+  add(a.hi, b.lo);
+  add(a.lo, b.hi);
+  add(a.lo, b.lo);
+  add(-p.hi, p.hi);
+  add(-2.0 * p.hi, p.lo);
+  add(-p.lo, p.lo);
+  double e[14];  // the expansion: nonoverlapping components, smallest first, zeros dropped
+  int m = 0;
+  for (int t = 0; t < n; ++t) {
+    double q = terms[t];
+    int k = 0;
+    for (int i = 0; i < m; ++i) {
+      double s, err;
+      F::dd::two_sum(q, e[i], s, err);
+      q = s;
+      if (err != 0.0) e[k++] = err;
+    }
+    if (q != 0.0) e[k++] = q;
+    m = k;
+  }
+  F::DD r(0.0);
+  for (int i = 0; i < m; ++i) r = r + F::DD(e[i]);
+  return r;
+}
+
+// 1 - p / den in double-double, q = a1 a2 and den = sqrt(q): (a1 a2 - p^2) / (den (den + p))
+// for p > 0, which keeps its bits when the rows are nearly parallel (1 - cos far below double's
+// resolution of the sums); 1 - p / den otherwise (no cancellation).
+F::DD one_minus_cos_dd(const F::DD& p, const F::DD& a1, const F::DD& a2, const F::DD& den) {
+  return p.hi > 0.0 ? ab_minus_pp(a1, a2, p) / (den * (den + p)) : F::DD(1.0) - p / den;
 }
 
 double cosine_loss_dd(const RowData& rd, std::size_t r, double y, const F::Params& q) {
@@ -630,8 +671,9 @@ double cosine_loss_dd(const RowData& rd, std::size_t r, double y, const F::Param
     // apart: for rows of one element a b - p^2 is exactly 0 and the rest is the whole value,
     // which m1 m2 - p^2 (one_minus_cos_dd) loses where x.x exceeds 2^106 EPS.
     const DD A(rd.a[r], rd.a_lo[r]), B(rd.b[r], rd.b_lo[r]), E(rd.eps);
-    const DD one_minus = p.hi > 0.0 ? ((A * B - p * p) + E * (A + B) + E * E) / (den * (den + p))
-                                    : one_minus_cos_dd(p, m12, den);
+    const DD one_minus = p.hi > 0.0
+                             ? (ab_minus_pp(A, B, p) + E * (A + B) + E * E) / (den * (den + p))
+                             : one_minus_cos_dd(p, m1, m2, den);
     return one_minus.hi + one_minus.lo;
   }
   const DD h = p / den - DD(q.s0);
@@ -663,7 +705,18 @@ bool distance_dd(const Call& c, const RowData* d, int k, std::int64_t l, F::DD& 
   a2 = a2 < e2 ? e2 : a2;
   DD q, den;
   if (!cos_den_dd(a1, a2, q, den)) return false;
-  e = one_minus_cos_dd(p, q, den);
+  e = one_minus_cos_dd(p, a1, a2, den);
+  return true;
+}
+
+// The hinge margin + d(a, p) - d(a, n) of output element l in double-double from distance_dd;
+// false where a distance cannot be had in double-double.
+bool hinge_from_dd(const Call& c, const RowData* d, std::int64_t l, F::DD& h) {
+  F::DD e[3];
+  for (int k = 0; k < c.num_rows; ++k)
+    if (!distance_dd(c, d, k, l, e[k])) return false;
+  const F::DD en = c.swap && e[2] < e[1] ? e[2] : e[1];
+  h = F::DD(c.margin) + e[0] - en;
   return true;
 }
 
@@ -676,12 +729,7 @@ bool hinge_dd(const Call& c, const RowData* d, std::int64_t l, const double* v, 
   const double hd = c.margin + v[0] - dn;
   if (!(std::fabs(hd) <= 0x1p-20 * (std::fabs(c.margin) + std::fabs(v[0]) + std::fabs(dn))))
     return false;
-  F::DD e[3];
-  for (int k = 0; k < c.num_rows; ++k)
-    if (!distance_dd(c, d, k, l, e[k])) return false;
-  const F::DD en = c.swap && e[2] < e[1] ? e[2] : e[1];
-  h = F::DD(c.margin) + e[0] - en;
-  return true;
+  return hinge_from_dd(c, d, l, h);
 }
 
 // The margin the backward of output element l uses: c.margin, or, where hinge_dd has the hinge's
@@ -725,12 +773,16 @@ void forward_from(const Call& c, const RowData* d, lb_tensor& out, int threads) 
       double& li = loss[static_cast<std::size_t>(l)];
       li = F::TripletMarginLoss::forward(v[0], v[1], v[2], c.swap, c.margin);
       // float64 with DD distances: the hinge in DD, rounded once (finite distances; the NaN and
-      // inf cases keep the formula's value above). Other dtypes: in DD where it cancels.
+      // inf cases keep the formula's value above): the p-norms' kept from norm_rows, the cosine
+      // distances' from the rows' DD sums (cheap: a few DD operations per row). Other dtypes,
+      // and float64 p-norms without DD: in DD where it cancels.
       if (exact && std::isfinite(li)) {
         const F::DD dn = c.swap && e[2] < e[1] ? e[2] : e[1];
         const F::DD h = F::DD(c.margin) + e[0] - dn;
         li = h.hi < 0.0 ? 0.0 : h.hi + h.lo;
-      } else if (F::DD h; std::isfinite(li) && hinge_dd(c, d, l, v, h)) {
+      } else if (F::DD h; std::isfinite(li) && (c.kind != Call::triplet && c.dtype == LB_FLOAT64
+                                                    ? hinge_from_dd(c, d, l, h)
+                                                    : hinge_dd(c, d, l, v, h))) {
         li = h.hi < 0.0 ? 0.0 : h.hi + h.lo;
       }
     }
