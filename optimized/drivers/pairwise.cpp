@@ -337,8 +337,8 @@ bool fast_rows(const Rows& w, const KernelTable* k) {
          w.ysd == 1;
 }
 
-void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int threads,
-                 const KernelTable* k = nullptr) {
+// cosine_rows' arrays for the rows of w.
+void cosine_rows_alloc(const Rows& w, double eps_add, RowData& o) {
   o.p.assign(static_cast<std::size_t>(w.n), 0.0);
   o.m1 = o.p;
   o.m2 = o.p;
@@ -348,58 +348,77 @@ void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int 
   o.a = o.a_lo = o.b = o.b_lo = o.p;
   o.eps = eps_add;
   o.finite.assign(static_cast<std::size_t>(w.n), 1);
+}
+
+// Whether cosine_row may take the float32 row kernel.
+bool cosine_rows_fast(const Rows& w, bool own_norms, const KernelTable* k) {
   const lb_tensor& x = *w.x;
   const lb_tensor& y = *w.y;
   const std::int64_t dx = x.ndim ? x.shape[x.ndim - 1] : 1, sx = x.ndim ? x.strides[x.ndim - 1] : 0;
   const std::int64_t dy = y.ndim ? y.shape[y.ndim - 1] : 1, sy = y.ndim ? y.strides[y.ndim - 1] : 0;
-  const bool fast =
-      fast_rows(w, k) && (!own_norms || (dx == w.D && dy == w.D && sx == 1 && sy == 1));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (std::int64_t r = 0; r < w.n; ++r) {
-    const std::int64_t xo = w.xo(r), yo = w.yo(r);
-    if (fast) {
-      // Finite sums mean finite elements; otherwise the row is redone below, element by element.
-      const auto i = static_cast<std::size_t>(r);
-      double s[6];
-      if (k->dot3_row_f32(static_cast<const float*>(x.data) + xo,
-                          static_cast<const float*>(y.data) + yo, w.D, s)) {
-        o.set(i, s, eps_add);
-        continue;
-      }
-    }
-    // Double-double sums of exact products (a * b = ph + pl): the index order, one element at a
-    // time.
-    F::DD p(0.0), a1(0.0), a2(0.0);
-    const auto add = [](F::DD& acc, double a, double b) {
-      double ph, pl;
-      F::dd::two_prod(a, b, ph, pl);
-      acc = acc + F::DD(ph, pl);
-    };
-    bool fin = true;
-    for (std::int64_t j = 0; j < w.D; ++j) {
-      const double a = w.xv(xo, j), b = w.yv(yo, j);
-      add(p, a, b);
-      fin = fin && std::isfinite(a) && std::isfinite(b);
-      if (!own_norms) {
-        add(a1, a, a);
-        add(a2, b, b);
-      }
-    }
-    if (own_norms) {
-      for (std::int64_t j = 0; j < dx; ++j) {
-        const double a = load_float(x.data, x.dtype, xo + j * sx);
-        add(a1, a, a);
-      }
-      for (std::int64_t j = 0; j < dy; ++j) {
-        const double b = load_float(y.data, y.dtype, yo + j * sy);
-        add(a2, b, b);
-      }
-    }
+  return fast_rows(w, k) && (!own_norms || (dx == w.D && dy == w.D && sx == 1 && sy == 1));
+}
+
+// Row r's sums (cosine_rows).
+void cosine_row(const Rows& w, double eps_add, bool own_norms, bool fast, RowData& o,
+                std::int64_t r, const KernelTable* k) {
+  const lb_tensor& x = *w.x;
+  const lb_tensor& y = *w.y;
+  const std::int64_t dx = x.ndim ? x.shape[x.ndim - 1] : 1, sx = x.ndim ? x.strides[x.ndim - 1] : 0;
+  const std::int64_t dy = y.ndim ? y.shape[y.ndim - 1] : 1, sy = y.ndim ? y.strides[y.ndim - 1] : 0;
+  const std::int64_t xo = w.xo(r), yo = w.yo(r);
+  if (fast) {
+    // Finite sums mean finite elements; otherwise the row is redone below, element by element.
     const auto i = static_cast<std::size_t>(r);
-    const double s[6] = {p.hi, p.lo, a1.hi, a1.lo, a2.hi, a2.lo};
-    o.set(i, s, eps_add);
-    o.finite[i] = fin;
+    double s[6];
+    if (k->dot3_row_f32(static_cast<const float*>(x.data) + xo,
+                        static_cast<const float*>(y.data) + yo, w.D, s)) {
+      o.set(i, s, eps_add);
+      return;
+    }
   }
+  // Double-double sums of exact products (a * b = ph + pl): the index order, one element at a
+  // time.
+  F::DD p(0.0), a1(0.0), a2(0.0);
+  const auto add = [](F::DD& acc, double a, double b) {
+    double ph, pl;
+    F::dd::two_prod(a, b, ph, pl);
+    acc = acc + F::DD(ph, pl);
+  };
+  bool fin = true;
+  for (std::int64_t j = 0; j < w.D; ++j) {
+    const double a = w.xv(xo, j), b = w.yv(yo, j);
+    add(p, a, b);
+    fin = fin && std::isfinite(a) && std::isfinite(b);
+    if (!own_norms) {
+      add(a1, a, a);
+      add(a2, b, b);
+    }
+  }
+  if (own_norms) {
+    for (std::int64_t j = 0; j < dx; ++j) {
+      const double a = load_float(x.data, x.dtype, xo + j * sx);
+      add(a1, a, a);
+    }
+    for (std::int64_t j = 0; j < dy; ++j) {
+      const double b = load_float(y.data, y.dtype, yo + j * sy);
+      add(a2, b, b);
+    }
+  }
+  const auto i = static_cast<std::size_t>(r);
+  const double s[6] = {p.hi, p.lo, a1.hi, a1.lo, a2.hi, a2.lo};
+  o.set(i, s, eps_add);
+  o.finite[i] = fin;
+}
+
+// x.y, x.x and y.y of every row of w (own_norms: each norm over its own tensor's row, for
+// cosine_embedding_loss's broadcast rows) in double-double, into o.
+void cosine_rows(const Rows& w, double eps_add, bool own_norms, RowData& o, int threads,
+                 const KernelTable* k = nullptr) {
+  cosine_rows_alloc(w, eps_add, o);
+  const bool fast = cosine_rows_fast(w, own_norms, k);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t r = 0; r < w.n; ++r) cosine_row(w, eps_add, own_norms, fast, o, r, k);
 }
 
 // The p-norm of one row in double-double, for the forward's hinge d(a, p) - d(a, n) + margin,
@@ -814,10 +833,20 @@ bool triplet_fast(const Call& c, lb_tensor* const* gt) {
   return true;
 }
 
-// d: row_data's distances.
-void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt,
-                           const RowData* d, int threads) {
+// d: row_data's distances, or, with `fused`, the distances computed here, each row's just before
+// its gradients, while its 3 D floats are still in cache (row_data's float32 p = 2 kernel, so the
+// same values): one pass over the inputs instead of two.
+void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, RowData* d,
+                           int threads, bool fused) {
   const std::int64_t rows = c.rows[0].n, D = c.rows[0].D;
+  const F::PNorm norm = pnorm_of(c);
+  if (fused)
+    for (int k = 0; k < c.num_rows; ++k) {
+      d[k].dd_hi.clear();
+      d[k].dd_lo.clear();
+      d[k].d.assign(static_cast<std::size_t>(rows), 0.0);
+      d[k].ties.assign(static_cast<std::size_t>(rows), 0.0);
+    }
   const float* a = static_cast<const float*>(c.rows[0].x->data);
   const float* p = static_cast<const float*>(c.rows[0].y->data);
   const float* q = static_cast<const float*>(c.rows[1].y->data);
@@ -829,6 +858,13 @@ void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* 
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < rows; ++r) {
     const auto i = static_cast<std::size_t>(r);
+    if (fused)
+      for (int k = 0; k < c.num_rows; ++k) {
+        const Rows& w = c.rows[k];
+        d[k].d[i] = norm.finish(
+            c.kernels->sq_diff_row_f32(static_cast<const float*>(w.x->data) + w.xo(r),
+                                       static_cast<const float*>(w.y->data) + w.yo(r), D, c.eps));
+      }
     double G[3] = {0, 0, 0};
     const double v[3] = {d[0].d[i], d[1].d[i], three ? d[2].d[i] : 0.0};
     F::TripletMarginLoss::backward(v[0], v[1], v[2], c.swap, backward_margin(c, d, r, v), up.at(r),
@@ -884,13 +920,28 @@ std::vector<double> cosine_upstream(const Call& c, const Upstream& up, const Row
   return gcos;
 }
 
-// d: row_data's dot products and norms.
-void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, const RowData* d,
-                          int threads) {
+// Whether output l of cosine_embedding_loss is row l, for every l (no broadcast rows).
+bool cosine_rows_are_outputs(const Call& c) {
+  const std::int64_t n = numel(c.out_shape);
+  if (n != c.rows[0].n) return false;
+  for (std::int64_t l = 0; l < n; ++l)
+    if (offset(l, c.out_shape, c.row_st) != l) return false;
+  return true;
+}
+
+// d: row_data's dot products and norms, or, with `fused` (cosine_rows_are_outputs), the sums
+// computed here, each row's just before its gradients, while its 2 D floats are still in cache
+// (cosine_rows' per-row code, so the same values): one pass over the inputs instead of two.
+void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, RowData* d,
+                          int threads, bool fused) {
   const Rows& w = c.rows[0];
-  const RowData& rd = d[0];
+  RowData& rd = d[0];
   const std::int64_t D = w.D;
-  const std::vector<double> gcos = cosine_upstream(c, up, rd);
+  const bool row_fast = fused && cosine_rows_fast(w, true, c.kernels);
+  if (fused) cosine_rows_alloc(w, c.eps_ce, rd);
+  // Each row's d(loss)/d(cos) (cosine_upstream; 0 + the row's one term where fused).
+  std::vector<double> gcos =
+      fused ? std::vector<double>(static_cast<std::size_t>(w.n), 0.0) : cosine_upstream(c, up, rd);
   const float* x1 = static_cast<const float*>(w.x->data);
   const float* x2 = static_cast<const float*>(w.y->data);
   float* g1 = gt[0] ? static_cast<float*>(gt[0]->data) : nullptr;
@@ -900,6 +951,12 @@ void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* g
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < w.n; ++r) {
     const auto i = static_cast<std::size_t>(r);
+    if (fused) {
+      cosine_row(w, c.eps_ce, true, row_fast, rd, r, c.kernels);
+      const double y =
+          load_float(c.target->data, c.target->dtype, offset(r, c.out_shape, c.target_st));
+      gcos[i] += F::CosineEmbeddingLoss::dcos(rd.p[i], rd.m1[i], rd.m2[i], y, up.at(r), c.params);
+    }
     const double G = gcos[i], p = rd.p[i], m1 = rd.m1[i], m2 = rd.m2[i];
     // G dx = G (x2 m1 - p x1) / den1 as (x2 m1 - p x1) (G / den1): one scale per row and side
     // (CosineEmbeddingLoss::dx's denominators), within a double rounding of the quotient.
@@ -1058,14 +1115,18 @@ std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_t
     match_grads(call, c, grads, num_grads, gt);
     check_grad_output(c, grad_output);
     if (!triplet_fast(c, gt) && !cosine_fast(c, gt)) return;  // the caller makes the two calls
+    // One pass: each row's data, then its gradients (the backward computes the rows' data); the
+    // loss from those data after. Cosine rows serving several outputs take row_data first.
     RowData d[3];
-    row_data(c, d, threads);
-    forward_from(c, d, output, threads);
     const Upstream up = upstream_of(c, grad_output);
-    if (c.kind == Call::triplet)
-      triplet_fast_backward(c, up, gt, d, threads);
-    else
-      cosine_fast_backward(c, up, gt, d, threads);
+    if (c.kind == Call::triplet) {
+      triplet_fast_backward(c, up, gt, d, threads, true);
+    } else {
+      const bool one_pass = cosine_rows_are_outputs(c);
+      if (!one_pass) row_data(c, d, threads);
+      cosine_fast_backward(c, up, gt, d, threads, one_pass);
+    }
+    forward_from(c, d, output, threads);
     fused = true;
   });
 }
@@ -1084,11 +1145,13 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
     const Upstream up = upstream_of(c, grad_output);
     if (triplet_fast(c, gt) || cosine_fast(c, gt)) {
       RowData d[3];
-      row_data(c, d, threads);
-      if (c.kind == Call::triplet)
-        triplet_fast_backward(c, up, gt, d, threads);
-      else
-        cosine_fast_backward(c, up, gt, d, threads);
+      if (c.kind == Call::triplet) {
+        triplet_fast_backward(c, up, gt, d, threads, true);
+      } else {
+        const bool one_pass = cosine_rows_are_outputs(c);
+        if (!one_pass) row_data(c, d, threads);
+        cosine_fast_backward(c, up, gt, d, threads, one_pass);
+      }
       return;
     }
     Grad g[3];
