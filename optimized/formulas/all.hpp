@@ -34,11 +34,15 @@
   X(kl_div, KlDiv)
 
 // The elementwise losses whose float64 formulas run in double-double (api.cpp, isa/exact64*.cpp):
-// their formula cancels inside whatever the inputs' condition (poisson's exp(x) - y x, kl_div's
-// y log y - y x, gaussian's log v + d^2 / v).
-#define LOSSBENCH_OPT_CANCELLING_LOSSES(X) \
-  X(poisson_nll_loss, PoissonNllLoss)      \
-  X(gaussian_nll_loss, GaussianNllLoss)    \
+// their formula cancels inside (poisson's exp(x) - y x, kl_div's y log y - y x, gaussian's
+// log v + d^2 / v), or does for targets outside [0, 1] (the two binary cross-entropies' weighted
+// sums, e.g. (1 - y) sp(x) + y sp(-x) with y > 1), and so do their gradients ((1 - y)
+// sigmoid(x) - y sigmoid(-x) near its zero).
+#define LOSSBENCH_OPT_CANCELLING_LOSSES(X)                          \
+  X(binary_cross_entropy, BinaryCrossEntropy)                       \
+  X(binary_cross_entropy_with_logits, BinaryCrossEntropyWithLogits) \
+  X(poisson_nll_loss, PoissonNllLoss)                               \
+  X(gaussian_nll_loss, GaussianNllLoss)                             \
   X(kl_div, KlDiv)
 
 // The classification losses (drivers/classification.cpp): rows of classes, not elements.
