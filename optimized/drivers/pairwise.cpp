@@ -751,6 +751,98 @@ bool hinge_dd(const Call& c, const RowData* d, std::int64_t l, const double* v, 
   return hinge_from_dd(c, d, l, h);
 }
 
+// u_j / |u| - v_j / |v| for every j of a row of D elements (p = 2 norms), in double-double:
+// (u_j - v_j) / |u| + v_j (|v| - |u|) / (|u| |v|), with |v| - |u| = sum_k (v_k - u_k) (v_k + u_k)
+// / (|u| + |v|). The triplet anchor's gradient has this form (u = a - p + eps, v = a - n + eps)
+// and so has the positive's under swap (u = a - p + eps, v = n - p - eps): where the two
+// distances agree to 20 bits, the two quotients can agree to far more bits than double holds
+// (a fuzz case: 2^-38, 740 ULP in float32), and their difference loses them. uv(j, u, v, vmu,
+// vpu) gives u_j, v_j, v_j - u_j and v_j + u_j from the inputs (exactly, as DD). False where a
+// sum is not finite and positive (the double values stand).
+template <class UV>
+bool unit_difference_dd(std::int64_t D, UV uv, double* out) {
+  using F::DD;
+  DD su(0.0), sv(0.0), delta(0.0);
+  for (std::int64_t j = 0; j < D; ++j) {
+    DD u, v, vmu, vpu;
+    uv(j, u, v, vmu, vpu);
+    su = su + u * u;
+    sv = sv + v * v;
+    delta = delta + vmu * vpu;
+  }
+  if (!(su.hi > 0.0 && sv.hi > 0.0 && su.hi < HUGE_VAL && sv.hi < HUGE_VAL &&
+        std::isfinite(delta.hi)))
+    return false;
+  const DD du = F::vsqrt(su), dv = F::vsqrt(sv);
+  const DD k = delta / ((du + dv) * (du * dv));
+  for (std::int64_t j = 0; j < D; ++j) {
+    DD u, v, vmu, vpu;
+    uv(j, u, v, vmu, vpu);
+    const DD t1 = v * k, t2 = vmu / du;
+    const DD t = t1 - t2;
+    // Below the terms' double-double resolution the difference is noise: 0 (parallel u and v,
+    // where the exact value is 0, e.g. p = -a, n = 0 without eps).
+    out[j] = std::fabs(t.hi) <= 0x1p-95 * (std::fabs(t1.hi) + std::fabs(t2.hi)) ? 0.0 : t.hi + t.lo;
+  }
+  return std::isfinite(k.hi);
+}
+
+// Distances within 2^-20 of each other (finite, positive): where the two terms of a triplet
+// gradient can cancel.
+bool distances_close(double d0, double d1) {
+  return d0 > 0.0 && d1 > 0.0 && d0 < HUGE_VAL && d1 < HUGE_VAL &&
+         std::fabs(d0 - d1) <= 0x1p-20 * std::max(d0, d1);
+}
+
+// Row r of a p = 2 triplet loss whose anchor (pairs 0 and 1) or, under swap, positive (pairs 0
+// and 2) gradient cancels: that gradient again by unit_difference_dd, into anchor_out and
+// positive_out (D doubles each; nullptr: not wanted). G: the pairs' upstreams, v: the
+// distances. Returns which were written (bit 0 the anchor, bit 1 the positive).
+int triplet_cancelling_row(const Call& c, std::int64_t r, const double* G, const double* v,
+                           double* anchor_out, double* positive_out) {
+  using F::DD;
+  const Rows& ap = c.rows[0];
+  const Rows& an = c.rows[1];
+  const std::int64_t D = ap.D;
+  const double eps = c.eps;
+  int done = 0;
+  // One element: the gradients are sgn(u) and sgn(v) times G, exact in double already.
+  if (D < 2) return 0;
+  const auto a = [&](std::int64_t j) { return ap.xv(ap.xo(r), j); };
+  const auto p = [&](std::int64_t j) { return ap.yv(ap.yo(r), j); };
+  const auto n = [&](std::int64_t j) { return an.yv(an.yo(r), j); };
+  if (anchor_out != nullptr && G[0] != 0.0 && G[1] == -G[0] && distances_close(v[0], v[1])) {
+    const auto uv = [&](std::int64_t j, DD& u, DD& w, DD& wmu, DD& wpu) {
+      const DD aj(a(j)), pj(p(j)), nj(n(j));
+      u = aj - pj + DD(eps);
+      w = aj - nj + DD(eps);
+      wmu = pj - nj;
+      wpu = (aj + aj) - pj - nj + DD(2.0 * eps);
+    };
+    if (unit_difference_dd(D, uv, anchor_out)) {
+      for (std::int64_t j = 0; j < D; ++j) anchor_out[j] *= G[0];
+      done |= 1;
+    }
+  }
+  if (positive_out != nullptr && c.num_rows == 3 && G[0] != 0.0 && G[2] == -G[0] &&
+      distances_close(v[0], v[2])) {
+    // d/dp: -G0 u / |u| + G2 (p - n + eps) / |p - n + eps| = -G0 (u / |u| - w / |w|) with
+    // w = n - p - eps (|w| the same distance).
+    const auto uv = [&](std::int64_t j, DD& u, DD& w, DD& wmu, DD& wpu) {
+      const DD aj(a(j)), pj(p(j)), nj(n(j));
+      u = aj - pj + DD(eps);
+      w = nj - pj - DD(eps);
+      wmu = nj - aj - DD(2.0 * eps);
+      wpu = aj + nj - (pj + pj);
+    };
+    if (unit_difference_dd(D, uv, positive_out)) {
+      for (std::int64_t j = 0; j < D; ++j) positive_out[j] *= -G[0];
+      done |= 2;
+    }
+  }
+  return done;
+}
+
 // The margin the backward of output element l uses: c.margin, or, where hinge_dd has the hinge's
 // sign, +inf (it passes) or -inf (it does not), so that the double distances' rounding cannot
 // flip it.
@@ -889,6 +981,18 @@ void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* 
     }
     c.kernels->triplet2_grad_row_f32(a + o, p + o, q + o, D, c.eps, s, three, row_out,
                                      stream && aligned);
+    // Where the anchor's (or, under swap, the positive's) two terms can cancel: that row's
+    // gradient again in double-double (rare: the distances agree to 20 bits).
+    if ((row_out[0] != nullptr && distances_close(v[0], v[1])) ||
+        (row_out[1] != nullptr && three && distances_close(v[0], v[2]))) {
+      std::vector<double> ga(static_cast<std::size_t>(D)), gp(static_cast<std::size_t>(D));
+      const int done = triplet_cancelling_row(c, r, G, v, row_out[0] ? ga.data() : nullptr,
+                                              row_out[1] ? gp.data() : nullptr);
+      for (std::int64_t j = 0; j < D; ++j) {
+        if (done & 1) row_out[0][j] = static_cast<float>(ga[static_cast<std::size_t>(j)]);
+        if (done & 2) row_out[1][j] = static_cast<float>(gp[static_cast<std::size_t>(j)]);
+      }
+    }
   }
 }
 
@@ -1064,6 +1168,33 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
           gy.add(yg + j * w.ygd, -v);
         }
       }
+    }
+  }
+  // p = 2 with anchor, positive and negative of one shape (row r of every pair is row r of each
+  // tensor): where the anchor's or the positive's two terms can cancel, that row's gradient
+  // again in double-double (triplet_cancelling_row), replacing the sum.
+  const lb_tensor* t[3] = {c.rows[0].x, c.rows[0].y, c.rows[1].y};
+  if (c.kind != Call::triplet || norm.kind != F::PNorm::two || shape_of(*t[1]) != shape_of(*t[0]) ||
+      shape_of(*t[2]) != shape_of(*t[0]) || numel(c.out_shape) != c.rows[0].n)
+    return;
+  const Rows& w0 = c.rows[0];
+  std::vector<double> ga(static_cast<std::size_t>(w0.D)), gp(ga.size());
+  for (std::int64_t r = 0; r < w0.n; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    const double G[3] = {gd[0][i], gd[1][i], c.num_rows == 3 ? gd[2][i] : 0.0};
+    const double v[3] = {d[0].d[i], d[1].d[i], c.num_rows == 3 ? d[2].d[i] : 0.0};
+    const bool want_a = g[0].out != nullptr && distances_close(v[0], v[1]);
+    const bool want_p = g[1].out != nullptr && c.num_rows == 3 && distances_close(v[0], v[2]);
+    if (!want_a && !want_p) continue;
+    const int done = triplet_cancelling_row(c, r, G, v, want_a ? ga.data() : nullptr,
+                                            want_p ? gp.data() : nullptr);
+    for (std::int64_t j = 0; j < w0.D; ++j) {
+      if (done & 1)
+        g[0].acc[static_cast<std::size_t>(w0.xgo(r) + j * w0.xgd)] =
+            ga[static_cast<std::size_t>(j)];
+      if (done & 2)
+        g[1].acc[static_cast<std::size_t>(w0.ygo(r) + j * w0.ygd)] =
+            gp[static_cast<std::size_t>(j)];
     }
   }
 }

@@ -1650,9 +1650,10 @@ TEST(OptimizedCpu, Float64CancellingSumKeepsLowParts) {
 // elements' 0.5 (1/v - d^2/v^2), which cancel from about 0.3 to 0.007 for these inputs (a fuzz
 // case); the double-double terms reach the sum unrounded (they once were rounded first: 34.6
 // ULP). Within 1 ULP of MPFR, every ISA.
-// The output's largest ULP error of implementation `impl` on the case document `doc`, as
-// lossbench eval scores it (exact values from the reference).
-double eval_output_ulp(const char* impl, const std::string& doc) {
+// The output's (with `grad`: the output's and every gradient's) largest ULP error of
+// implementation `impl` on the case document `doc`, as lossbench eval scores it (exact values
+// from the reference).
+double eval_output_ulp(const char* impl, const std::string& doc, bool grad = false) {
   const std::string path = ::testing::TempDir() + "/eval-case.json";
   {
     std::ofstream f(path);
@@ -1662,11 +1663,18 @@ double eval_output_ulp(const char* impl, const std::string& doc) {
   o.case_path = path;
   o.impl = impl;
   o.json = true;
+  o.grad = grad;
   std::ostringstream out, err;
   EXPECT_EQ(conformance::run_eval(o, out, err), 0) << err.str();
   const ojson j = ojson::parse(out.str());
-  const ojson& u = j["output"]["max_ulp"];
-  return u.is_string() ? HUGE_VAL : u.get<double>();
+  const auto ulp = [](const ojson& u) { return u.is_string() ? HUGE_VAL : u.get<double>(); };
+  double worst = ulp(j["output"]["max_ulp"]);
+  if (grad) {
+    EXPECT_TRUE(j.contains("grad")) << out.str();
+    if (j.contains("grad"))
+      for (const auto& [name, g] : j["grad"].items()) worst = std::max(worst, ulp(g["max_ulp"]));
+  }
+  return worst;
 }
 
 // float64 outputs of condition number below 2^10 that lossbench fuzz (seed 20261301) found
@@ -1699,6 +1707,27 @@ TEST(OptimizedCpu, Float64FuzzCasesWithinOneUlp) {
       continue;
     for (std::size_t k = 0; k < cases.size(); ++k)
       EXPECT_LE(eval_output_ulp(impl_name, cases[k]), 1.0) << impl_name << " case " << k;
+  }
+}
+
+// Triplet gradients whose two terms cancel (p = 2): the anchor's (a - p)/d(a, p) - (a - n)/d(a, n)
+// where one anchor element dominates both distances (a row of the fuzz case seed 20261302, case
+// 11413: the quotients agree to 2^-38; float32 740 ULP, float64 4e11 ULP), and, under swap, the
+// positive's (a - p)/d(a, p) - (n - p)/d(p, n) with d(a, p) and d(p, n) equal to 2^-31 (float64
+// 1.7e9 ULP). Outputs and every gradient within the dtype's target, every ISA: 1 ULP for float32
+// (the fused row kernels, triplet_fast), 2 ULP for float64 (the general path; the negative's
+// gradient, a single term G r / d in double, has 1.28 ULP on the first case).
+TEST(OptimizedCpu, TripletCancellingGradientsWithinOneUlp) {
+  const std::vector<std::string> cases = {R"({"loss": "triplet_margin_with_distance_loss", "reduction": "mean", "params": {"distance_function": "pairwise_distance"}, "inputs": {"anchor": {"dtype": "float32", "shape": [1, 8], "data": ["0x1.84efe2p-31", "-0x1.419524p+11", "-0x1.1f9c82p+37", "-0x1.f6398ep-33", "0x1.535d52p-10", "-0x1.6291f2p+16", "-0x1.f332eep-20", "-0x1.bb7fd2p+23"]}, "positive": {"dtype": "float32", "shape": [1, 8], "data": ["-0x1.720a08p-37", "-0x1.0d383ap-35", "-0x1.c99a08p-36", "0x1.7a2efep+16", "0x1.02671ep-23", "0x1.58e80ap-38", "0x1.9abb9ap+18", "-0x1.24043ep-16"]}, "negative": {"dtype": "float32", "shape": [1, 8], "data": ["0x1.b4485cp-9", "-0x1.87d5cep-32", "-0x1.550398p-38", "0x1.32f158p-5", "-0x1.614d8ep-38", "0x1.9d5cbcp-27", "0x1.84cc6cp-34", "0x1.4d90c8p-22"]}}})", R"({"loss": "triplet_margin_with_distance_loss", "reduction": "mean", "params": {"distance_function": "pairwise_distance"}, "inputs": {"anchor": {"dtype": "float64", "shape": [1, 8], "data": ["0x1.84efe2p-31", "-0x1.419524p+11", "-0x1.1f9c82p+37", "-0x1.f6398ep-33", "0x1.535d52p-10", "-0x1.6291f2p+16", "-0x1.f332eep-20", "-0x1.bb7fd2p+23"]}, "positive": {"dtype": "float64", "shape": [1, 8], "data": ["-0x1.720a08p-37", "-0x1.0d383ap-35", "-0x1.c99a08p-36", "0x1.7a2efep+16", "0x1.02671ep-23", "0x1.58e80ap-38", "0x1.9abb9ap+18", "-0x1.24043ep-16"]}, "negative": {"dtype": "float64", "shape": [1, 8], "data": ["0x1.b4485cp-9", "-0x1.87d5cep-32", "-0x1.550398p-38", "0x1.32f158p-5", "-0x1.614d8ep-38", "0x1.9d5cbcp-27", "0x1.84cc6cp-34", "0x1.4d90c8p-22"]}}})",
+                                          R"({"loss": "triplet_margin_loss", "reduction": "sum", "params": {"swap": true, "eps": 0.0}, "inputs": {"anchor": {"dtype": "float32", "shape": [1, 2], "data": ["0x0p+0", "0x1p+0"]}, "positive": {"dtype": "float32", "shape": [1, 2], "data": ["0x1p+0", "0x0p+0"]}, "negative": {"dtype": "float32", "shape": [1, 2], "data": ["0x1p-30", "-0x1p+0"]}}})",
+                                          R"({"loss": "triplet_margin_loss", "reduction": "sum", "params": {"swap": true, "eps": 0.0}, "inputs": {"anchor": {"dtype": "float64", "shape": [1, 2], "data": ["0x0p+0", "0x1p+0"]}, "positive": {"dtype": "float64", "shape": [1, 2], "data": ["0x1p+0", "0x0p+0"]}, "negative": {"dtype": "float64", "shape": [1, 2], "data": ["0x1p-30", "-0x1p+0"]}}})"};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("triplet_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0) continue;
+    for (std::size_t k = 0; k < cases.size(); ++k) {
+      const double bound = cases[k].find("float64") != std::string::npos ? 2.0 : 1.0;
+      EXPECT_LE(eval_output_ulp(impl_name, cases[k], true), bound) << impl_name << " case " << k;
+    }
   }
 }
 
