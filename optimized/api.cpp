@@ -323,6 +323,7 @@ void build(const lb_call& call, Call& c) {
         bad("margin_ranking_loss : All input tensors should have same dimension");
       shape = broadcast(t, broadcast(x, y));
       p.s0 = round_to(params.real("margin", 0.0), dtype);
+      p.f0 = dtype == LB_FLOAT64;  // the hinge's exact sum (formulas/margin_ranking_loss.hpp)
       break;
     }
     case Loss::hinge_embedding_loss:

@@ -1,6 +1,7 @@
 #pragma once
 // margin_ranking_loss: the per-element formula (docs/losses/margin_ranking_loss.md). Inputs:
-// input1, input2, target (float or int64); s0 = margin rounded to the loss dtype.
+// input1, input2, target (float or int64); s0 = margin rounded to the loss dtype; f0 = the
+// hinge's exact sum (float64).
 #include "common.hpp"
 
 namespace lossbench::opt::formulas {
@@ -12,11 +13,32 @@ struct MarginRankingLoss {
   // stores (drivers/block.hpp: streams).
   static constexpr bool kStreamStores = true;
 
+  // s + e == a + b exactly (TwoSum).
+  template <class V>
+  LOSSBENCH_HD static void two_sum(V a, V b, V& s, V& e) {
+    s = a + b;
+    const V bb = s - a;
+    e = (a - (s - bb)) + (b - bb);
+  }
+  // y b - y a + margin. With f0 (float64) within about one rounding: the products split exactly
+  // (fma), the parts added by TwoSum, so that a hinge that cancels (margin 0.5 against y (a - b)
+  // near 0.5) keeps its last bits (it was 32 ULP off at condition number 714 under lossbench
+  // fuzz). float32 and 16-bit inputs have exact products in double and a result far coarser than
+  // its two roundings: the plain sum (the exact one made float32 1.3-1.7x slower). Where the
+  // plain value is not finite (a product overflows) it stands; non-finite inputs take PyTorch's
+  // expression.
   template <class V>
   LOSSBENCH_HD static V hinge_argument(const V* in, const Params& p) {
     const V a = in[0], b = in[1], y = in[2];
     const auto finite = visfinite(a) & visfinite(b) & visfinite(y);
-    return vselect(finite, (y * b - y * a) + V(p.s0), -y * (a - b) + V(p.s0));
+    const V pb = y * b, pa = y * a;
+    const V plain = (pb - pa) + V(p.s0);
+    if (!p.f0) return vselect(finite, plain, -y * (a - b) + V(p.s0));
+    V s1, t1, s2, t2;
+    two_sum(pb, -pa, s1, t1);
+    two_sum(s1, V(p.s0), s2, t2);
+    const V exact = s2 + ((t1 + t2) + (vfma(y, b, -pb) - vfma(y, a, -pa)));
+    return vselect(finite, vselect(visfinite(plain), exact, plain), -y * (a - b) + V(p.s0));
   }
   template <class V>
   LOSSBENCH_HD static V forward(const V* in, const Params& p) {
