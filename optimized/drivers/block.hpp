@@ -104,13 +104,8 @@ void backward_block_split(const double* const* in, const double* g, double* cons
   });
 }
 
-// Error-free transformation: s + e == a + b exactly.
-template <class V>
-inline void two_sum(V a, V b, V& s, V& e) {
-  s = a + b;
-  const V bb = s - a;
-  e = (a - (s - bb)) + (b - bb);
-}
+// Error-free transformation: s + e == a + b exactly (formulas/common.hpp).
+using formulas::two_sum;
 
 // Lane sums of the kAcc accumulators (s, c) in a fixed order into hi + lo. Returns false when
 // the sum is not finite (a term was infinite or NaN, or the sum overflowed): the compensation is

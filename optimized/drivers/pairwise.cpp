@@ -925,20 +925,19 @@ bool triplet_fast(const Call& c, lb_tensor* const* gt) {
   return true;
 }
 
-// d: row_data's distances, or, with `fused`, the distances computed here, each row's just before
-// its gradients, while its 3 D floats are still in cache (row_data's float32 p = 2 kernel, so the
+// d: the distances, computed here (filled as row_data fills them), each row's just before its
+// gradients, while its 3 D floats are still in cache (row_data's float32 p = 2 kernel, so the
 // same values): one pass over the inputs instead of two.
 void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, RowData* d,
-                           int threads, bool fused) {
+                           int threads) {
   const std::int64_t rows = c.rows[0].n, D = c.rows[0].D;
   const F::PNorm norm = pnorm_of(c);
-  if (fused)
-    for (int k = 0; k < c.num_rows; ++k) {
-      d[k].dd_hi.clear();
-      d[k].dd_lo.clear();
-      d[k].d.assign(static_cast<std::size_t>(rows), 0.0);
-      d[k].ties.assign(static_cast<std::size_t>(rows), 0.0);
-    }
+  for (int k = 0; k < c.num_rows; ++k) {
+    d[k].dd_hi.clear();
+    d[k].dd_lo.clear();
+    d[k].d.assign(static_cast<std::size_t>(rows), 0.0);
+    d[k].ties.assign(static_cast<std::size_t>(rows), 0.0);
+  }
   const float* a = static_cast<const float*>(c.rows[0].x->data);
   const float* p = static_cast<const float*>(c.rows[0].y->data);
   const float* q = static_cast<const float*>(c.rows[1].y->data);
@@ -950,13 +949,12 @@ void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* 
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < rows; ++r) {
     const auto i = static_cast<std::size_t>(r);
-    if (fused)
-      for (int k = 0; k < c.num_rows; ++k) {
-        const Rows& w = c.rows[k];
-        d[k].d[i] = norm.finish(
-            c.kernels->sq_diff_row_f32(static_cast<const float*>(w.x->data) + w.xo(r),
-                                       static_cast<const float*>(w.y->data) + w.yo(r), D, c.eps));
-      }
+    for (int k = 0; k < c.num_rows; ++k) {
+      const Rows& w = c.rows[k];
+      d[k].d[i] = norm.finish(
+          c.kernels->sq_diff_row_f32(static_cast<const float*>(w.x->data) + w.xo(r),
+                                     static_cast<const float*>(w.y->data) + w.yo(r), D, c.eps));
+    }
     double G[3] = {0, 0, 0};
     const double v[3] = {d[0].d[i], d[1].d[i], three ? d[2].d[i] : 0.0};
     F::TripletMarginLoss::backward(v[0], v[1], v[2], c.swap, backward_margin(c, d, r, v), up.at(r),
@@ -1232,6 +1230,21 @@ Upstream upstream_of(const Call& c, const lb_tensor* grad_output) {
 }
 }  // namespace
 
+namespace {
+// triplet_fast's or cosine_fast's gradients in one pass over the rows, leaving the rows' data in
+// d for forward_from (cosine rows serving several outputs take row_data first).
+void fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, RowData* d,
+                   int threads) {
+  if (c.kind == Call::triplet) {
+    triplet_fast_backward(c, up, gt, d, threads);
+    return;
+  }
+  const bool one_pass = cosine_rows_are_outputs(c);
+  if (!one_pass) row_data(c, d, threads);
+  cosine_fast_backward(c, up, gt, d, threads, one_pass);
+}
+}  // namespace
+
 std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_tensor* grad_output,
                               lb_tensor* grads, std::int32_t num_grads, int threads, char* error,
                               std::size_t error_size, const KernelTable* k, bool& fused) {
@@ -1249,14 +1262,7 @@ std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_t
     // One pass: each row's data, then its gradients (the backward computes the rows' data); the
     // loss from those data after. Cosine rows serving several outputs take row_data first.
     RowData d[3];
-    const Upstream up = upstream_of(c, grad_output);
-    if (c.kind == Call::triplet) {
-      triplet_fast_backward(c, up, gt, d, threads, true);
-    } else {
-      const bool one_pass = cosine_rows_are_outputs(c);
-      if (!one_pass) row_data(c, d, threads);
-      cosine_fast_backward(c, up, gt, d, threads, one_pass);
-    }
+    fast_backward(c, upstream_of(c, grad_output), gt, d, threads);
     forward_from(c, d, output, threads);
     fused = true;
   });
@@ -1276,13 +1282,7 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
     const Upstream up = upstream_of(c, grad_output);
     if (triplet_fast(c, gt) || cosine_fast(c, gt)) {
       RowData d[3];
-      if (c.kind == Call::triplet) {
-        triplet_fast_backward(c, up, gt, d, threads, true);
-      } else {
-        const bool one_pass = cosine_rows_are_outputs(c);
-        if (!one_pass) row_data(c, d, threads);
-        cosine_fast_backward(c, up, gt, d, threads, one_pass);
-      }
+      fast_backward(c, up, gt, d, threads);
       return;
     }
     Grad g[3];

@@ -66,6 +66,15 @@ LOSSBENCH_HD inline bool vany(bool m) { return m; }
 LOSSBENCH_HD inline double vsign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
 LOSSBENCH_HD inline double vfma(double a, double b, double c) { return std::fma(a, b, c); }
 
+// Error-free transformation: s + e == a + b exactly (TwoSum), for any lane type; the
+// double-double lane types have their own overloads (formulas/dd.hpp, isa/exact64_avx512.cpp).
+template <class V>
+LOSSBENCH_HD inline void two_sum(V a, V b, V& s, V& e) {
+  s = a + b;
+  const V bb = s - a;
+  e = (a - (s - bb)) + (b - bb);
+}
+
 // max(t, 0) that keeps NaN (t < 0 is false for NaN).
 template <class V>
 LOSSBENCH_HD inline V relu(V t) {

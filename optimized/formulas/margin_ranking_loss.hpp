@@ -13,13 +13,6 @@ struct MarginRankingLoss {
   // stores (drivers/block.hpp: streams).
   static constexpr bool kStreamStores = true;
 
-  // s + e == a + b exactly (TwoSum).
-  template <class V>
-  LOSSBENCH_HD static void two_sum(V a, V b, V& s, V& e) {
-    s = a + b;
-    const V bb = s - a;
-    e = (a - (s - bb)) + (b - bb);
-  }
   // y b - y a + margin. With f0 (float64) within about one rounding: the products split exactly
   // (fma), the parts added by TwoSum, so that a hinge that cancels (margin 0.5 against y (a - b)
   // near 0.5) keeps its last bits (it was 32 ULP off at condition number 714 under lossbench
