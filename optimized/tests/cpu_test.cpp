@@ -6,10 +6,12 @@
 
 #include <gtest/gtest.h>
 #include <mpfr.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <limits>
@@ -58,6 +60,37 @@ const std::set<std::string>& my_losses() {
 const std::string kGolden = LOSSBENCH_SOURCE_DIR "/golden/corpus";
 const std::string kBudgets = LOSSBENCH_OPTIMIZED_DIR "/budgets.txt";
 
+// A scratch path that belongs to the running test alone: ctest runs each test in its own process,
+// several at once (-j) and sharing one TMPDIR, so a fixed name written by two tests at once is a
+// race (two tests writing "eval-case.json" once made one read a truncated file). The process id
+// and the test's full name keep them apart. The paths are removed when the process's tests all
+// pass, and kept for inspection when one fails.
+std::vector<std::string>& scratch_paths() {
+  static std::vector<std::string> paths;
+  return paths;
+}
+
+std::string test_temp(const std::string& leaf) {
+  const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = t ? std::string(t->test_suite_name()) + "." + t->name() : "no-test";
+  for (char& ch : name)
+    if (ch == '/') ch = '_';
+  scratch_paths().push_back(::testing::TempDir() + "/lossbench-" + std::to_string(::getpid()) +
+                            "-" + name + "-" + leaf);
+  return scratch_paths().back();
+}
+
+class ScratchCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (::testing::UnitTest::GetInstance()->Failed()) return;
+    std::error_code ec;
+    for (const std::string& p : scratch_paths()) std::filesystem::remove_all(p, ec);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kScratchCleanup =
+    ::testing::AddGlobalTestEnvironment(new ScratchCleanup);
+
 struct EnvGuard {
   std::string name;
   std::string old;
@@ -100,7 +133,7 @@ int check(const std::string& impl, const std::string& json_path) {
   o.golden = kGolden;
   o.budgets = kBudgets;
   o.json_out = json_path;
-  o.repro_dir = ::testing::TempDir() + "/repro-" + impl;
+  o.repro_dir = test_temp("repro-" + impl);
   std::ostringstream out, err;
   const int rc = conformance::run_check(o, out, err);
   std::ifstream in(json_path);
@@ -154,7 +187,7 @@ TEST_P(PerIsa, CorpusWithinBudgets) {
   const Isa isa = GetParam();
   if (!machine_has(isa)) GTEST_SKIP() << isa_name(isa) << " is not available on this machine";
   const std::string name = std::string("cpu-") + isa_name(isa);
-  EXPECT_EQ(check(name, ::testing::TempDir() + "/" + name + ".json"), 0);
+  EXPECT_EQ(check(name, test_temp(name + ".json")), 0);
 }
 
 TEST_P(PerIsa, DispatchCappedByEnvironment) {
@@ -162,7 +195,7 @@ TEST_P(PerIsa, DispatchCappedByEnvironment) {
   if (!machine_has(isa)) GTEST_SKIP() << isa_name(isa) << " is not available on this machine";
   EnvGuard g("LOSSBENCH_CPU_ISA", isa_name(isa));
   ASSERT_EQ(detected_isa(), isa);
-  EXPECT_EQ(check("cpu", ::testing::TempDir() + "/cpu-cap-" + isa_name(isa) + ".json"), 0);
+  EXPECT_EQ(check("cpu", test_temp(std::string("cpu-cap-") + isa_name(isa) + ".json")), 0);
 }
 
 // float16 / bfloat16: computed in double, rounded once: the correctly rounded value in at least
@@ -1654,7 +1687,7 @@ TEST(OptimizedCpu, Float64CancellingSumKeepsLowParts) {
 // implementation `impl` on the case document `doc`, as lossbench eval scores it (exact values
 // from the reference).
 double eval_output_ulp(const char* impl, const std::string& doc, bool grad = false) {
-  const std::string path = ::testing::TempDir() + "/eval-case.json";
+  const std::string path = test_temp("eval-case.json");
   {
     std::ofstream f(path);
     f << doc;
@@ -2107,7 +2140,7 @@ TEST(OptimizedCpu, Float64RowSumOverflowIsInfinity) {
 // budgets and no PyTorch allowance: float64 within 2 ULP (the double recursions were off by up to
 // 2.6e4 ULP, within budgets.txt's 4*torch), float32 within 1 (they were at 1.15). Every ISA.
 TEST(OptimizedCpu, CtcGradientsWithinFlatBudgets) {
-  const std::string budgets = ::testing::TempDir() + "/ctc-flat-budgets.txt";
+  const std::string budgets = test_temp("ctc-flat-budgets.txt");
   {
     std::ofstream b(budgets);
     b << "cpu*  ctc_loss  float64  *  *  2\ncpu*  ctc_loss  *  *  *  1\n";
@@ -2120,7 +2153,7 @@ TEST(OptimizedCpu, CtcGradientsWithinFlatBudgets) {
     o.golden = kGolden;
     o.filter = "ctc_loss/*";
     o.budgets = budgets;
-    o.repro_dir = ::testing::TempDir() + "/repro-ctc-" + impl_name;
+    o.repro_dir = test_temp(std::string("repro-ctc-") + impl_name);
     std::ostringstream out, err;
     EXPECT_EQ(conformance::run_check(o, out, err), 0) << impl_name << "\n"
                                                       << out.str() << err.str();

@@ -8,10 +8,12 @@
 #include "cuda.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -63,12 +65,21 @@ int check(std::map<std::string, int>& counts, std::string& summary,
   o.impl = "cuda";
   o.golden = kGolden;
   o.budgets = kBudgets;
-  o.json_out = ::testing::TempDir() + "/cuda.json";
-  o.repro_dir = ::testing::TempDir() + "/repro-cuda";
+  // Per process: ctest runs the tests that call this (CorpusWithinBudgets,
+  // SixteenBitCorrectlyRounded) at once, in one TMPDIR.
+  const std::string scratch = ::testing::TempDir() + "/lossbench-" + std::to_string(::getpid());
+  o.json_out = scratch + "-cuda.json";
+  o.repro_dir = scratch + "-repro-cuda";
   std::ostringstream out, err;
   const int rc = conformance::run_check(o, out, err);
   std::ifstream in(o.json_out);
   const ojson j = ojson::parse(in);
+  in.close();
+  if (rc == 0) {  // kept for inspection when the check fails
+    std::error_code ec;
+    std::filesystem::remove(o.json_out, ec);
+    std::filesystem::remove_all(o.repro_dir, ec);
+  }
   std::map<std::string, double> worst;
   for (const auto& c : j["cases"]) {
     const std::string loss = c["loss"].get<std::string>();
