@@ -18,6 +18,16 @@ inline constexpr int kLossCount = static_cast<int>(Loss::count);
 inline constexpr int kMaxInputs = 4;
 // Every block buffer is padded to a multiple of this many doubles (the widest vector).
 inline constexpr std::size_t kPad = 8;
+// A triplet p = 2 gradient element (anchor: G0 u/|u| - G0 v/|v|; positive under swap likewise)
+// whose double sum came out below this fraction of its first term lost as many bits to the
+// cancellation. Each term carries its distance's rounding (about 2^-49 relative for a row of 8192
+// features, summed in double), so at 2^-22 the sum keeps an error near 2^-27 of itself, well
+// within float32's 1 ULP; rows with an element beyond are redone in double-double. float64 (the
+// general path) takes the rows beyond 2^-20, the worst: every cancelling bit costs it one, and a
+// trigger that fires on every bit would put the double-double pass on most rows
+// (optimized/README.md: 2.4x the float64 time, dropped).
+inline constexpr double kTripletCancelF32 = 0x1p-22;
+inline constexpr double kTripletCancelF64 = 0x1p-20;
 
 // Applies the loss's formula to n elements (n a multiple of kPad; in[k] holds input k of the
 // formula, broadcast and converted to double).
@@ -166,10 +176,12 @@ struct KernelTable {
   // not finite; v_2 = 0
   // unless three: the swap's third distance), and out[0] = (0 + v_0) + v_1, out[1] = (0 - v_0) +
   // v_2, out[2] = (0 - v_1) - v_2 rounded to float32 (null outputs skipped); stream: non-temporal
-  // stores (outputs 32-byte aligned).
-  void (*triplet2_grad_row_f32)(const float* a, const float* p, const float* q, std::int64_t d,
-                                double eps, const double* s, bool three, float* const* out,
-                                bool stream);
+  // stores (outputs 32-byte aligned). Returns bit 0 where an element of out[0] (bit 1: of out[1]
+  // with three) came out below kTripletCancelF32 times its first term |v_0|: the two terms
+  // cancelled, and double kept too few of the result's bits (the caller redoes that row).
+  int (*triplet2_grad_row_f32)(const float* a, const float* p, const float* q, std::int64_t d,
+                               double eps, const double* s, bool three, float* const* out,
+                               bool stream);
   // cosine_embedding_loss's gradients over one row of d contiguous float32 elements, s = {p, m1,
   // m2, t1, t2} (the row's dot product, squared norms with EPS, and t_k = gcos / den_k, den_k the
   // row's denominator of d cos / d x_k): g1[j] = 0 + fma(x2_j, m1, -(p x1_j)) t1 and g2[j] =

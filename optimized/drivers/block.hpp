@@ -581,11 +581,11 @@ void grad_row_loop(const float* const (&in)[kIn], float* const (&out)[kOut], std
 // ---------------------------------------------------------------- triplet_margin_loss, p = 2
 // (kernels.hpp: triplet2_grad_row_f32). The per-row scales replace a division per element.
 template <class V, bool kThree>
-void triplet2_grad_impl(const float* a, const float* p, const float* q, std::int64_t D, double eps,
-                        const double* s, float* const* out, bool stream) {
+int triplet2_grad_impl(const float* a, const float* p, const float* q, std::int64_t D, double eps,
+                       const double* s, float* const* out, bool stream) {
   using T = Traits<V>;
-  using formulas::vabs, formulas::vselect, formulas::vsign;
-  const V e(eps), zero(0.0);
+  using formulas::vabs, formulas::vany, formulas::vselect, formulas::vsign;
+  const V e(eps), zero(0.0), one(1.0), tiny(kTripletCancelF32);
   const V sc[3] = {V(s[0]), V(s[1]), V(s[2])}, g[3] = {V(s[3]), V(s[4]), V(s[5])},
           n[3] = {V(s[6]), V(s[7]), V(s[8])};
   // u s_k, or sgn(u) G_k exactly where |u| is the whole distance (a row's only non-zero
@@ -593,28 +593,37 @@ void triplet2_grad_impl(const float* a, const float* p, const float* q, std::int
   const auto grad = [&](V u, int k) __attribute__((always_inline)) {
     return vselect(vabs(u) == n[k], vsign(u) * g[k], u * sc[k]);
   };
+  // 1 in the lanes where the anchor's (bad_a) or the positive's (bad_p) two terms cancelled
+  // beyond kTripletCancelF32 of the first (tail lanes included: a spurious flag costs time only).
+  V bad_a = zero, bad_p = zero;
   const auto at = [&](const float* const* x, std::int64_t i, float* const* o, bool st)
       __attribute__((always_inline)) {
     const V xa = T::load(x[0] + i), xp = T::load(x[1] + i), xq = T::load(x[2] + i);
     const V v0 = grad(xa - xp + e, 0), v1 = grad(xa - xq + e, 1);
     const V v2 = kThree ? grad(xp - xq + e, 2) : zero;
-    if (o[0] != nullptr) put<T>((zero + v0) + v1, o[0] + i, st);
-    if (o[1] != nullptr) put<T>((zero - v0) + v2, o[1] + i, st);
+    if (o[0] != nullptr) {
+      const V ga = (zero + v0) + v1;
+      bad_a = vselect(vabs(ga) < tiny * vabs(v0), one, bad_a);
+      put<T>(ga, o[0] + i, st);
+    }
+    if (o[1] != nullptr) {
+      const V gp = (zero - v0) + v2;
+      if constexpr (kThree) bad_p = vselect(vabs(gp) < tiny * vabs(v0), one, bad_p);
+      put<T>(gp, o[1] + i, st);
+    }
     if (o[2] != nullptr) put<T>((zero - v1) - v2, o[2] + i, st);
   };
   const float* const in[3] = {a, p, q};
   float* const o[3] = {out[0], out[1], out[2]};
   grad_row_loop<V, 3, 3>(in, o, D, stream, at);
+  return (vany(bad_a > zero) ? 1 : 0) | (vany(bad_p > zero) ? 2 : 0);
 }
 
 template <class V>
-void triplet2_grad_row_f32(const float* a, const float* p, const float* q, std::int64_t D,
-                           double eps, const double* s, bool three, float* const* out,
-                           bool stream) {
-  if (three)
-    triplet2_grad_impl<V, true>(a, p, q, D, eps, s, out, stream);
-  else
-    triplet2_grad_impl<V, false>(a, p, q, D, eps, s, out, stream);
+int triplet2_grad_row_f32(const float* a, const float* p, const float* q, std::int64_t D,
+                          double eps, const double* s, bool three, float* const* out, bool stream) {
+  return three ? triplet2_grad_impl<V, true>(a, p, q, D, eps, s, out, stream)
+               : triplet2_grad_impl<V, false>(a, p, q, D, eps, s, out, stream);
 }
 
 // ---------------------------------------------------------------- cosine_embedding_loss

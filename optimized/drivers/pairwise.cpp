@@ -751,34 +751,57 @@ bool hinge_dd(const Call& c, const RowData* d, std::int64_t l, const double* v, 
   return hinge_from_dd(c, d, l, h);
 }
 
-// u_j / |u| - v_j / |v| for every j of a row of D elements (p = 2 norms), in double-double:
-// (u_j - v_j) / |u| + v_j (|v| - |u|) / (|u| |v|), with |v| - |u| = sum_k (v_k - u_k) (v_k + u_k)
-// / (|u| + |v|). The triplet anchor's gradient has this form (u = a - p + eps, v = a - n + eps)
-// and so has the positive's under swap (u = a - p + eps, v = n - p - eps): where the two
-// distances agree to 20 bits, the two quotients can agree to far more bits than double holds
-// (a fuzz case: 2^-38, 740 ULP in float32), and their difference loses them. uv(j, u, v, vmu,
-// vpu) gives u_j, v_j, v_j - u_j and v_j + u_j from the inputs (exactly, as DD). False where a
-// sum is not finite and positive (the double values stand).
-template <class UV>
-bool unit_difference_dd(std::int64_t D, UV uv, double* out) {
+// x + y + z as a normalized double-double (x + y exactly by TwoSum, then + z, the two errors
+// added and renormalized by TwoSum: t may be smaller than x + y's error where z cancels it).
+F::DD sum3(double x, double y, double z) {
+  double s, e, t, f, h, l;
+  F::dd::two_sum(x, y, s, e);
+  F::dd::two_sum(s, z, t, f);
+  F::dd::two_sum(t, e + f, h, l);
+  return F::DD(h, l);
+}
+
+// Adds x^2 (x a double-double) to the sum (hi, lo): hi by TwoSum, the low parts in double, so the
+// sum is within about D 2^-104 of its value (D terms, all positive).
+void add_square(F::DD x, double& hi, double& lo) {
+  double p, e, s, f;
+  F::dd::two_prod(x.hi, x.hi, p, e);
+  F::dd::two_sum(hi, p, s, f);
+  hi = s;
+  lo += f + (e + 2.0 * x.hi * x.lo);
+}
+
+// u_j / |u| - v_j / |v| for the elements j of a row of D elements with want(j) (p = 2 norms),
+// in double-double: (u_j - v_j) / |u| + v_j (|v| - |u|) / (|u| |v|), with
+// |v| - |u| = (|v|^2 - |u|^2) / (|u| + |v|) from the two sums of squares in double-double. The
+// triplet anchor's gradient has this form (u = a - p + eps, v = a - n + eps) and so has the
+// positive's under swap (u = a - p + eps, v = n - p - eps): where the two quotients agree to more
+// bits than double holds (a fuzz case: 2^-38, 740 ULP in float32), their difference in double
+// loses them. uv(j, u, v) gives u_j and v_j from the inputs (as DD, within 2^-104), diff(j) gives
+// v_j - u_j exactly (as DD). Elements without want(j) are not written (a row flagged for one
+// element pays the sums' pass and that element). False where a sum is not finite and positive
+// (the double values stand).
+template <class UV, class Diff, class Want>
+bool unit_difference_dd(std::int64_t D, UV uv, Diff diff, Want want, double* out) {
   using F::DD;
-  DD su(0.0), sv(0.0), delta(0.0);
+  double su = 0.0, su_lo = 0.0, sv = 0.0, sv_lo = 0.0;
   for (std::int64_t j = 0; j < D; ++j) {
-    DD u, v, vmu, vpu;
-    uv(j, u, v, vmu, vpu);
-    su = su + u * u;
-    sv = sv + v * v;
-    delta = delta + vmu * vpu;
+    DD u, v;
+    uv(j, u, v);
+    add_square(u, su, su_lo);
+    add_square(v, sv, sv_lo);
   }
-  if (!(su.hi > 0.0 && sv.hi > 0.0 && su.hi < HUGE_VAL && sv.hi < HUGE_VAL &&
-        std::isfinite(delta.hi)))
+  if (!(su > 0.0 && sv > 0.0 && su < HUGE_VAL && sv < HUGE_VAL && std::isfinite(su_lo) &&
+        std::isfinite(sv_lo)))
     return false;
-  const DD du = F::vsqrt(su), dv = F::vsqrt(sv);
-  const DD k = delta / ((du + dv) * (du * dv));
+  const DD u2 = F::dd::norm(su, su_lo), v2 = F::dd::norm(sv, sv_lo);
+  const DD du = F::vsqrt(u2), dv = F::vsqrt(v2);
+  const DD k = (v2 - u2) / ((du + dv) * (du * dv)), inv_du = DD(1.0) / du;
   for (std::int64_t j = 0; j < D; ++j) {
-    DD u, v, vmu, vpu;
-    uv(j, u, v, vmu, vpu);
-    const DD t1 = v * k, t2 = vmu / du;
+    if (!want(j)) continue;
+    DD u, v;
+    uv(j, u, v);
+    const DD t1 = v * k, t2 = diff(j) * inv_du;
     const DD t = t1 - t2;
     // Below the terms' double-double resolution the difference is noise: 0 (parallel u and v,
     // where the exact value is 0, e.g. p = -a, n = 0 without eps).
@@ -787,17 +810,15 @@ bool unit_difference_dd(std::int64_t D, UV uv, double* out) {
   return std::isfinite(k.hi);
 }
 
-// Distances within 2^-20 of each other (finite, positive): where the two terms of a triplet
-// gradient can cancel.
-bool distances_close(double d0, double d1) {
-  return d0 > 0.0 && d1 > 0.0 && d0 < HUGE_VAL && d1 < HUGE_VAL &&
-         std::fabs(d0 - d1) <= 0x1p-20 * std::max(d0, d1);
-}
-
 // Row r of a p = 2 triplet loss whose anchor (pairs 0 and 1) or, under swap, positive (pairs 0
 // and 2) gradient cancels: that gradient again by unit_difference_dd, into anchor_out and
-// positive_out (D doubles each; nullptr: not wanted). G: the pairs' upstreams, v: the
-// distances. Returns which were written (bit 0 the anchor, bit 1 the positive).
+// positive_out (D doubles each; nullptr: not wanted; the caller has seen an element cancel):
+// every element for float64 (each bit a cancellation takes costs float64 one), for the other
+// dtypes the elements whose two terms cancel beyond twice kTripletCancelF32 in double (the others
+// are within a small fraction of a float32 ULP already); NaN in the others (the caller keeps its
+// values there). G: the
+// pairs' upstreams, v: the distances. Returns which were written (bit 0 the anchor, bit 1 the
+// positive).
 int triplet_cancelling_row(const Call& c, std::int64_t r, const double* G, const double* v,
                            double* anchor_out, double* positive_out) {
   using F::DD;
@@ -811,31 +832,49 @@ int triplet_cancelling_row(const Call& c, std::int64_t r, const double* G, const
   const auto a = [&](std::int64_t j) { return ap.xv(ap.xo(r), j); };
   const auto p = [&](std::int64_t j) { return ap.yv(ap.yo(r), j); };
   const auto n = [&](std::int64_t j) { return an.yv(an.yo(r), j); };
-  if (anchor_out != nullptr && G[0] != 0.0 && G[1] == -G[0] && distances_close(v[0], v[1])) {
-    const auto uv = [&](std::int64_t j, DD& u, DD& w, DD& wmu, DD& wpu) {
-      const DD aj(a(j)), pj(p(j)), nj(n(j));
-      u = aj - pj + DD(eps);
-      w = aj - nj + DD(eps);
-      wmu = pj - nj;
-      wpu = (aj + aj) - pj - nj + DD(2.0 * eps);
+  const auto positive_finite = [](double d) { return d > 0.0 && d < HUGE_VAL; };
+  if (!positive_finite(v[0])) return 0;
+  const bool every = c.dtype == LB_FLOAT64;
+  // u_j / d0 - w_j / dw cancels (double): the elements worth double-double.
+  const auto cancels = [&](double u, double w, double dw) {
+    const double t0 = u / v[0];
+    return every || std::fabs(t0 - w / dw) < 2.0 * kTripletCancelF32 * std::fabs(t0);
+  };
+  const auto fill_nan = [&](double* out) {
+    for (std::int64_t j = 0; j < D; ++j) out[j] = F::kNaN;
+  };
+  if (anchor_out != nullptr && G[0] != 0.0 && G[1] == -G[0] && positive_finite(v[1])) {
+    const auto uv = [&](std::int64_t j, DD& u, DD& w) {
+      const double aj = a(j);
+      u = sum3(aj, -p(j), eps);
+      w = sum3(aj, -n(j), eps);
     };
-    if (unit_difference_dd(D, uv, anchor_out)) {
+    const auto diff = [&](std::int64_t j) { return sum3(p(j), -n(j), 0.0); };
+    const auto want = [&](std::int64_t j) {
+      return cancels(a(j) - p(j) + eps, a(j) - n(j) + eps, v[1]);
+    };
+    fill_nan(anchor_out);
+    if (unit_difference_dd(D, uv, diff, want, anchor_out)) {
       for (std::int64_t j = 0; j < D; ++j) anchor_out[j] *= G[0];
       done |= 1;
     }
   }
   if (positive_out != nullptr && c.num_rows == 3 && G[0] != 0.0 && G[2] == -G[0] &&
-      distances_close(v[0], v[2])) {
+      positive_finite(v[2])) {
     // d/dp: -G0 u / |u| + G2 (p - n + eps) / |p - n + eps| = -G0 (u / |u| - w / |w|) with
     // w = n - p - eps (|w| the same distance).
-    const auto uv = [&](std::int64_t j, DD& u, DD& w, DD& wmu, DD& wpu) {
-      const DD aj(a(j)), pj(p(j)), nj(n(j));
-      u = aj - pj + DD(eps);
-      w = nj - pj - DD(eps);
-      wmu = nj - aj - DD(2.0 * eps);
-      wpu = aj + nj - (pj + pj);
+    const auto uv = [&](std::int64_t j, DD& u, DD& w) {
+      const double pj = p(j);
+      u = sum3(a(j), -pj, eps);
+      w = sum3(n(j), -pj, -eps);
     };
-    if (unit_difference_dd(D, uv, positive_out)) {
+    // w - u = n - a - 2 eps: n - a exactly, then - 2 eps.
+    const auto diff = [&](std::int64_t j) { return sum3(n(j), -a(j), -2.0 * eps); };
+    const auto want = [&](std::int64_t j) {
+      return cancels(a(j) - p(j) + eps, n(j) - p(j) - eps, v[2]);
+    };
+    fill_nan(positive_out);
+    if (unit_difference_dd(D, uv, diff, want, positive_out)) {
       for (std::int64_t j = 0; j < D; ++j) positive_out[j] *= -G[0];
       done |= 2;
     }
@@ -977,18 +1016,18 @@ void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* 
       aligned = aligned &&
                 (row_out[k] == nullptr || reinterpret_cast<std::uintptr_t>(row_out[k]) % 64 == 0);
     }
-    c.kernels->triplet2_grad_row_f32(a + o, p + o, q + o, D, c.eps, s, three, row_out,
-                                     stream && aligned);
-    // Where the anchor's (or, under swap, the positive's) two terms can cancel: that row's
-    // gradient again in double-double (rare: the distances agree to 20 bits).
-    if ((row_out[0] != nullptr && distances_close(v[0], v[1])) ||
-        (row_out[1] != nullptr && three && distances_close(v[0], v[2]))) {
+    const int cancels = c.kernels->triplet2_grad_row_f32(a + o, p + o, q + o, D, c.eps, s, three,
+                                                         row_out, stream && aligned);
+    // Where an element of the anchor's (or, under swap, the positive's) gradient cancelled beyond
+    // kTripletCancelF32: that row's gradient again in double-double (rare).
+    if (cancels != 0) {
       std::vector<double> ga(static_cast<std::size_t>(D)), gp(static_cast<std::size_t>(D));
-      const int done = triplet_cancelling_row(c, r, G, v, row_out[0] ? ga.data() : nullptr,
-                                              row_out[1] ? gp.data() : nullptr);
+      const int done = triplet_cancelling_row(c, r, G, v, (cancels & 1) ? ga.data() : nullptr,
+                                              (cancels & 2) ? gp.data() : nullptr);
       for (std::int64_t j = 0; j < D; ++j) {
-        if (done & 1) row_out[0][j] = static_cast<float>(ga[static_cast<std::size_t>(j)]);
-        if (done & 2) row_out[1][j] = static_cast<float>(gp[static_cast<std::size_t>(j)]);
+        const double x = ga[static_cast<std::size_t>(j)], y = gp[static_cast<std::size_t>(j)];
+        if ((done & 1) && !std::isnan(x)) row_out[0][j] = static_cast<float>(x);
+        if ((done & 2) && !std::isnan(y)) row_out[1][j] = static_cast<float>(y);
       }
     }
   }
@@ -1181,18 +1220,30 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
     const auto i = static_cast<std::size_t>(r);
     const double G[3] = {gd[0][i], gd[1][i], c.num_rows == 3 ? gd[2][i] : 0.0};
     const double v[3] = {d[0].d[i], d[1].d[i], c.num_rows == 3 ? d[2].d[i] : 0.0};
-    const bool want_a = g[0].out != nullptr && distances_close(v[0], v[1]);
-    const bool want_p = g[1].out != nullptr && c.num_rows == 3 && distances_close(v[0], v[2]);
+    // An element whose sum (the accumulated gradient) is below `tiny` times its pair-0 term
+    // cancelled (kernels.hpp: kTripletCancelF32).
+    const double tiny = c.dtype == LB_FLOAT64 ? kTripletCancelF64 : kTripletCancelF32;
+    const auto cancels = [&](const Grad& gr, std::int64_t o, std::int64_t st, double sign) {
+      if (gr.out == nullptr || G[0] == 0.0) return false;
+      for (std::int64_t j = 0; j < w0.D; ++j) {
+        const double t0 = norm.backward(w0.xv(w0.xo(r), j) - w0.yv(w0.yo(r), j) + c.eps, v[0],
+                                        sign * G[0], d[0].ties[i]);
+        if (std::fabs(gr.acc[static_cast<std::size_t>(o + j * st)]) < tiny * std::fabs(t0))
+          return true;
+      }
+      return false;
+    };
+    const bool want_a = G[1] == -G[0] && cancels(g[0], w0.xgo(r), w0.xgd, 1.0);
+    const bool want_p = c.num_rows == 3 && G[2] == -G[0] && cancels(g[1], w0.ygo(r), w0.ygd, -1.0);
     if (!want_a && !want_p) continue;
     const int done = triplet_cancelling_row(c, r, G, v, want_a ? ga.data() : nullptr,
                                             want_p ? gp.data() : nullptr);
     for (std::int64_t j = 0; j < w0.D; ++j) {
-      if (done & 1)
-        g[0].acc[static_cast<std::size_t>(w0.xgo(r) + j * w0.xgd)] =
-            ga[static_cast<std::size_t>(j)];
-      if (done & 2)
-        g[1].acc[static_cast<std::size_t>(w0.ygo(r) + j * w0.ygd)] =
-            gp[static_cast<std::size_t>(j)];
+      const double x = ga[static_cast<std::size_t>(j)], y = gp[static_cast<std::size_t>(j)];
+      if ((done & 1) && !std::isnan(x))
+        g[0].acc[static_cast<std::size_t>(w0.xgo(r) + j * w0.xgd)] = x;
+      if ((done & 2) && !std::isnan(y))
+        g[1].acc[static_cast<std::size_t>(w0.ygo(r) + j * w0.ygd)] = y;
     }
   }
 }

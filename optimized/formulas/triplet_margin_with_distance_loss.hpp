@@ -30,6 +30,14 @@ struct CosineDistance {
     if (finite && n1 != V(0.0)) {
       const bool unclamped = a1 >= eps * eps;
       const V k1 = vselect(unclamped, a1, eps * n1);
+      if (!unclamped && !visnan(lagrange)) {
+        // |x| < eps: y k1 - p x = y n1 (eps - n1) + lagrange (with n1^2 = a1), scaled by 1 / N2
+        // first: in a one-element row (lagrange = 0) the value is then sgn(y) n1 (eps - n1) /
+        // (N1 k1) times gs wherever |y| >= eps, bitwise the same for every y of that sign, so
+        // the anchor's two terms of a triplet cancel exactly where the exact gradient is 0 (a
+        // fuzz case: -1.5 2^-26 for 0).
+        return gs * ((y / N2) * n1 * (eps - n1) + lagrange / N2) / (N1 * k1);
+      }
       const V num = unclamped && !visnan(lagrange) ? lagrange : std::fma(y, k1, -p * x);
       return gs * num / (N1 * k1 * N2);
     }
