@@ -699,6 +699,16 @@ double cosine_loss_dd(const RowData& rd, std::size_t r, double y, const F::Param
   return h.hi < 0.0 ? 0.0 : h.hi + h.lo;
 }
 
+// x + y + z as a normalized double-double (x + y exactly by TwoSum, then + z, the two errors
+// added and renormalized by TwoSum: t may be smaller than x + y's error where z cancels it).
+F::DD sum3(double x, double y, double z) {
+  double s, e, t, f, h, l;
+  F::dd::two_sum(x, y, s, e);
+  F::dd::two_sum(s, z, t, f);
+  F::dd::two_sum(t, e + f, h, l);
+  return F::DD(h, l);
+}
+
 // Distance k of output element l in double-double, on demand: the p-norm again (norm_row_dd), or
 // the cosine distance from the row's double-double sums (as cosine_loss_dd). False where neither
 // applies (other p, sums not finite).
@@ -728,14 +738,75 @@ bool distance_dd(const Call& c, const RowData* d, int k, std::int64_t l, F::DD& 
   return true;
 }
 
+// Pair k's row r (a p-norm, finite p > 0) as |r_m| + delta, r_m its element of largest magnitude
+// (index m, value rm = x_m - y_m + eps as DD): delta = |r_m| ((1 + x)^(1/p) - 1) with
+// x = sum_{j != m} (|r_j| / |r_m|)^p, from log1p and expm1 in double. False where the row has no
+// such element (zero, not finite) or x is not small (x > 2^-10: no dominant element).
+bool dominant_split(const Rows& w, const F::PNorm& norm, double eps, std::int64_t r,
+                    std::int64_t& m, F::DD& rm, double& delta, double& x) {
+  const auto elem = [&](std::int64_t j) { return sum3(w.xv(w.xo(r), j), -w.yv(w.yo(r), j), eps); };
+  m = -1;
+  double big = 0.0;
+  for (std::int64_t j = 0; j < w.D; ++j) {
+    const double v = std::fabs(elem(j).hi);
+    if (!std::isfinite(v)) return false;
+    if (v > big) big = v, m = j;
+  }
+  if (m < 0) return false;
+  rm = elem(m);
+  const double top = std::fabs(rm.hi + rm.lo);
+  x = 0.0;
+  for (std::int64_t j = 0; j < w.D; ++j)
+    if (j != m) x += std::pow(std::fabs(elem(j).hi) / top, norm.p);
+  if (!(x <= 0x1p-10)) return false;
+  delta = top * std::expm1(std::log1p(x) / norm.p);
+  return std::isfinite(delta);
+}
+
+// The hinge margin + d(a, p) - d(a, n) (n: pair kn) where one element m dominates both rows and
+// the two distances agree beyond double-double's resolution (elements near the top of the range:
+// d ~ 2^128 leaves DD a resolution of 2^22, and the hinge's sign is then noise): the hinge is
+// margin + (|r_ap,m| - |r_an,m|) + (delta_ap - delta_an), where |r_ap,m| - |r_an,m| is, for
+// the anchor's pairs with r of one sign, +-(n_m - p_m) exactly (the inputs' difference, without
+// the huge anchor element). False where this does not apply.
+bool hinge_dominant(const Call& c, std::int64_t l, int kn, F::DD& h) {
+  if (c.kind != Call::triplet || kn != 1) return false;
+  const F::PNorm norm = pnorm_of(c);
+  if (!(norm.kind == F::PNorm::one || norm.kind == F::PNorm::two ||
+        norm.kind == F::PNorm::general) ||
+      !(norm.p > 0.0))
+    return false;
+  const Rows& ap = c.rows[0];
+  const Rows& an = c.rows[1];
+  const std::int64_t r0 = offset(l, c.out_shape, c.dist_st[0]);
+  const std::int64_t r1 = offset(l, c.out_shape, c.dist_st[1]);
+  std::int64_t m0, m1;
+  F::DD x0, x1;
+  double d0, d1, s0, s1;
+  if (!dominant_split(ap, norm, c.eps, r0, m0, x0, d0, s0) ||
+      !dominant_split(an, norm, c.eps, r1, m1, x1, d1, s1) || m0 != m1 ||
+      (x0.hi > 0.0) != (x1.hi > 0.0) || ap.xo(r0) != an.xo(r1))
+    return false;
+  // |r_ap,m| - |r_an,m| = sgn (r_ap,m - r_an,m) = sgn (n_m - p_m): both rows share the anchor.
+  const F::DD pn = sum3(an.yv(an.yo(r1), m0), -ap.yv(ap.yo(r0), m0), 0.0);
+  const F::DD diff = x0.hi > 0.0 ? pn : -pn;
+  h = F::DD(c.margin) + diff + (F::DD(d0) - F::DD(d1));
+  return std::isfinite(h.hi);
+}
+
 // The hinge margin + d(a, p) - d(a, n) of output element l in double-double from distance_dd;
-// false where a distance cannot be had in double-double.
+// false where a distance cannot be had in double-double. Where the DD hinge is below DD's
+// resolution of the distances, hinge_dominant's value where it applies.
 bool hinge_from_dd(const Call& c, const RowData* d, std::int64_t l, F::DD& h) {
   F::DD e[3];
   for (int k = 0; k < c.num_rows; ++k)
     if (!distance_dd(c, d, k, l, e[k])) return false;
-  const F::DD en = c.swap && e[2] < e[1] ? e[2] : e[1];
+  const bool second = c.swap && e[2] < e[1];
+  const F::DD en = second ? e[2] : e[1];
   h = F::DD(c.margin) + e[0] - en;
+  if (F::DD hd; std::fabs(h.hi) <= 0x1p-100 * (std::fabs(e[0].hi) + std::fabs(en.hi)) &&
+                hinge_dominant(c, l, second ? 2 : 1, hd))
+    h = hd;
   return true;
 }
 
@@ -749,16 +820,6 @@ bool hinge_dd(const Call& c, const RowData* d, std::int64_t l, const double* v, 
   if (!(std::fabs(hd) <= 0x1p-20 * (std::fabs(c.margin) + std::fabs(v[0]) + std::fabs(dn))))
     return false;
   return hinge_from_dd(c, d, l, h);
-}
-
-// x + y + z as a normalized double-double (x + y exactly by TwoSum, then + z, the two errors
-// added and renormalized by TwoSum: t may be smaller than x + y's error where z cancels it).
-F::DD sum3(double x, double y, double z) {
-  double s, e, t, f, h, l;
-  F::dd::two_sum(x, y, s, e);
-  F::dd::two_sum(s, z, t, f);
-  F::dd::two_sum(t, e + f, h, l);
-  return F::DD(h, l);
 }
 
 // Adds x^2 (x a double-double) to the sum (hi, lo): hi by TwoSum, the low parts in double, so the
@@ -1207,14 +1268,15 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
       }
     }
   }
-  // p = 2 with anchor, positive and negative of one shape (row r of every pair is row r of each
-  // tensor): where the anchor's or the positive's two terms can cancel, that row's gradient
-  // again in double-double (triplet_cancelling_row), replacing the sum.
   const lb_tensor* t[3] = {c.rows[0].x, c.rows[0].y, c.rows[1].y};
-  if (c.kind != Call::triplet || norm.kind != F::PNorm::two || shape_of(*t[1]) != shape_of(*t[0]) ||
+  if (c.kind != Call::triplet || shape_of(*t[1]) != shape_of(*t[0]) ||
       shape_of(*t[2]) != shape_of(*t[0]) || numel(c.out_shape) != c.rows[0].n)
     return;
   const Rows& w0 = c.rows[0];
+  // p = 2 with anchor, positive and negative of one shape (row r of every pair is row r of each
+  // tensor): where the anchor's or the positive's two terms can cancel, that row's gradient
+  // again in double-double (triplet_cancelling_row), replacing the sum.
+  if (norm.kind != F::PNorm::two) return;
   std::vector<double> ga(static_cast<std::size_t>(w0.D)), gp(ga.size());
   for (std::int64_t r = 0; r < w0.n; ++r) {
     const auto i = static_cast<std::size_t>(r);
