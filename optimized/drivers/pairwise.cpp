@@ -1173,6 +1173,26 @@ void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* g
   }
 }
 
+// y M - P x for double-double M and P (a row's squared norm and dot product) and doubles x, y:
+// both products split exactly (fma), the four parts added with one TwoSum, so the result keeps
+// about 2^-104 of the products where they cancel (float64 cosine gradients: y_j |x|^2 - (x.y) x_j
+// cancels as much as cos^2 (x_j / |x|)^2 ... of the terms, by chance, in any row; double's fma
+// form lost up to 120 ULP on fuzz rows of 24 features).
+F::DD dd_numerator(double y, const F::DD& M, const F::DD& P, double x) {
+  double a, ae, b, be, t, te, h, l;
+  F::dd::two_prod(y, M.hi, a, ae);
+  ae = std::fma(y, M.lo, ae);
+  F::dd::two_prod(P.hi, x, b, be);
+  be = std::fma(P.lo, x, be);
+  F::dd::two_sum(a, -b, t, te);
+  F::dd::two_sum(t, (te + ae) - be, h, l);
+  return F::DD(h, l);
+}
+
+// Near-parallel rows, where y M - P x is far below its terms: there double-double's 2^-104 of the
+// terms can outweigh the value, and Lagrange's identity (exact 0 for parallel rows) serves better.
+constexpr double kParallel = 0x1p-48;
+
 void run_backward(const Call& c, const Upstream& up, Grad* g) {
   const std::int64_t n = numel(c.out_shape);
   if (c.kind == Call::cosine_embedding) {
@@ -1197,6 +1217,33 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
           double s = 0;
           for (std::int64_t j = 0; j < w.D; ++j) s += other(j);
           out.add(go, gcos[i] * F::CosineEmbeddingLoss::dx_from(s * c.eps_ce, m_self, m_other));
+        } else if (c.dtype == LB_FLOAT64 && !rd.p_lo.empty() && std::isfinite(m_self) &&
+                   std::isfinite(rd.p[i])) {
+          // float64: the numerator other_j M_self - P self_j from the DD sums (dd_numerator);
+          // near-parallel rows of at most kLagrangeMax features by Lagrange's identity.
+          const F::DD M(m_self, first ? rd.m1_lo[i] : rd.m2_lo[i]), P(rd.p[i], rd.p_lo[i]);
+          const F::DD Mo(m_other, first ? rd.m2_lo[i] : rd.m1_lo[i]);
+          // gcos / (sqrt(M1 M2) M_self) in DD, so that each gradient element is rounded once
+          // from num times it (the double chain's five roundings left up to 3.6 ULP).
+          const F::DD den = M.hi == Mo.hi && M.lo == Mo.lo ? M : F::vsqrt(M * Mo);
+          const F::DD scale = F::DD(gcos[i]) / (den * M);
+          const bool short_row = w.D <= kLagrangeMax;
+          double xs[kLagrangeMax], ys[kLagrangeMax];
+          for (std::int64_t j = 0; short_row && j < w.D; ++j) {
+            xs[j] = self(j);
+            ys[j] = other(j);
+          }
+          for (std::int64_t j = 0; j < w.D; ++j) {
+            const double y = other(j);
+            F::DD num = dd_numerator(y, M, P, self(j));
+            if (short_row && std::fabs(num.hi) <= kParallel * std::fabs(y * M.hi))
+              num = F::DD(std::fma(ys[j], c.eps_ce, F::lagrange_numerator(xs, ys, w.D, j)));
+            const F::DD v = num * scale;
+            out.add(go + j * gsd,
+                    std::isfinite(scale.hi) && den.hi > 0.0
+                        ? v.hi + v.lo
+                        : gcos[i] * F::CosineEmbeddingLoss::dx_from(num.hi, m_self, m_other));
+          }
         } else if (w.D <= kLagrangeMax) {
           double xs[kLagrangeMax], ys[kLagrangeMax];
           for (std::int64_t j = 0; j < w.D; ++j) {
@@ -1254,8 +1301,31 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
         const double x = w.xv(xo, j), y = w.yv(yo, j);
         if (c.kind == Call::triplet_cosine) {
           const bool fin = d[k].finite[i] != 0;
-          const double lx = short_row ? F::lagrange_numerator(xs, ys, w.D, j) : F::kNaN;
-          const double ly = short_row ? F::lagrange_numerator(ys, xs, w.D, j) : F::kNaN;
+          double lx = short_row ? F::lagrange_numerator(xs, ys, w.D, j) : F::kNaN;
+          double ly = short_row ? F::lagrange_numerator(ys, xs, w.D, j) : F::kNaN;
+          // float64: y a1 - p x from the DD sums (dd_numerator), Lagrange's where near-parallel;
+          // where neither norm is clamped (N = n), the gradient -G num / (n1 a1 n2) in DD and
+          // rounded once (the double chain's roundings left up to 3 ULP).
+          if (c.dtype == LB_FLOAT64 && fin && !d[k].p_lo.empty() && std::isfinite(d[k].p[i])) {
+            const F::DD P(d[k].p[i], d[k].p_lo[i]), A1(d[k].m1[i], d[k].m1_lo[i]),
+                A2(d[k].m2[i], d[k].m2_lo[i]);
+            F::DD nx = dd_numerator(y, A1, P, x), ny = dd_numerator(x, A2, P, y);
+            if (short_row && std::fabs(nx.hi) <= kParallel * std::fabs(y * A1.hi)) nx = F::DD(lx);
+            if (short_row && std::fabs(ny.hi) <= kParallel * std::fabs(x * A2.hi)) ny = F::DD(ly);
+            const double e2 = c.eps * c.eps;
+            if (A1.hi >= e2 && A2.hi >= e2 && A1.hi > 0.0 && A2.hi > 0.0 && std::isfinite(A1.hi) &&
+                std::isfinite(A2.hi) && !std::isnan(nx.hi) && !std::isnan(ny.hi)) {
+              const F::DD n1 = F::vsqrt(A1), n2 = F::vsqrt(A2), gs(-G);
+              const F::DD vx = gs * nx / (n1 * A1 * n2), vy = gs * ny / (n2 * A2 * n1);
+              if (std::isfinite(vx.hi) && std::isfinite(vy.hi)) {
+                gx.add(xg + j * w.xgd, vx.hi + vx.lo);
+                gy.add(yg + j * w.ygd, vy.hi + vy.lo);
+                continue;
+              }
+            }
+            lx = nx.hi + nx.lo;
+            ly = ny.hi + ny.lo;
+          }
           gx.add(xg + j * w.xgd,
                  F::CosineDistance::dx(x, y, d[k].p[i], d[k].m1[i], d[k].m2[i], c.eps, G, fin, lx));
           gy.add(yg + j * w.ygd,

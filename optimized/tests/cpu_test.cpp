@@ -1780,6 +1780,23 @@ TEST(OptimizedCpu, TripletCancellingGradientsWithinOneUlp) {
   }
 }
 
+// float64 cosine_embedding_loss gradients (fuzz seed 20261402): the numerator y_j M - P x_j
+// cancels by chance in random rows, and Lagrange's identity (rows up to 64 features) still lost
+// bits to its terms' cancellation (63.3, 15.0 and 25.4 ULP); from the double-double row sums
+// (dd_numerator) and a DD scale, rounded once, every gradient within 1 ULP, every ISA.
+TEST(OptimizedCpu, Float64CosineGradientsWithinOneUlp) {
+  const std::vector<std::string> cases = {
+      R"({"loss": "cosine_embedding_loss", "reduction": "none", "params": {"margin": 0.5}, "inputs": {"input1": {"dtype": "float64", "shape": [3, 4], "data": ["-0x1.663fe8d421cc8p+0", "-0x1.26e369b53134p+0", "-0x1.020d099c5e264p+0", "0x1.9ce3aee9364e8p-1", "-0x1.09e7562c52abp-2", "0x1.badee9876804p-4", "0x1.6c66012e63f3p-2", "0x1.81efb2ca04c2p-3", "-0x1.6aed35bffc854p+0", "-0x1.24ff3eca1dbdep+1", "0x1.215f97f4f9e78p-1", "0x1.c5ce74453d168p-1"]}, "input2": {"dtype": "float64", "shape": [3, 4], "data": ["-0x1.c32d5e95a96bcp+0", "-0x1.02ec01cf7ea6p-2", "-0x1.b6adaff7572bp+0", "-0x1.537d0c0e0321p-2", "-0x1.9049def86a8bcp+0", "0x1.1a62b1af6c3p-2", "0x1.403333124c8ap-1", "0x1.6cae8155f01f8p-1", "-0x1.9e2caad0af65p-2", "-0x1.0a89f65309aep-1", "0x1.925d464b842bp-2", "-0x1.84564a28419cp-4"]}, "target": {"dtype": "float64", "shape": [3], "data": ["-0x1p+0", "0x1p+0", "0x1p+0"]}}})",
+      R"({"loss": "cosine_embedding_loss", "reduction": "sum", "params": {}, "inputs": {"input1": {"dtype": "float64", "shape": [5], "data": ["0x1.67a686ee07f8p-1", "0x1.fda46e4b39068p+0", "0x1.79727259fd2cp+0", "-0x1.1f072dbf393cep+1", "0x1.52f8a410405p-3"]}, "input2": {"dtype": "float64", "shape": [5], "data": ["0x1.e9c495c17c1ap-2", "0x1.fa382156c6c8p+0", "0x1.2ad522d7335bp+0", "-0x1.4a6b2e752bb5p-1", "-0x1.c19dd5a856d8p-4"]}, "target": {"dtype": "float64", "shape": [], "data": ["0x1p+0"]}}})", R"({"loss": "cosine_embedding_loss", "reduction": "sum", "params": {"margin": -0.5}, "inputs": {"input1": {"dtype": "float64", "shape": [3, 4], "data": ["0x1.0f2e016fcddp-2", "-0x1.a22a675bf6aep-3", "-0x1.07ec5e4310d88p-1", "0x1.dff54a302315p-2", "0x1.ef25e407cdp-9", "-0x1.7be2a749a7418p-1", "-0x1.fa4cd924bf75p-2", "0x1.092232880214p-2", "0x1.e700756de4ap-4", "-0x1.3b89d3e9a6e7cp+0", "0x1.9e07e97cfde78p-1", "0x1.7b861c187f848p-1"]}, "input2": {"dtype": "float64", "shape": [3, 4], "data": ["0x1.c9471184c77cp-4", "-0x1.8b48611649ab8p-1", "-0x1.c47c9472cbbbp-1", "0x1.06a0761ee9dd4p+0", "0x1.aec6f0c6136b4p+0", "0x1.26101dcfa006p+0", "-0x1.201a7f3e6687p+0", "0x1.421a51d506ebcp+0", "0x1.3e0762e7abb8p-3", "-0x1.1c0b743588608p+0", "0x1.40f2a6844034p-2", "-0x1.5885dd7e412p-4"]}, "target": {"dtype": "float64", "shape": [3], "data": ["-0x1p+0", "-0x1p+0", "-0x1p+0"]}}})"};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("cosine_embedding_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0)
+      continue;
+    for (std::size_t k = 0; k < cases.size(); ++k)
+      EXPECT_LE(eval_output_ulp(impl_name, cases[k], true), 1.0) << impl_name << " case " << k;
+  }
+}
+
 TEST(OptimizedCpu, Float64BroadcastGradientKeepsLowParts) {
   const double x[5] = {-0x1.48c6b6b435afcp+0, -0x1.a8af58121a968p-1, 0x1.78bb2bbbd0c0cp+0,
                        0x1.76e538e2d74p-1, 0x1.8cc31da25f564p+0};
