@@ -189,6 +189,11 @@ struct KernelTable {
   // non-temporal stores (outputs 32-byte aligned).
   void (*cos_grad_row_f32)(const float* x1, const float* x2, std::int64_t d, const double* s,
                            float* g1, float* g2, bool stream);
+  // The same over float64 rows, in double-double: s = {p, m1, m2, t1, t2} as hi, lo pairs (ten
+  // doubles); g1[j] = 0 + (x2_j M1 - P x1_j) T1 with the numerator and the product in
+  // double-double (formulas: dd_cos_numerator, dd_scaled), rounded once to double.
+  void (*cos_grad_row_f64)(const double* x1, const double* x2, std::int64_t d, const double* s,
+                           double* g1, double* g2, bool stream);
   // multi_margin_loss over one sample's contiguous float32 classes (MmRow).
   void (*mm_row_f32)(MmRow& r);
   // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed over the
@@ -196,6 +201,8 @@ struct KernelTable {
   // norms as double-doubles (sums: hi, lo of x.y, x.x, y.y; false when one is not finite).
   double (*sq_diff_row_f32)(const float* x, const float* y, std::int64_t d, double eps);
   bool (*dot3_row_f32)(const float* x, const float* y, std::int64_t d, double* sums);
+  // The same sums of float64 rows (each product split exactly with an fma).
+  bool (*dot3_row_f64)(const double* x, const double* y, std::int64_t d, double* sums);
   // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).
   ForwardKernel row_exp;
   // ctc_loss's float32 fast path (CtcSample). ctc_alpha_f32 fills alpha (all L rows of

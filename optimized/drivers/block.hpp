@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../formulas/cosine_embedding_loss.hpp"
 #include "../formulas/ctc_loss.hpp"
 #include "../kernels.hpp"
 
@@ -525,6 +526,49 @@ bool dot3_row_f32(const float* x, const float* y, std::int64_t D, double* sums) 
   return ok;
 }
 
+// The same sums of a float64 row: each product split exactly (p = u v, e = fma(u, v, -p)), p
+// accumulated per lane in TwoSum form, e with the TwoSum errors in the low accumulator.
+template <class V>
+bool dot3_row_f64(const double* x, const double* y, std::int64_t D, double* sums) {
+  using T = Traits<V>;
+  using formulas::vfma;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  constexpr std::size_t kSets = 2;
+  const std::int64_t full = D / L * L, rest = D - full;
+  V s[3][kSets], c[3][kSets];
+  for (auto& q : s)
+    for (auto& v : q) v = V(0.0);
+  for (auto& q : c)
+    for (auto& v : q) v = V(0.0);
+  const auto step = [&](V u, V v, std::size_t k) __attribute__((always_inline)) {
+    const V t[3] = {u * v, u * u, v * v};
+    const V te[3] = {vfma(u, v, -t[0]), vfma(u, u, -t[1]), vfma(v, v, -t[2])};
+    for (int q = 0; q < 3; ++q) {
+      V e;
+      two_sum(s[q][k], t[q], s[q][k], e);
+      c[q][k] = c[q][k] + (e + te[q]);
+    }
+  };
+  std::int64_t i = 0;
+  for (; i + 2 * L <= full; i += 2 * L) {
+    step(T::load(x + i), T::load(y + i), 0);
+    step(T::load(x + i + L), T::load(y + i + L), 1);
+  }
+  if (i < full) step(T::load(x + i), T::load(y + i), 0);
+  if (rest > 0) {
+    double tx[T::kLanes] = {}, ty[T::kLanes] = {};
+    for (std::int64_t j = 0; j < rest; ++j) {
+      tx[j] = x[full + j];
+      ty[j] = y[full + j];
+    }
+    step(T::load(tx), T::load(ty), 1);
+  }
+  bool ok = true;
+  for (int q = 0; q < 3; ++q)
+    ok = finish_sum<V, kSets>(s[q], c[q], &sums[2 * q], &sums[2 * q + 1]) && ok;
+  return ok;
+}
+
 // Loads of a float32 row of c elements in increasing order, the indices in skip (ascending,
 // distinct) read as -inf, and past the row's end too (a patched copy for those vectors).
 template <class V>
@@ -551,9 +595,9 @@ struct SkipLoad {
 // elements of kIn input rows: at(in, i, out, st) on each whole vector (the inputs prefetched),
 // the fence after streaming stores, then the tail through zero-padded copies of the inputs,
 // whose first D - full results are copied to the outputs that are not null.
-template <class V, int kIn, int kOut, class At>
-void grad_row_loop(const float* const (&in)[kIn], float* const (&out)[kOut], std::int64_t D,
-                   bool stream, At at) {
+template <class V, int kIn, int kOut, class E, class At>
+void grad_row_loop(const E* const (&in)[kIn], E* const (&out)[kOut], std::int64_t D, bool stream,
+                   At at) {
   using T = Traits<V>;
   constexpr auto L = static_cast<std::int64_t>(T::kLanes);
   const std::int64_t full = D / L * L;
@@ -564,9 +608,9 @@ void grad_row_loop(const float* const (&in)[kIn], float* const (&out)[kOut], std
   }
   stream_fence(stream);
   if (full == D) return;
-  float tin[kIn][T::kLanes] = {}, tout[kOut][T::kLanes];
-  const float* tin_p[kIn];
-  float* tout_p[kOut];
+  E tin[kIn][T::kLanes] = {}, tout[kOut][T::kLanes];
+  const E* tin_p[kIn];
+  E* tout_p[kOut];
   for (int k = 0; k < kIn; ++k) {
     for (std::int64_t j = 0; j < D - full; ++j) tin[k][j] = in[k][full + j];
     tin_p[k] = tin[k];
@@ -642,6 +686,33 @@ void cos_grad_row_f32(const float* x1, const float* x2, std::int64_t D, const do
   };
   const float* const in[2] = {x1, x2};
   float* const out[2] = {g1, g2};
+  grad_row_loop<V, 2, 2>(in, out, D, stream, at);
+}
+
+// float64 rows (kernels.hpp: cos_grad_row_f64): s = {ph, pl, m1h, m1l, m2h, m2l, t1h, t1l, t2h,
+// t2l}, each element's numerator and its product with the row's scale in double-double
+// (formulas: dd_cos_numerator, dd_scaled), rounded once.
+template <class V>
+void cos_grad_row_f64(const double* x1, const double* x2, std::int64_t D, const double* s,
+                      double* g1, double* g2, bool stream) {
+  using T = Traits<V>;
+  const V ph(s[0]), pl(s[1]), m1h(s[2]), m1l(s[3]), m2h(s[4]), m2l(s[5]), t1h(s[6]), t1l(s[7]),
+      t2h(s[8]), t2l(s[9]), zero(0.0);
+  const auto at = [&](const double* const* x, std::int64_t i, double* const* o, bool st)
+      __attribute__((always_inline)) {
+    const V xa = T::load(x[0] + i), xb = T::load(x[1] + i);
+    V nh, nl;
+    if (o[0] != nullptr) {
+      formulas::dd_cos_numerator(xa, xb, m1h, m1l, ph, pl, nh, nl);
+      put<T>(zero + formulas::dd_scaled(nh, nl, t1h, t1l), o[0] + i, st);
+    }
+    if (o[1] != nullptr) {
+      formulas::dd_cos_numerator(xb, xa, m2h, m2l, ph, pl, nh, nl);
+      put<T>(zero + formulas::dd_scaled(nh, nl, t2h, t2l), o[1] + i, st);
+    }
+  };
+  const double* const in[2] = {x1, x2};
+  double* const out[2] = {g1, g2};
   grad_row_loop<V, 2, 2>(in, out, D, stream, at);
 }
 
@@ -1050,11 +1121,13 @@ KernelTable make_table(const char* isa) {
   t.ce_row_f32 = ce_row_f32<V>;
   t.sq_diff_row_f32 = sq_diff_row_f32<V>;
   t.dot3_row_f32 = dot3_row_f32<V>;
+  t.dot3_row_f64 = dot3_row_f64<V>;
   t.mlsm_forward_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mlsm_backward_f32 = dense_backward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mm_row_f32 = mm_row_f32<V>;
   t.triplet2_grad_row_f32 = triplet2_grad_row_f32<V>;
   t.cos_grad_row_f32 = cos_grad_row_f32<V>;
+  t.cos_grad_row_f64 = cos_grad_row_f64<V>;
   t.mlm_forward_f32 = dense_forward<V, formulas::MultilabelMarginRow, float>;
   t.mlm_count_f32 = dense_forward<V, formulas::MultilabelMarginCountRow, float, true>;
   t.mlm_group_f32 = mlm_group_f32<V>;

@@ -351,12 +351,19 @@ void cosine_rows_alloc(const Rows& w, double eps_add, RowData& o) {
 }
 
 // Whether cosine_row may take the float32 row kernel.
+// The float64 rows the cosine row kernels take (dot3_row_f64, cos_grad_row_f64): as fast_rows.
+bool fast_rows64(const Rows& w, const KernelTable* k) {
+  return k != nullptr && w.x->dtype == LB_FLOAT64 && w.y->dtype == LB_FLOAT64 && w.xsd == 1 &&
+         w.ysd == 1;
+}
+
 bool cosine_rows_fast(const Rows& w, bool own_norms, const KernelTable* k) {
   const lb_tensor& x = *w.x;
   const lb_tensor& y = *w.y;
   const std::int64_t dx = x.ndim ? x.shape[x.ndim - 1] : 1, sx = x.ndim ? x.strides[x.ndim - 1] : 0;
   const std::int64_t dy = y.ndim ? y.shape[y.ndim - 1] : 1, sy = y.ndim ? y.strides[y.ndim - 1] : 0;
-  return fast_rows(w, k) && (!own_norms || (dx == w.D && dy == w.D && sx == 1 && sy == 1));
+  return (fast_rows(w, k) || fast_rows64(w, k)) &&
+         (!own_norms || (dx == w.D && dy == w.D && sx == 1 && sy == 1));
 }
 
 // Row r's sums (cosine_rows).
@@ -371,8 +378,10 @@ void cosine_row(const Rows& w, double eps_add, bool own_norms, bool fast, RowDat
     // Finite sums mean finite elements; otherwise the row is redone below, element by element.
     const auto i = static_cast<std::size_t>(r);
     double s[6];
-    if (k->dot3_row_f32(static_cast<const float*>(x.data) + xo,
-                        static_cast<const float*>(y.data) + yo, w.D, s)) {
+    if (x.dtype == LB_FLOAT64 ? k->dot3_row_f64(static_cast<const double*>(x.data) + xo,
+                                                static_cast<const double*>(y.data) + yo, w.D, s)
+                              : k->dot3_row_f32(static_cast<const float*>(x.data) + xo,
+                                                static_cast<const float*>(y.data) + yo, w.D, s)) {
       o.set(i, s, eps_add);
       return;
     }
@@ -1102,8 +1111,11 @@ bool cosine_fast(const Call& c, lb_tensor* const* gt) {
   const Rows& w = c.rows[0];
   const Shape s = shape_of(*w.x);
   if (s.empty() || w.D <= kLagrangeMax || shape_of(*w.y) != s) return false;
+  // float32 throughout, or float64 throughout (cos_grad_row_f64).
+  const std::int32_t dt = w.x->dtype;
+  if (dt != LB_FLOAT32 && dt != LB_FLOAT64) return false;
   const auto ok = [&](const lb_tensor* x) {
-    return x->dtype == LB_FLOAT32 && shape_of(*x) == s && strides_of(*x) == contiguous(s);
+    return x->dtype == dt && shape_of(*x) == s && strides_of(*x) == contiguous(s);
   };
   return ok(w.x) && ok(w.y) && (gt[0] == nullptr || ok(gt[0])) && (gt[1] == nullptr || ok(gt[1]));
 }
@@ -1131,6 +1143,22 @@ bool cosine_rows_are_outputs(const Call& c) {
   return true;
 }
 
+// Row i's float64 gradient constants in double-double, s = {P, M1, M2, T1, T2} as hi, lo pairs:
+// T_k = G / (den M_k), den = sqrt(M1 M2) (M1 itself where M1 == M2). Where a sum or scale is not
+// finite or den not positive, T_k's double value with lo 0 (the double formula's).
+void cosine_dd_scales(const RowData& rd, std::size_t i, double G, double* s) {
+  using F::DD;
+  const DD P(rd.p[i], rd.p_lo[i]), M1(rd.m1[i], rd.m1_lo[i]), M2(rd.m2[i], rd.m2_lo[i]);
+  const DD den = M1.hi == M2.hi && M1.lo == M2.lo ? M1 : F::vsqrt(M1 * M2);
+  DD t1 = DD(G) / (den * M1), t2 = DD(G) / (den * M2);
+  if (!(den.hi > 0.0 && std::isfinite(den.hi) && std::isfinite(t1.hi) && std::isfinite(t2.hi))) {
+    t1 = DD(G / (F::cosine_denominator(M1.hi, M2.hi) * M1.hi));
+    t2 = DD(G / (F::cosine_denominator(M2.hi, M1.hi) * M2.hi));
+  }
+  const double v[10] = {P.hi, P.lo, M1.hi, M1.lo, M2.hi, M2.lo, t1.hi, t1.lo, t2.hi, t2.lo};
+  for (int k = 0; k < 10; ++k) s[k] = v[k];
+}
+
 // d: row_data's dot products and norms, or, with `fused` (cosine_rows_are_outputs), the sums
 // computed here, each row's just before its gradients, while its 2 D floats are still in cache
 // (cosine_rows' per-row code, so the same values): one pass over the inputs instead of two.
@@ -1144,12 +1172,14 @@ void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* g
   // Each row's d(loss)/d(cos) (cosine_upstream; 0 + the row's one term where fused).
   std::vector<double> gcos =
       fused ? std::vector<double>(static_cast<std::size_t>(w.n), 0.0) : cosine_upstream(c, up, rd);
+  const bool f64 = w.x->dtype == LB_FLOAT64;
   const float* x1 = static_cast<const float*>(w.x->data);
   const float* x2 = static_cast<const float*>(w.y->data);
   float* g1 = gt[0] ? static_cast<float*>(gt[0]->data) : nullptr;
   float* g2 = gt[1] ? static_cast<float*>(gt[1]->data) : nullptr;
   // Non-temporal stores for gradients too large to stay in cache (rows that start aligned).
-  const bool stream = w.n * D * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
+  const bool stream =
+      w.n * D * static_cast<std::int64_t>(f64 ? sizeof(double) : sizeof(float)) >= kStreamBytes;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < w.n; ++r) {
     const auto i = static_cast<std::size_t>(r);
@@ -1158,6 +1188,21 @@ void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* g
       const double y =
           load_float(c.target->data, c.target->dtype, offset(r, c.out_shape, c.target_st));
       gcos[i] += F::CosineEmbeddingLoss::dcos(rd.p[i], rd.m1[i], rd.m2[i], y, up.at(r), c.params);
+    }
+    if (f64) {
+      // float64: the scales G / (den M_k) in double-double (cosine_dd_scales), the numerators
+      // and products in double-double in the kernel.
+      double s[10];
+      cosine_dd_scales(rd, i, gcos[i], s);
+      const std::int64_t o = r * D;
+      double* o1 = gt[0] ? static_cast<double*>(gt[0]->data) + o : nullptr;
+      double* o2 = gt[1] ? static_cast<double*>(gt[1]->data) + o : nullptr;
+      const bool aligned = (o1 == nullptr || reinterpret_cast<std::uintptr_t>(o1) % 64 == 0) &&
+                           (o2 == nullptr || reinterpret_cast<std::uintptr_t>(o2) % 64 == 0);
+      c.kernels->cos_grad_row_f64(static_cast<const double*>(w.x->data) + o,
+                                  static_cast<const double*>(w.y->data) + o, D, s, o1, o2,
+                                  stream && aligned);
+      continue;
     }
     const double G = gcos[i], p = rd.p[i], m1 = rd.m1[i], m2 = rd.m2[i];
     // G dx = G (x2 m1 - p x1) / den1 as (x2 m1 - p x1) (G / den1): one scale per row and side
@@ -1221,12 +1266,10 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
                    std::isfinite(rd.p[i])) {
           // float64: the numerator other_j M_self - P self_j from the DD sums (dd_numerator);
           // near-parallel rows of at most kLagrangeMax features by Lagrange's identity.
-          const F::DD M(m_self, first ? rd.m1_lo[i] : rd.m2_lo[i]), P(rd.p[i], rd.p_lo[i]);
-          const F::DD Mo(m_other, first ? rd.m2_lo[i] : rd.m1_lo[i]);
-          // gcos / (sqrt(M1 M2) M_self) in DD, so that each gradient element is rounded once
-          // from num times it (the double chain's five roundings left up to 3.6 ULP).
-          const F::DD den = M.hi == Mo.hi && M.lo == Mo.lo ? M : F::vsqrt(M * Mo);
-          const F::DD scale = F::DD(gcos[i]) / (den * M);
+          double sc[10];
+          cosine_dd_scales(rd, i, gcos[i], sc);
+          const double mh = first ? sc[2] : sc[4], ml = first ? sc[3] : sc[5];
+          const double th = first ? sc[6] : sc[8], tl = first ? sc[7] : sc[9];
           const bool short_row = w.D <= kLagrangeMax;
           double xs[kLagrangeMax], ys[kLagrangeMax];
           for (std::int64_t j = 0; short_row && j < w.D; ++j) {
@@ -1235,14 +1278,13 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
           }
           for (std::int64_t j = 0; j < w.D; ++j) {
             const double y = other(j);
-            F::DD num = dd_numerator(y, M, P, self(j));
-            if (short_row && std::fabs(num.hi) <= kParallel * std::fabs(y * M.hi))
-              num = F::DD(std::fma(ys[j], c.eps_ce, F::lagrange_numerator(xs, ys, w.D, j)));
-            const F::DD v = num * scale;
-            out.add(go + j * gsd,
-                    std::isfinite(scale.hi) && den.hi > 0.0
-                        ? v.hi + v.lo
-                        : gcos[i] * F::CosineEmbeddingLoss::dx_from(num.hi, m_self, m_other));
+            double nh, nl;
+            F::dd_cos_numerator(self(j), y, mh, ml, sc[0], sc[1], nh, nl);
+            if (short_row && std::fabs(nh) <= kParallel * std::fabs(y * mh)) {
+              nh = std::fma(ys[j], c.eps_ce, F::lagrange_numerator(xs, ys, w.D, j));
+              nl = 0.0;
+            }
+            out.add(go + j * gsd, F::dd_scaled(nh, nl, th, tl));
           }
         } else if (w.D <= kLagrangeMax) {
           double xs[kLagrangeMax], ys[kLagrangeMax];

@@ -51,6 +51,27 @@ LOSSBENCH_HD inline V lagrange_numerator(const V* x, const V* y, long n, long j)
   return s + c;
 }
 
+// float64 gradients in double-double (the pairwise driver's float64 rows): other M - P self for
+// a double-double row sum M = mh + ml and dot product P = ph + pl, both products split exactly
+// (fma) and added with one TwoSum, as (nh, nl): it keeps about 2^-104 of the products where they
+// cancel, which they do by chance in any row (double's fma form lost up to 2130 ULP under fuzz).
+template <class V>
+LOSSBENCH_HD inline void dd_cos_numerator(V self, V other, V mh, V ml, V ph, V pl, V& nh, V& nl) {
+  const V a = other * mh;
+  const V ae = vfma(other, ml, vfma(other, mh, -a));
+  const V b = ph * self;
+  const V be = vfma(pl, self, vfma(ph, self, -b));
+  V t, te;
+  two_sum(a, -b, t, te);
+  two_sum(t, (te + ae) - be, nh, nl);
+}
+// (nh + nl)(th + tl), rounded once (the low products in one fma chain).
+template <class V>
+LOSSBENCH_HD inline V dd_scaled(V nh, V nl, V th, V tl) {
+  const V h = nh * th;
+  return h + vfma(nl, th, vfma(nh, tl, vfma(nh, th, -h)));
+}
+
 struct CosineEmbeddingLoss {
   // The loss of one (row, target) pair; cos = p / sqrt(m1 m2).
   template <class V>

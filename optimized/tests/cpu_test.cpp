@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -1794,6 +1795,39 @@ TEST(OptimizedCpu, Float64CosineGradientsWithinOneUlp) {
       continue;
     for (std::size_t k = 0; k < cases.size(); ++k)
       EXPECT_LE(eval_output_ulp(impl_name, cases[k], true), 1.0) << impl_name << " case " << k;
+  }
+}
+
+// float64 cosine_embedding_loss on rows of 4096 features (the float64 row kernels dot3_row_f64
+// and cos_grad_row_f64) and of 40 (the general path): random rows, targets 1 and -1, every
+// gradient within 1 ULP, every ISA. The double chain of the general path (row sums and
+// numerators in double) is off by several ULPs on such rows.
+TEST(OptimizedCpu, Float64CosineRowKernelsWithinOneUlp) {
+  std::mt19937_64 rng(20261130);
+  std::uniform_real_distribution<double> u(-2.0, 2.0);
+  const auto data = [&](int n) {
+    std::string d;
+    char buf[64];
+    for (int k = 0; k < n; ++k) {
+      std::snprintf(buf, sizeof buf, "%s\"%a\"", k ? ", " : "", u(rng));
+      d += buf;
+    }
+    return d;
+  };
+  for (const int D : {4096, 40}) {
+    const std::string shape = "[2, " + std::to_string(D) + "]";
+    const std::string doc =
+        R"({"loss": "cosine_embedding_loss", "reduction": "sum", "params": {"margin": -0.5},
+        "inputs": {"input1": {"dtype": "float64", "shape": )" +
+        shape + R"(, "data": [)" + data(2 * D) + R"(]}, "input2": {"dtype": "float64", "shape": )" +
+        shape + R"(, "data": [)" + data(2 * D) +
+        R"(]}, "target": {"dtype": "float64", "shape": [2], "data": ["0x1p+0", "-0x1p+0"]}}})";
+    for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+      const lb_impl* impl = conformance::find_implementation(impl_name);
+      if (impl->supports("cosine_embedding_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0)
+        continue;
+      EXPECT_LE(eval_output_ulp(impl_name, doc, true), 1.0) << impl_name << " D = " << D;
+    }
   }
 }
 
