@@ -28,6 +28,10 @@ inline constexpr std::size_t kPad = 8;
 // (optimized/README.md: 2.4x the float64 time, dropped).
 inline constexpr double kTripletCancelF32 = 0x1p-22;
 inline constexpr double kTripletCancelF64 = 0x1p-20;
+// The float64 fast path's terms are double-doubles (about 2^-100 of themselves after the
+// distance's own error): a sum below 2^-40 of its first term keeps fewer than 60 bits, still
+// above double's 53, but the trigger leaves the margin to the DD fix-up (unit_difference_dd).
+inline constexpr double kTripletCancelF64DD = 0x1p-40;
 
 // Applies the loss's formula to n elements (n a multiple of kPad; in[k] holds input k of the
 // formula, broadcast and converted to double).
@@ -201,6 +205,19 @@ struct KernelTable {
   // norms as double-doubles (sums: hi, lo of x.y, x.x, y.y; false when one is not finite).
   double (*sq_diff_row_f32)(const float* x, const float* y, std::int64_t d, double eps);
   bool (*dot3_row_f32)(const float* x, const float* y, std::int64_t d, double* sums);
+  // Sum of (x - y + eps)^2 over a float64 row as a double-double (the float64 triplet p = 2 fast
+  // path; false when not finite).
+  bool (*sq_diff_row_f64_dd)(const double* x, const double* y, std::int64_t d, double eps,
+                             double* hi, double* lo);
+  // triplet_margin_loss's p = 2 gradients over one float64 row, in double-double: each pair's
+  // r_k = x - y + eps times S_k = G_k / dist_k (s = hi, lo of S_0, S_1, S_2; S_k = 0 where
+  // dist_k = 0), out[0] = r_0 S_0 + r_1 S_1, out[1] = -r_0 S_0 + r_2 S_2 (three; else r_2 S_2 =
+  // 0), out[2] = -r_1 S_1 - r_2 S_2, each rounded once (null outputs skipped). Returns bit 0 (bit
+  // 1) where an element of out[0] (out[1], three) came out below kTripletCancelF64DD of its first
+  // term (double-double's bits too few there: the caller redoes the row).
+  int (*triplet2_grad_row_f64)(const double* a, const double* p, const double* q, std::int64_t d,
+                               double eps, const double* s, bool three, double* const* out,
+                               bool stream);
   // The same sums of float64 rows (each product split exactly with an fma).
   bool (*dot3_row_f64)(const double* x, const double* y, std::int64_t d, double* sums);
   // The classification driver's row kernel: out = exp(in[0] - p.s0) (formulas/cross_entropy.hpp).

@@ -526,6 +526,60 @@ bool dot3_row_f32(const float* x, const float* y, std::int64_t D, double* sums) 
   return ok;
 }
 
+// Sum of (x - y + eps)^2 over a float64 row as a double-double (*hi, *lo): x - y + eps as a
+// normalized DD per element (two TwoSums and a renormalization), its square split exactly by an fma
+// plus the cross term, accumulated per lane in TwoSum form (two accumulator sets). The tail's
+// padded lanes are zeroed after squaring (their eps^2 would not vanish). False when the sum is
+// not finite.
+template <class V>
+bool sq_diff_row_f64_dd(const double* x, const double* y, std::int64_t D, double eps, double* hi,
+                        double* lo) {
+  using T = Traits<V>;
+  using formulas::vfma;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const std::int64_t full = D / L * L, rest = D - full;
+  const V e(eps), two(2.0), zero(0.0);
+  V s[2] = {zero, zero}, c[2] = {zero, zero};
+  const auto square = [&](V a, V b, V & sq, V & sqe) __attribute__((always_inline)) {
+    V dh, dl, uh, ue, h, l;
+    two_sum(a, -b, dh, dl);
+    two_sum(dh, e, uh, ue);
+    two_sum(uh, dl + ue, h, l);
+    sq = h * h;
+    sqe = vfma(h, h, -sq) + two * h * l;
+  };
+  const auto add = [&](V sq, V sqe, std::size_t k) __attribute__((always_inline)) {
+    V err;
+    two_sum(s[k], sq, s[k], err);
+    c[k] = c[k] + (err + sqe);
+  };
+  std::int64_t i = 0;
+  V sq, sqe;
+  for (; i + 2 * L <= full; i += 2 * L) {
+    square(T::load(x + i), T::load(y + i), sq, sqe);
+    add(sq, sqe, 0);
+    square(T::load(x + i + L), T::load(y + i + L), sq, sqe);
+    add(sq, sqe, 1);
+  }
+  if (i < full) {
+    square(T::load(x + i), T::load(y + i), sq, sqe);
+    add(sq, sqe, 0);
+  }
+  if (rest > 0) {
+    double tx[T::kLanes] = {}, ty[T::kLanes] = {}, a[T::kLanes], b[T::kLanes];
+    for (std::int64_t j = 0; j < rest; ++j) {
+      tx[j] = x[full + j];
+      ty[j] = y[full + j];
+    }
+    square(T::load(tx), T::load(ty), sq, sqe);
+    T::store(sq, a);
+    T::store(sqe, b);
+    for (std::int64_t j = rest; j < L; ++j) a[j] = b[j] = 0.0;
+    add(T::load(a), T::load(b), 1);
+  }
+  return finish_sum<V, 2>(s, c, hi, lo);
+}
+
 // The same sums of a float64 row: each product split exactly (p = u v, e = fma(u, v, -p)), p
 // accumulated per lane in TwoSum form, e with the TwoSum errors in the low accumulator.
 template <class V>
@@ -687,6 +741,67 @@ void cos_grad_row_f32(const float* x1, const float* x2, std::int64_t D, const do
   const float* const in[2] = {x1, x2};
   float* const out[2] = {g1, g2};
   grad_row_loop<V, 2, 2>(in, out, D, stream, at);
+}
+
+// float64 triplet p = 2 rows (kernels.hpp: triplet2_grad_row_f64): r_k = x - y + eps per pair as a
+// normalized double-double, times the pair's scale S_k = G_k / dist_k (s: hi, lo of S_0, S_1,
+// S_2), the two terms of each gradient added in double-double and rounded once. Returns bit 0
+// (bit 1) where an anchor (positive) element came out below kTripletCancelF64DD of its first
+// term.
+template <class V, bool kThree>
+int triplet2_grad_f64_impl(const double* a, const double* p, const double* q, std::int64_t D,
+                           double eps, const double* s, double* const* out, bool stream) {
+  using T = Traits<V>;
+  using formulas::vabs, formulas::vany, formulas::vfma, formulas::vselect;
+  const V e(eps), zero(0.0), one(1.0), tiny(kTripletCancelF64DD);
+  const V sh[3] = {V(s[0]), V(s[2]), V(s[4])}, sl[3] = {V(s[1]), V(s[3]), V(s[5])};
+  // (x - y + eps) S_k as a DD (h, l).
+  const auto term = [&](V x, V y, int k, V& h, V& l) __attribute__((always_inline)) {
+    V dh, dl, uh, ue, rh, rl;
+    two_sum(x, -y, dh, dl);
+    two_sum(dh, e, uh, ue);
+    two_sum(uh, dl + ue, rh, rl);
+    h = rh * sh[k];
+    l = vfma(rh, sh[k], -h) + vfma(rh, sl[k], rl * sh[k]);
+  };
+  // (h0 + l0) + (h1 + l1), rounded once.
+  const auto add = [](V h0, V l0, V h1, V l1) __attribute__((always_inline)) {
+    V t, te;
+    two_sum(h0, h1, t, te);
+    return t + (te + (l0 + l1));
+  };
+  V bad_a = zero, bad_p = zero;
+  const auto at = [&](const double* const* x, std::int64_t i, double* const* o, bool st)
+      __attribute__((always_inline)) {
+    const V xa = T::load(x[0] + i), xp = T::load(x[1] + i), xq = T::load(x[2] + i);
+    V h0, l0, h1, l1, h2 = zero, l2 = zero;
+    term(xa, xp, 0, h0, l0);
+    term(xa, xq, 1, h1, l1);
+    if constexpr (kThree) term(xp, xq, 2, h2, l2);
+    if (o[0] != nullptr) {
+      const V ga = add(h0, l0, h1, l1);
+      bad_a = vselect(vabs(ga) < tiny * vabs(h0), one, bad_a);
+      put<T>(ga, o[0] + i, st);
+    }
+    if (o[1] != nullptr) {
+      const V gp = add(-h0, -l0, h2, l2);
+      if constexpr (kThree) bad_p = vselect(vabs(gp) < tiny * vabs(h0), one, bad_p);
+      put<T>(gp, o[1] + i, st);
+    }
+    if (o[2] != nullptr) put<T>(add(-h1, -l1, -h2, -l2), o[2] + i, st);
+  };
+  const double* const in[3] = {a, p, q};
+  double* const o[3] = {out[0], out[1], out[2]};
+  grad_row_loop<V, 3, 3>(in, o, D, stream, at);
+  return (vany(bad_a > zero) ? 1 : 0) | (vany(bad_p > zero) ? 2 : 0);
+}
+
+template <class V>
+int triplet2_grad_row_f64(const double* a, const double* p, const double* q, std::int64_t D,
+                          double eps, const double* s, bool three, double* const* out,
+                          bool stream) {
+  return three ? triplet2_grad_f64_impl<V, true>(a, p, q, D, eps, s, out, stream)
+               : triplet2_grad_f64_impl<V, false>(a, p, q, D, eps, s, out, stream);
 }
 
 // float64 rows (kernels.hpp: cos_grad_row_f64): s = {ph, pl, m1h, m1l, m2h, m2l, t1h, t1l, t2h,
@@ -1122,6 +1237,8 @@ KernelTable make_table(const char* isa) {
   t.sq_diff_row_f32 = sq_diff_row_f32<V>;
   t.dot3_row_f32 = dot3_row_f32<V>;
   t.dot3_row_f64 = dot3_row_f64<V>;
+  t.sq_diff_row_f64_dd = sq_diff_row_f64_dd<V>;
+  t.triplet2_grad_row_f64 = triplet2_grad_row_f64<V>;
   t.mlsm_forward_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mlsm_backward_f32 = dense_backward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mm_row_f32 = mm_row_f32<V>;

@@ -504,11 +504,86 @@ bool norm_dd_applies(const Rows& w, const F::PNorm& norm) {
          (w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p));
 }
 
+// Row r's p-norm in double, index order (norm_rows' general path); ties: the inf-norm's count of
+// elements at the maximum.
+double norm_row(const Rows& w, const F::PNorm& norm, double eps, std::int64_t r, double& ties) {
+  const std::int64_t xo = w.xo(r), yo = w.yo(r);
+  double acc = norm.start();
+  for (std::int64_t j = 0; j < w.D; ++j) {
+    const double t = norm.term(w.xv(xo, j) - w.yv(yo, j) + eps);
+    acc = norm.summed() ? acc + t : norm.combine(acc, t);
+  }
+  // The sum of |r|^p overflowed or fell below the normal range while every r is finite (a
+  // norm near the double range's ends): again with the elements scaled by the largest |r|,
+  // norm = m ||r / m||_p, where nothing overflows and the small terms keep their bits.
+  const bool scaled_kind = norm.kind == F::PNorm::two ||
+                           (norm.kind == F::PNorm::general && norm.p > 0 && !std::isnan(norm.p));
+  if (scaled_kind && w.D > 1 && !(acc >= 0x1p-960 && acc < HUGE_VAL)) {
+    double m = 0.0;
+    bool finite = true;
+    for (std::int64_t j = 0; j < w.D; ++j) {
+      const double v = std::fabs(w.xv(xo, j) - w.yv(yo, j) + eps);
+      finite = finite && v < HUGE_VAL;
+      m = v > m ? v : m;
+    }
+    if (finite && m > 0.0) {
+      double sacc = 0.0;
+      for (std::int64_t j = 0; j < w.D; ++j)
+        sacc += norm.term((w.xv(xo, j) - w.yv(yo, j) + eps) / m);
+      return m * norm.finish(sacc);
+    }
+  }
+  // One element: the norm is |r| exactly for any p (pow(pow(|r|, p), 1 / p) need not be).
+  const double n = w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p)
+                       ? std::fabs(w.xv(xo, 0) - w.yv(yo, 0) + eps)
+                       : norm.finish(acc);
+  ties = 0;
+  if (!norm.summed())
+    for (std::int64_t j = 0; j < w.D; ++j) {
+      const double v = w.xv(xo, j) - w.yv(yo, j) + eps;
+      ties += std::fabs(v) == n || std::isnan(v) ? 1.0 : 0.0;
+    }
+  return n;
+}
+
 void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int threads,
                const KernelTable* k = nullptr, bool want_dd = false) {
   const bool dd = want_dd && norm_dd_applies(w, norm);
   o.dd_hi.clear();
   o.dd_lo.clear();
+  if (norm.kind == F::PNorm::two && fast_rows64(w, k)) {
+    // float64 p = 2 rows: the sum of squares in double-double by the row kernel, its square
+    // root in DD; the double distance is its rounding. Rows whose sum is not finite or below
+    // 2^-960 take the scalar paths (norm_row, norm_row_dd).
+    o.d.assign(static_cast<std::size_t>(w.n), 0.0);
+    o.ties.assign(static_cast<std::size_t>(w.n), 0.0);
+    if (dd) {
+      o.dd_hi.assign(static_cast<std::size_t>(w.n), F::kNaN);
+      o.dd_lo.assign(static_cast<std::size_t>(w.n), 0.0);
+    }
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::int64_t r = 0; r < w.n; ++r) {
+      const auto i = static_cast<std::size_t>(r);
+      double h = 0.0, l = 0.0;
+      if (k->sq_diff_row_f64_dd(static_cast<const double*>(w.x->data) + w.xo(r),
+                                static_cast<const double*>(w.y->data) + w.yo(r), w.D, eps, &h,
+                                &l) &&
+          h >= 0x1p-960) {
+        const F::DD n = F::vsqrt(F::DD(h, l));
+        o.d[i] = n.hi;
+        if (dd) {
+          o.dd_hi[i] = n.hi;
+          o.dd_lo[i] = n.lo;
+        }
+        continue;
+      }
+      double ties = 0.0;
+      o.d[i] = norm_row(w, norm, eps, r, ties);
+      if (dd && !norm_row_dd(w, norm, eps, w.xo(r), w.yo(r), o.dd_hi[i], o.dd_lo[i]))
+        o.dd_hi[i] = F::kNaN;
+    }
+    return;
+  }
   if (dd) {
     o.dd_hi.assign(static_cast<std::size_t>(w.n), F::kNaN);
     o.dd_lo.assign(static_cast<std::size_t>(w.n), 0.0);
@@ -531,43 +606,8 @@ void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int 
                                          static_cast<const float*>(w.y->data) + yo, w.D, eps));
       continue;
     }
-    double acc = norm.start();
-    for (std::int64_t j = 0; j < w.D; ++j) {
-      const double t = norm.term(w.xv(xo, j) - w.yv(yo, j) + eps);
-      acc = norm.summed() ? acc + t : norm.combine(acc, t);
-    }
-    // The sum of |r|^p overflowed or fell below the normal range while every r is finite (a
-    // norm near the double range's ends): again with the elements scaled by the largest |r|,
-    // norm = m ||r / m||_p, where nothing overflows and the small terms keep their bits.
-    const bool scaled_kind = norm.kind == F::PNorm::two ||
-                             (norm.kind == F::PNorm::general && norm.p > 0 && !std::isnan(norm.p));
-    if (scaled_kind && w.D > 1 && !(acc >= 0x1p-960 && acc < HUGE_VAL)) {
-      double m = 0.0;
-      bool finite = true;
-      for (std::int64_t j = 0; j < w.D; ++j) {
-        const double v = std::fabs(w.xv(xo, j) - w.yv(yo, j) + eps);
-        finite = finite && v < HUGE_VAL;
-        m = v > m ? v : m;
-      }
-      if (finite && m > 0.0) {
-        double sacc = 0.0;
-        for (std::int64_t j = 0; j < w.D; ++j)
-          sacc += norm.term((w.xv(xo, j) - w.yv(yo, j) + eps) / m);
-        o.d[static_cast<std::size_t>(r)] = m * norm.finish(sacc);
-        continue;
-      }
-    }
-    // One element: the norm is |r| exactly for any p (pow(pow(|r|, p), 1 / p) need not be).
-    const double n = w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p)
-                         ? std::fabs(w.xv(xo, 0) - w.yv(yo, 0) + eps)
-                         : norm.finish(acc);
-    double ties = 0;
-    if (!norm.summed())
-      for (std::int64_t j = 0; j < w.D; ++j) {
-        const double v = w.xv(xo, j) - w.yv(yo, j) + eps;
-        ties += std::fabs(v) == n || std::isnan(v) ? 1.0 : 0.0;
-      }
-    o.d[static_cast<std::size_t>(r)] = n;
+    double ties = 0.0;
+    o.d[static_cast<std::size_t>(r)] = norm_row(w, norm, eps, r, ties);
     o.ties[static_cast<std::size_t>(r)] = ties;
   }
 }
@@ -1026,12 +1066,105 @@ bool triplet_fast(const Call& c, lb_tensor* const* gt) {
   const lb_tensor* t[3] = {c.rows[0].x, c.rows[0].y, c.rows[1].y};
   const Shape s = shape_of(*t[0]);
   if (s.empty()) return false;
+  // float32 throughout, or float64 throughout (triplet_fast_backward_f64).
+  const std::int32_t dt = t[0]->dtype;
+  if (dt != LB_FLOAT32 && dt != LB_FLOAT64) return false;
   const auto ok = [&](const lb_tensor* x) {
-    return x->dtype == LB_FLOAT32 && shape_of(*x) == s && strides_of(*x) == contiguous(s);
+    return x->dtype == dt && shape_of(*x) == s && strides_of(*x) == contiguous(s);
   };
   for (int k = 0; k < 3; ++k)
     if (!ok(t[k]) || (gt[k] != nullptr && !ok(gt[k]))) return false;
   return true;
+}
+
+// triplet_fast's float64 rows: each row's distances in double-double (sq_diff_row_f64_dd, kept
+// in d's DD arrays for the forward's hinge), then its gradients in double-double
+// (triplet2_grad_row_f64, the scales G_k / dist_k in DD), each element rounded once; a row whose
+// anchor or positive terms cancel beyond kTripletCancelF64DD is redone by
+// triplet_cancelling_row. Rows with a distance the kernel cannot give (not finite, below
+// 2^-960) take the general path's double formulas for that row.
+void triplet_fast_backward_f64(const Call& c, const Upstream& up, lb_tensor* const* gt, RowData* d,
+                               int threads) {
+  const std::int64_t rows = c.rows[0].n, D = c.rows[0].D;
+  const F::PNorm norm = pnorm_of(c);
+  for (int k = 0; k < c.num_rows; ++k) {
+    d[k].d.assign(static_cast<std::size_t>(rows), 0.0);
+    d[k].ties.assign(static_cast<std::size_t>(rows), 0.0);
+    d[k].dd_hi.assign(static_cast<std::size_t>(rows), F::kNaN);
+    d[k].dd_lo.assign(static_cast<std::size_t>(rows), 0.0);
+  }
+  const double* in[3] = {static_cast<const double*>(c.rows[0].x->data),
+                         static_cast<const double*>(c.rows[0].y->data),
+                         static_cast<const double*>(c.rows[1].y->data)};
+  double* out[3];
+  for (int k = 0; k < 3; ++k) out[k] = gt[k] ? static_cast<double*>(gt[k]->data) : nullptr;
+  const bool three = c.num_rows == 3;
+  const bool stream = rows * D * static_cast<std::int64_t>(sizeof(double)) >= kStreamBytes;
+  // The pairs' inputs: (anchor, positive), (anchor, negative), (positive, negative).
+  const int px[3] = {0, 0, 1}, py[3] = {1, 2, 2};
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    const std::int64_t o = r * D;
+    bool exact = true;
+    F::DD e[3];
+    for (int k = 0; k < c.num_rows; ++k) {
+      double h = 0.0, l = 0.0;
+      if (c.kernels->sq_diff_row_f64_dd(in[px[k]] + o, in[py[k]] + o, D, c.eps, &h, &l) &&
+          h >= 0x1p-960) {
+        e[k] = F::vsqrt(F::DD(h, l));
+        d[k].d[i] = e[k].hi;
+        d[k].dd_hi[i] = e[k].hi;
+        d[k].dd_lo[i] = e[k].lo;
+      } else {
+        double ties = 0.0;
+        d[k].d[i] = norm_row(c.rows[k], norm, c.eps, r, ties);
+        exact = false;
+      }
+    }
+    double G[3] = {0, 0, 0};
+    const double v[3] = {d[0].d[i], d[1].d[i], three ? d[2].d[i] : 0.0};
+    F::TripletMarginLoss::backward(v[0], v[1], v[2], c.swap, backward_margin(c, d, r, v), up.at(r),
+                                   G[0], G[1], G[2]);
+    double* row_out[3];
+    for (int k = 0; k < 3; ++k) row_out[k] = out[k] != nullptr ? out[k] + o : nullptr;
+    if (!exact) {
+      // The general path's double formulas for this row, in its order of accumulation.
+      for (std::int64_t j = 0; j < D; ++j) {
+        const double xa = in[0][o + j], xp = in[1][o + j], xq = in[2][o + j];
+        const double g0 = norm.backward(xa - xp + c.eps, v[0], G[0], 0.0);
+        const double g1 = norm.backward(xa - xq + c.eps, v[1], G[1], 0.0);
+        const double g2 = three ? norm.backward(xp - xq + c.eps, v[2], G[2], 0.0) : 0.0;
+        if (row_out[0]) row_out[0][j] = (0.0 + g0) + g1;
+        if (row_out[1]) row_out[1][j] = (0.0 - g0) + g2;
+        if (row_out[2]) row_out[2][j] = (0.0 - g1) - g2;
+      }
+      continue;
+    }
+    double s[6] = {0, 0, 0, 0, 0, 0};
+    for (int k = 0; k < c.num_rows; ++k) {
+      if (e[k].hi == 0.0 || G[k] == 0.0) continue;
+      const F::DD q = F::DD(G[k]) / e[k];
+      s[2 * k] = q.hi;
+      s[2 * k + 1] = q.lo;
+    }
+    const bool aligned =
+        (row_out[0] == nullptr || reinterpret_cast<std::uintptr_t>(row_out[0]) % 64 == 0) &&
+        (row_out[1] == nullptr || reinterpret_cast<std::uintptr_t>(row_out[1]) % 64 == 0) &&
+        (row_out[2] == nullptr || reinterpret_cast<std::uintptr_t>(row_out[2]) % 64 == 0);
+    const int cancels = c.kernels->triplet2_grad_row_f64(in[0] + o, in[1] + o, in[2] + o, D, c.eps,
+                                                         s, three, row_out, stream && aligned);
+    if (cancels != 0) {
+      std::vector<double> ga(static_cast<std::size_t>(D)), gp(static_cast<std::size_t>(D));
+      const int done = triplet_cancelling_row(c, r, G, v, (cancels & 1) ? ga.data() : nullptr,
+                                              (cancels & 2) ? gp.data() : nullptr);
+      for (std::int64_t j = 0; j < D; ++j) {
+        const double x = ga[static_cast<std::size_t>(j)], y = gp[static_cast<std::size_t>(j)];
+        if ((done & 1) && !std::isnan(x)) row_out[0][j] = x;
+        if ((done & 2) && !std::isnan(y)) row_out[1][j] = y;
+      }
+    }
+  }
 }
 
 // d: the distances, computed here (filled as row_data fills them), each row's just before its
@@ -1039,6 +1172,10 @@ bool triplet_fast(const Call& c, lb_tensor* const* gt) {
 // same values): one pass over the inputs instead of two.
 void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* gt, RowData* d,
                            int threads) {
+  if (c.rows[0].x->dtype == LB_FLOAT64) {
+    triplet_fast_backward_f64(c, up, gt, d, threads);
+    return;
+  }
   const std::int64_t rows = c.rows[0].n, D = c.rows[0].D;
   const F::PNorm norm = pnorm_of(c);
   for (int k = 0; k < c.num_rows; ++k) {
