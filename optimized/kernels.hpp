@@ -210,11 +210,13 @@ struct KernelTable {
   bool (*sq_diff_row_f64_dd)(const double* x, const double* y, std::int64_t d, double eps,
                              double* hi, double* lo);
   // triplet_margin_loss's p = 2 gradients over one float64 row, in double-double: each pair's
-  // r_k = x - y + eps times S_k = G_k / dist_k (s = hi, lo of S_0, S_1, S_2; S_k = 0 where
-  // dist_k = 0), out[0] = r_0 S_0 + r_1 S_1, out[1] = -r_0 S_0 + r_2 S_2 (three; else r_2 S_2 =
-  // 0), out[2] = -r_1 S_1 - r_2 S_2, each rounded once (null outputs skipped). Returns bit 0 (bit
-  // 1) where an element of out[0] (out[1], three) came out below kTripletCancelF64DD of its first
-  // term (double-double's bits too few there: the caller redoes the row).
+  // r_k = x - y + eps times S_k = G_k / dist_k (s[0..6) = hi, lo of S_0, S_1, S_2; S_k = 0 where
+  // dist_k = 0), or sgn(r_k) G_k exactly where |r_k| (its DD hi) equals dist_k (s[6..9) = G_k,
+  // s[9..12) = dist_k, -1 where it is 0), out[0] = r_0 S_0 + r_1 S_1, out[1] = -r_0 S_0 + r_2 S_2
+  // (three; else r_2 S_2 = 0), out[2] = -r_1 S_1 - r_2 S_2, each rounded once (null outputs
+  // skipped). Returns bit 0 (bit 1) where an element of out[0] (out[1], three) came out below
+  // kTripletCancelF64DD of its first term (double-double's bits too few there: the caller redoes
+  // the row).
   int (*triplet2_grad_row_f64)(const double* a, const double* p, const double* q, std::int64_t d,
                                double eps, const double* s, bool three, double* const* out,
                                bool stream);

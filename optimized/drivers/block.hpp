@@ -752,17 +752,21 @@ template <class V, bool kThree>
 int triplet2_grad_f64_impl(const double* a, const double* p, const double* q, std::int64_t D,
                            double eps, const double* s, double* const* out, bool stream) {
   using T = Traits<V>;
-  using formulas::vabs, formulas::vany, formulas::vfma, formulas::vselect;
+  using formulas::vabs, formulas::vany, formulas::vfma, formulas::vselect, formulas::vsign;
   const V e(eps), zero(0.0), one(1.0), tiny(kTripletCancelF64DD);
   const V sh[3] = {V(s[0]), V(s[2]), V(s[4])}, sl[3] = {V(s[1]), V(s[3]), V(s[5])};
-  // (x - y + eps) S_k as a DD (h, l).
+  const V g[3] = {V(s[6]), V(s[7]), V(s[8])}, n[3] = {V(s[9]), V(s[10]), V(s[11])};
+  // (x - y + eps) S_k as a DD (h, l); sgn(r) G_k exactly where |r| is the whole distance (a
+  // one-element row, a row's only non-zero element), as the float32 kernel: the DD product
+  // would carry 2^-104 of noise there, and the anchor's two such terms must cancel to 0.
   const auto term = [&](V x, V y, int k, V& h, V& l) __attribute__((always_inline)) {
     V dh, dl, uh, ue, rh, rl;
     two_sum(x, -y, dh, dl);
     two_sum(dh, e, uh, ue);
     two_sum(uh, dl + ue, rh, rl);
-    h = rh * sh[k];
-    l = vfma(rh, sh[k], -h) + vfma(rh, sl[k], rl * sh[k]);
+    const auto whole = vabs(rh) == n[k];
+    h = vselect(whole, vsign(rh) * g[k], rh * sh[k]);
+    l = vselect(whole, zero, vfma(rh, sh[k], -(rh * sh[k])) + vfma(rh, sl[k], rl * sh[k]));
   };
   // (h0 + l0) + (h1 + l1), rounded once.
   const auto add = [](V h0, V l0, V h1, V l1) __attribute__((always_inline)) {

@@ -90,6 +90,9 @@ Rows make_rows(const lb_tensor& x, const lb_tensor& y, int rd) {
 struct Grad {
   lb_tensor* out = nullptr;
   std::vector<double> acc;
+  // Low parts of double-double contributions (add_dd), allocated on the first: acc + lo is the
+  // element, so terms that cancel across pairs (the triplet "cosine" anchor's) keep their bits.
+  std::vector<double> lo;
   void init(lb_tensor* t) {
     out = t;
     if (t) acc.assign(static_cast<std::size_t>(numel(shape_of(*t))), 0.0);
@@ -97,11 +100,26 @@ struct Grad {
   void add(std::int64_t i, double v) {
     if (out) acc[static_cast<std::size_t>(i)] += v;
   }
+  void add_dd(std::int64_t i, double hi, double l) {
+    if (!out) return;
+    if (lo.empty()) lo.assign(acc.size(), 0.0);
+    const auto u = static_cast<std::size_t>(i);
+    double s, e;
+    F::dd::two_sum(acc[u], hi, s, e);
+    acc[u] = s;
+    lo[u] += e + l;
+  }
+  // Replaces element i (its low part too).
+  void set(std::size_t i, double v) {
+    acc[i] = v;
+    if (!lo.empty()) lo[i] = 0.0;
+  }
   void store() const {
     if (!out) return;
     const Shape s = shape_of(*out), st = strides_of(*out);
     for (std::size_t i = 0; i < acc.size(); ++i)
-      store_float(out->data, out->dtype, offset(static_cast<std::int64_t>(i), s, st), acc[i]);
+      store_float(out->data, out->dtype, offset(static_cast<std::int64_t>(i), s, st),
+                  lo.empty() ? acc[i] : acc[i] + lo[i]);
   }
 };
 
@@ -1141,9 +1159,11 @@ void triplet_fast_backward_f64(const Call& c, const Upstream& up, lb_tensor* con
       }
       continue;
     }
-    double s[6] = {0, 0, 0, 0, 0, 0};
+    double s[12] = {0, 0, 0, 0, 0, 0, G[0], G[1], G[2], -1, -1, -1};
     for (int k = 0; k < c.num_rows; ++k) {
-      if (e[k].hi == 0.0 || G[k] == 0.0) continue;
+      if (e[k].hi == 0.0) continue;
+      s[9 + k] = e[k].hi;
+      if (G[k] == 0.0) continue;
       const F::DD q = F::DD(G[k]) / e[k];
       s[2 * k] = q.hi;
       s[2 * k + 1] = q.lo;
@@ -1497,8 +1517,8 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
               const F::DD n1 = F::vsqrt(A1), n2 = F::vsqrt(A2), gs(-G);
               const F::DD vx = gs * nx / (n1 * A1 * n2), vy = gs * ny / (n2 * A2 * n1);
               if (std::isfinite(vx.hi) && std::isfinite(vy.hi)) {
-                gx.add(xg + j * w.xgd, vx.hi + vx.lo);
-                gy.add(yg + j * w.ygd, vy.hi + vy.lo);
+                gx.add_dd(xg + j * w.xgd, vx.hi, vx.lo);
+                gy.add_dd(yg + j * w.ygd, vy.hi, vy.lo);
                 continue;
               }
             }
@@ -1552,9 +1572,9 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
     for (std::int64_t j = 0; j < w0.D; ++j) {
       const double x = ga[static_cast<std::size_t>(j)], y = gp[static_cast<std::size_t>(j)];
       if ((done & 1) && !std::isnan(x))
-        g[0].acc[static_cast<std::size_t>(w0.xgo(r) + j * w0.xgd)] = x;
+        g[0].set(static_cast<std::size_t>(w0.xgo(r) + j * w0.xgd), x);
       if ((done & 2) && !std::isnan(y))
-        g[1].acc[static_cast<std::size_t>(w0.ygo(r) + j * w0.ygd)] = y;
+        g[1].set(static_cast<std::size_t>(w0.ygo(r) + j * w0.ygd), y);
     }
   }
 }
