@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../formulas/cosine_embedding_loss.hpp"
@@ -483,13 +484,15 @@ double sq_diff_row_f32(const float* x, const float* y, std::int64_t D, double ep
   return lane_sum(s0 + s1);
 }
 
-// x . y, x . x and y . y of a float32 row as double-doubles (sums[0..6): hi, lo of each): the
-// products are exact in double, and each lane accumulates them in TwoSum form (two accumulator
-// sets, alternate vectors), so 1 - cos keeps its bits when the rows are nearly parallel. False
-// when a sum is not finite.
-template <class V>
-bool dot3_row_f32(const float* x, const float* y, std::int64_t D, double* sums) {
+// x . y, x . x and y . y of a float32 or float64 row as double-doubles (sums[0..6): hi, lo of
+// each): a float32 product is exact in double; a float64 one is split exactly (p = u v,
+// e = fma(u, v, -p)). Each lane accumulates the products in TwoSum form (two accumulator sets,
+// alternate vectors), the float64 product errors with the TwoSum errors in the low accumulator,
+// so 1 - cos keeps its bits when the rows are nearly parallel. False when a sum is not finite.
+template <class V, class E>
+bool dot3_row(const E* x, const E* y, std::int64_t D, double* sums) {
   using T = Traits<V>;
+  using formulas::vfma;
   constexpr auto L = static_cast<std::int64_t>(T::kLanes);
   constexpr std::size_t kSets = 2;
   const std::int64_t full = D / L * L, rest = D - full;
@@ -503,7 +506,12 @@ bool dot3_row_f32(const float* x, const float* y, std::int64_t D, double* sums) 
     for (int q = 0; q < 3; ++q) {
       V e;
       two_sum(s[q][k], t[q], s[q][k], e);
-      c[q][k] = c[q][k] + e;
+      if constexpr (std::is_same_v<E, double>) {
+        const V a = q == 2 ? v : u, b = q == 1 ? u : v;
+        c[q][k] = c[q][k] + (e + vfma(a, b, -t[q]));
+      } else {
+        c[q][k] = c[q][k] + e;
+      }
     }
   };
   std::int64_t i = 0;
@@ -513,7 +521,7 @@ bool dot3_row_f32(const float* x, const float* y, std::int64_t D, double* sums) 
   }
   if (i < full) step(T::load(x + i), T::load(y + i), 0);
   if (rest > 0) {
-    float tx[T::kLanes] = {}, ty[T::kLanes] = {};
+    E tx[T::kLanes] = {}, ty[T::kLanes] = {};
     for (std::int64_t j = 0; j < rest; ++j) {
       tx[j] = x[full + j];
       ty[j] = y[full + j];
@@ -524,6 +532,16 @@ bool dot3_row_f32(const float* x, const float* y, std::int64_t D, double* sums) 
   for (int q = 0; q < 3; ++q)
     ok = finish_sum<V, kSets>(s[q], c[q], &sums[2 * q], &sums[2 * q + 1]) && ok;
   return ok;
+}
+
+// x - y + eps as a normalized double-double (h, l): x - y exactly by TwoSum, then + eps, the two
+// errors added and renormalized (the float64 triplet row kernels).
+template <class V>
+__attribute__((always_inline)) inline void diff_dd(V x, V y, V eps, V& h, V& l) {
+  V dh, dl, uh, ue;
+  two_sum(x, -y, dh, dl);
+  two_sum(dh, eps, uh, ue);
+  two_sum(uh, dl + ue, h, l);
 }
 
 // Sum of (x - y + eps)^2 over a float64 row as a double-double (*hi, *lo): x - y + eps as a
@@ -541,10 +559,8 @@ bool sq_diff_row_f64_dd(const double* x, const double* y, std::int64_t D, double
   const V e(eps), two(2.0), zero(0.0);
   V s[2] = {zero, zero}, c[2] = {zero, zero};
   const auto square = [&](V a, V b, V & sq, V & sqe) __attribute__((always_inline)) {
-    V dh, dl, uh, ue, h, l;
-    two_sum(a, -b, dh, dl);
-    two_sum(dh, e, uh, ue);
-    two_sum(uh, dl + ue, h, l);
+    V h, l;
+    diff_dd(a, b, e, h, l);
     sq = h * h;
     sqe = vfma(h, h, -sq) + two * h * l;
   };
@@ -578,49 +594,6 @@ bool sq_diff_row_f64_dd(const double* x, const double* y, std::int64_t D, double
     add(T::load(a), T::load(b), 1);
   }
   return finish_sum<V, 2>(s, c, hi, lo);
-}
-
-// The same sums of a float64 row: each product split exactly (p = u v, e = fma(u, v, -p)), p
-// accumulated per lane in TwoSum form, e with the TwoSum errors in the low accumulator.
-template <class V>
-bool dot3_row_f64(const double* x, const double* y, std::int64_t D, double* sums) {
-  using T = Traits<V>;
-  using formulas::vfma;
-  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
-  constexpr std::size_t kSets = 2;
-  const std::int64_t full = D / L * L, rest = D - full;
-  V s[3][kSets], c[3][kSets];
-  for (auto& q : s)
-    for (auto& v : q) v = V(0.0);
-  for (auto& q : c)
-    for (auto& v : q) v = V(0.0);
-  const auto step = [&](V u, V v, std::size_t k) __attribute__((always_inline)) {
-    const V t[3] = {u * v, u * u, v * v};
-    const V te[3] = {vfma(u, v, -t[0]), vfma(u, u, -t[1]), vfma(v, v, -t[2])};
-    for (int q = 0; q < 3; ++q) {
-      V e;
-      two_sum(s[q][k], t[q], s[q][k], e);
-      c[q][k] = c[q][k] + (e + te[q]);
-    }
-  };
-  std::int64_t i = 0;
-  for (; i + 2 * L <= full; i += 2 * L) {
-    step(T::load(x + i), T::load(y + i), 0);
-    step(T::load(x + i + L), T::load(y + i + L), 1);
-  }
-  if (i < full) step(T::load(x + i), T::load(y + i), 0);
-  if (rest > 0) {
-    double tx[T::kLanes] = {}, ty[T::kLanes] = {};
-    for (std::int64_t j = 0; j < rest; ++j) {
-      tx[j] = x[full + j];
-      ty[j] = y[full + j];
-    }
-    step(T::load(tx), T::load(ty), 1);
-  }
-  bool ok = true;
-  for (int q = 0; q < 3; ++q)
-    ok = finish_sum<V, kSets>(s[q], c[q], &sums[2 * q], &sums[2 * q + 1]) && ok;
-  return ok;
 }
 
 // Loads of a float32 row of c elements in increasing order, the indices in skip (ascending,
@@ -760,10 +733,8 @@ int triplet2_grad_f64_impl(const double* a, const double* p, const double* q, st
   // one-element row, a row's only non-zero element), as the float32 kernel: the DD product
   // would carry 2^-104 of noise there, and the anchor's two such terms must cancel to 0.
   const auto term = [&](V x, V y, int k, V& h, V& l) __attribute__((always_inline)) {
-    V dh, dl, uh, ue, rh, rl;
-    two_sum(x, -y, dh, dl);
-    two_sum(dh, e, uh, ue);
-    two_sum(uh, dl + ue, rh, rl);
+    V rh, rl;
+    diff_dd(x, y, e, rh, rl);
     const auto whole = vabs(rh) == n[k];
     h = vselect(whole, vsign(rh) * g[k], rh * sh[k]);
     l = vselect(whole, zero, vfma(rh, sh[k], -(rh * sh[k])) + vfma(rh, sl[k], rl * sh[k]));
@@ -1239,8 +1210,8 @@ KernelTable make_table(const char* isa) {
   t.math = math_block<V>;
   t.ce_row_f32 = ce_row_f32<V>;
   t.sq_diff_row_f32 = sq_diff_row_f32<V>;
-  t.dot3_row_f32 = dot3_row_f32<V>;
-  t.dot3_row_f64 = dot3_row_f64<V>;
+  t.dot3_row_f32 = dot3_row<V, float>;
+  t.dot3_row_f64 = dot3_row<V, double>;
   t.sq_diff_row_f64_dd = sq_diff_row_f64_dd<V>;
   t.triplet2_grad_row_f64 = triplet2_grad_row_f64<V>;
   t.mlsm_forward_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float>;

@@ -564,69 +564,58 @@ double norm_row(const Rows& w, const F::PNorm& norm, double eps, std::int64_t r,
   return n;
 }
 
+// Row r's p = 2 distance of float64 rows in double-double: the sum of squares by the row kernel
+// (sq_diff_row_f64_dd), its square root in DD. False where the sum is not finite or below
+// 2^-960 (the scalar paths serve: norm_row, norm_row_dd).
+bool norm_row_dd64(const Rows& w, double eps, std::int64_t r, const KernelTable* k, F::DD& n) {
+  double h = 0.0, l = 0.0;
+  if (!k->sq_diff_row_f64_dd(static_cast<const double*>(w.x->data) + w.xo(r),
+                             static_cast<const double*>(w.y->data) + w.yo(r), w.D, eps, &h, &l) ||
+      !(h >= 0x1p-960))
+    return false;
+  n = F::vsqrt(F::DD(h, l));
+  return true;
+}
+
 void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int threads,
                const KernelTable* k = nullptr, bool want_dd = false) {
   const bool dd = want_dd && norm_dd_applies(w, norm);
+  const auto rows = static_cast<std::size_t>(w.n);
+  o.d.assign(rows, 0.0);
+  o.ties.assign(rows, 0.0);
   o.dd_hi.clear();
   o.dd_lo.clear();
-  if (norm.kind == F::PNorm::two && fast_rows64(w, k)) {
-    // float64 p = 2 rows: the sum of squares in double-double by the row kernel, its square
-    // root in DD; the double distance is its rounding. Rows whose sum is not finite or below
-    // 2^-960 take the scalar paths (norm_row, norm_row_dd).
-    o.d.assign(static_cast<std::size_t>(w.n), 0.0);
-    o.ties.assign(static_cast<std::size_t>(w.n), 0.0);
-    if (dd) {
-      o.dd_hi.assign(static_cast<std::size_t>(w.n), F::kNaN);
-      o.dd_lo.assign(static_cast<std::size_t>(w.n), 0.0);
-    }
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (std::int64_t r = 0; r < w.n; ++r) {
-      const auto i = static_cast<std::size_t>(r);
-      double h = 0.0, l = 0.0;
-      if (k->sq_diff_row_f64_dd(static_cast<const double*>(w.x->data) + w.xo(r),
-                                static_cast<const double*>(w.y->data) + w.yo(r), w.D, eps, &h,
-                                &l) &&
-          h >= 0x1p-960) {
-        const F::DD n = F::vsqrt(F::DD(h, l));
-        o.d[i] = n.hi;
-        if (dd) {
-          o.dd_hi[i] = n.hi;
-          o.dd_lo[i] = n.lo;
-        }
-        continue;
-      }
-      double ties = 0.0;
-      o.d[i] = norm_row(w, norm, eps, r, ties);
-      if (dd && !norm_row_dd(w, norm, eps, w.xo(r), w.yo(r), o.dd_hi[i], o.dd_lo[i]))
-        o.dd_hi[i] = F::kNaN;
-    }
-    return;
-  }
   if (dd) {
-    o.dd_hi.assign(static_cast<std::size_t>(w.n), F::kNaN);
-    o.dd_lo.assign(static_cast<std::size_t>(w.n), 0.0);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (std::int64_t r = 0; r < w.n; ++r) {
-      const auto i = static_cast<std::size_t>(r);
-      if (!norm_row_dd(w, norm, eps, w.xo(r), w.yo(r), o.dd_hi[i], o.dd_lo[i]))
-        o.dd_hi[i] = F::kNaN;  // not usable: the hinge takes the double distance
-    }
+    o.dd_hi.assign(rows, F::kNaN);
+    o.dd_lo.assign(rows, 0.0);
   }
-  o.d.assign(static_cast<std::size_t>(w.n), 0.0);
-  o.ties.assign(static_cast<std::size_t>(w.n), 0.0);
+  // float64 p = 2 rows: the distance in double-double by the row kernel (norm_row_dd64), the
+  // double distance its rounding; float32 p = 2 rows: the float32 row kernel.
+  const bool fast64 = norm.kind == F::PNorm::two && fast_rows64(w, k);
   const bool fast = norm.kind == F::PNorm::two && fast_rows(w, k);
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < w.n; ++r) {
-    const std::int64_t xo = w.xo(r), yo = w.yo(r);
-    if (fast) {
-      o.d[static_cast<std::size_t>(r)] =
-          norm.finish(k->sq_diff_row_f32(static_cast<const float*>(w.x->data) + xo,
-                                         static_cast<const float*>(w.y->data) + yo, w.D, eps));
+    const auto i = static_cast<std::size_t>(r);
+    if (F::DD n; fast64 && norm_row_dd64(w, eps, r, k, n)) {
+      o.d[i] = n.hi;
+      if (dd) {
+        o.dd_hi[i] = n.hi;
+        o.dd_lo[i] = n.lo;
+      }
       continue;
     }
-    double ties = 0.0;
-    o.d[static_cast<std::size_t>(r)] = norm_row(w, norm, eps, r, ties);
-    o.ties[static_cast<std::size_t>(r)] = ties;
+    if (fast) {
+      o.d[i] =
+          norm.finish(k->sq_diff_row_f32(static_cast<const float*>(w.x->data) + w.xo(r),
+                                         static_cast<const float*>(w.y->data) + w.yo(r), w.D, eps));
+    } else {
+      double ties = 0.0;
+      o.d[i] = norm_row(w, norm, eps, r, ties);
+      o.ties[i] = ties;
+    }
+    // not usable: the hinge takes the double distance
+    if (dd && !norm_row_dd(w, norm, eps, w.xo(r), w.yo(r), o.dd_hi[i], o.dd_lo[i]))
+      o.dd_hi[i] = F::kNaN;
   }
 }
 
@@ -810,7 +799,7 @@ bool distance_dd(const Call& c, const RowData* d, int k, std::int64_t l, F::DD& 
 // x = sum_{j != m} (|r_j| / |r_m|)^p, from log1p and expm1 in double. False where the row has no
 // such element (zero, not finite) or x is not small (x > 2^-10: no dominant element).
 bool dominant_split(const Rows& w, const F::PNorm& norm, double eps, std::int64_t r,
-                    std::int64_t& m, F::DD& rm, double& delta, double& x) {
+                    std::int64_t& m, F::DD& rm, double& delta) {
   const auto elem = [&](std::int64_t j) { return sum3(w.xv(w.xo(r), j), -w.yv(w.yo(r), j), eps); };
   m = -1;
   double big = 0.0;
@@ -822,7 +811,7 @@ bool dominant_split(const Rows& w, const F::PNorm& norm, double eps, std::int64_
   if (m < 0) return false;
   rm = elem(m);
   const double top = std::fabs(rm.hi + rm.lo);
-  x = 0.0;
+  double x = 0.0;
   for (std::int64_t j = 0; j < w.D; ++j)
     if (j != m) x += std::pow(std::fabs(elem(j).hi) / top, norm.p);
   if (!(x <= 0x1p-10)) return false;
@@ -849,9 +838,9 @@ bool hinge_dominant(const Call& c, std::int64_t l, int kn, F::DD& h) {
   const std::int64_t r1 = offset(l, c.out_shape, c.dist_st[1]);
   std::int64_t m0, m1;
   F::DD x0, x1;
-  double d0, d1, s0, s1;
-  if (!dominant_split(ap, norm, c.eps, r0, m0, x0, d0, s0) ||
-      !dominant_split(an, norm, c.eps, r1, m1, x1, d1, s1) || m0 != m1 ||
+  double d0, d1;
+  if (!dominant_split(ap, norm, c.eps, r0, m0, x0, d0) ||
+      !dominant_split(an, norm, c.eps, r1, m1, x1, d1) || m0 != m1 ||
       (x0.hi > 0.0) != (x1.hi > 0.0) || ap.xo(r0) != an.xo(r1))
     return false;
   // |r_ap,m| - |r_an,m| = sgn (r_ap,m - r_an,m) = sgn (n_m - p_m): both rows share the anchor.
@@ -1118,8 +1107,6 @@ void triplet_fast_backward_f64(const Call& c, const Upstream& up, lb_tensor* con
   for (int k = 0; k < 3; ++k) out[k] = gt[k] ? static_cast<double*>(gt[k]->data) : nullptr;
   const bool three = c.num_rows == 3;
   const bool stream = rows * D * static_cast<std::int64_t>(sizeof(double)) >= kStreamBytes;
-  // The pairs' inputs: (anchor, positive), (anchor, negative), (positive, negative).
-  const int px[3] = {0, 0, 1}, py[3] = {1, 2, 2};
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < rows; ++r) {
     const auto i = static_cast<std::size_t>(r);
@@ -1127,10 +1114,7 @@ void triplet_fast_backward_f64(const Call& c, const Upstream& up, lb_tensor* con
     bool exact = true;
     F::DD e[3];
     for (int k = 0; k < c.num_rows; ++k) {
-      double h = 0.0, l = 0.0;
-      if (c.kernels->sq_diff_row_f64_dd(in[px[k]] + o, in[py[k]] + o, D, c.eps, &h, &l) &&
-          h >= 0x1p-960) {
-        e[k] = F::vsqrt(F::DD(h, l));
+      if (norm_row_dd64(c.rows[k], c.eps, r, c.kernels, e[k])) {
         d[k].d[i] = e[k].hi;
         d[k].dd_hi[i] = e[k].hi;
         d[k].dd_lo[i] = e[k].lo;
@@ -1375,22 +1359,6 @@ void cosine_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* g
   }
 }
 
-// y M - P x for double-double M and P (a row's squared norm and dot product) and doubles x, y:
-// both products split exactly (fma), the four parts added with one TwoSum, so the result keeps
-// about 2^-104 of the products where they cancel (float64 cosine gradients: y_j |x|^2 - (x.y) x_j
-// cancels as much as cos^2 (x_j / |x|)^2 ... of the terms, by chance, in any row; double's fma
-// form lost up to 120 ULP on fuzz rows of 24 features).
-F::DD dd_numerator(double y, const F::DD& M, const F::DD& P, double x) {
-  double a, ae, b, be, t, te, h, l;
-  F::dd::two_prod(y, M.hi, a, ae);
-  ae = std::fma(y, M.lo, ae);
-  F::dd::two_prod(P.hi, x, b, be);
-  be = std::fma(P.lo, x, be);
-  F::dd::two_sum(a, -b, t, te);
-  F::dd::two_sum(t, (te + ae) - be, h, l);
-  return F::DD(h, l);
-}
-
 // Near-parallel rows, where y M - P x is far below its terms: there double-double's 2^-104 of the
 // terms can outweigh the value, and Lagrange's identity (exact 0 for parallel rows) serves better.
 constexpr double kParallel = 0x1p-48;
@@ -1421,7 +1389,7 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
           out.add(go, gcos[i] * F::CosineEmbeddingLoss::dx_from(s * c.eps_ce, m_self, m_other));
         } else if (c.dtype == LB_FLOAT64 && !rd.p_lo.empty() && std::isfinite(m_self) &&
                    std::isfinite(rd.p[i])) {
-          // float64: the numerator other_j M_self - P self_j from the DD sums (dd_numerator);
+          // float64: the numerator other_j M_self - P self_j from the DD sums (dd_cos_numerator);
           // near-parallel rows of at most kLagrangeMax features by Lagrange's identity.
           double sc[10];
           cosine_dd_scales(rd, i, gcos[i], sc);
@@ -1502,13 +1470,15 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
           const bool fin = d[k].finite[i] != 0;
           double lx = short_row ? F::lagrange_numerator(xs, ys, w.D, j) : F::kNaN;
           double ly = short_row ? F::lagrange_numerator(ys, xs, w.D, j) : F::kNaN;
-          // float64: y a1 - p x from the DD sums (dd_numerator), Lagrange's where near-parallel;
-          // where neither norm is clamped (N = n), the gradient -G num / (n1 a1 n2) in DD and
-          // rounded once (the double chain's roundings left up to 3 ULP).
+          // float64: y a1 - p x from the DD sums (dd_cos_numerator), Lagrange's where
+          // near-parallel; where neither norm is clamped (N = n), the gradient -G num / (n1 a1 n2)
+          // in DD and rounded once (the double chain's roundings left up to 3 ULP).
           if (c.dtype == LB_FLOAT64 && fin && !d[k].p_lo.empty() && std::isfinite(d[k].p[i])) {
             const F::DD P(d[k].p[i], d[k].p_lo[i]), A1(d[k].m1[i], d[k].m1_lo[i]),
                 A2(d[k].m2[i], d[k].m2_lo[i]);
-            F::DD nx = dd_numerator(y, A1, P, x), ny = dd_numerator(x, A2, P, y);
+            F::DD nx, ny;  // y a1 - p x and x a2 - p y
+            F::dd_cos_numerator(x, y, A1.hi, A1.lo, P.hi, P.lo, nx.hi, nx.lo);
+            F::dd_cos_numerator(y, x, A2.hi, A2.lo, P.hi, P.lo, ny.hi, ny.lo);
             if (short_row && std::fabs(nx.hi) <= kParallel * std::fabs(y * A1.hi)) nx = F::DD(lx);
             if (short_row && std::fabs(ny.hi) <= kParallel * std::fabs(x * A2.hi)) ny = F::DD(ly);
             const double e2 = c.eps * c.eps;

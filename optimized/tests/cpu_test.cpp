@@ -1802,22 +1802,25 @@ TEST(OptimizedCpu, Float64CosineGradientsWithinOneUlp) {
   }
 }
 
+// n doubles uniform in [-2, 2) from rng as a case document's "data" list (hex, quoted).
+std::string uniform_hex_data(std::mt19937_64& rng, int n) {
+  std::uniform_real_distribution<double> u(-2.0, 2.0);
+  std::string d;
+  char buf[64];
+  for (int k = 0; k < n; ++k) {
+    std::snprintf(buf, sizeof buf, "%s\"%a\"", k ? ", " : "", u(rng));
+    d += buf;
+  }
+  return d;
+}
+
 // float64 cosine_embedding_loss on rows of 4096 features (the float64 row kernels dot3_row_f64
 // and cos_grad_row_f64) and of 40 (the general path): random rows, targets 1 and -1, every
 // gradient within 1 ULP, every ISA. The double chain of the general path (row sums and
 // numerators in double) is off by several ULPs on such rows.
 TEST(OptimizedCpu, Float64CosineRowKernelsWithinOneUlp) {
   std::mt19937_64 rng(20261130);
-  std::uniform_real_distribution<double> u(-2.0, 2.0);
-  const auto data = [&](int n) {
-    std::string d;
-    char buf[64];
-    for (int k = 0; k < n; ++k) {
-      std::snprintf(buf, sizeof buf, "%s\"%a\"", k ? ", " : "", u(rng));
-      d += buf;
-    }
-    return d;
-  };
+  const auto data = [&](int n) { return uniform_hex_data(rng, n); };
   for (const int D : {4096, 40}) {
     const std::string shape = "[2, " + std::to_string(D) + "]";
     const std::string doc =
@@ -1842,16 +1845,7 @@ TEST(OptimizedCpu, Float64CosineRowKernelsWithinOneUlp) {
 // distances' own rounding over 4096 squares).
 TEST(OptimizedCpu, Float64TripletRowKernelsWithinOneUlp) {
   std::mt19937_64 rng(20261131);
-  std::uniform_real_distribution<double> u(-2.0, 2.0);
-  const auto data = [&](int n) {
-    std::string d;
-    char buf[64];
-    for (int k = 0; k < n; ++k) {
-      std::snprintf(buf, sizeof buf, "%s\"%a\"", k ? ", " : "", u(rng));
-      d += buf;
-    }
-    return d;
-  };
+  const auto data = [&](int n) { return uniform_hex_data(rng, n); };
   for (const int D : {4096, 40})
     for (const bool swap : {false, true}) {
       const std::string shape = "[2, " + std::to_string(D) + "]";
