@@ -410,10 +410,11 @@ const KernelTable& kernels_for(Isa isa, const Plan& plan) {
   return table_of(isa);
 }
 
-// The classification driver's kernels: float64 uses the scalar table (glibc's exp, as
-// transcendental() above), the other dtypes the ISA's.
+// The classification driver's kernels: float64 cross_entropy uses the scalar table (glibc's exp,
+// as transcendental() above); everything else the ISA's (float64 multi_margin_loss: its
+// double-double row kernel).
 const KernelTable& classification_kernels(Isa isa, const ClassificationPlan& p) {
-  return p.dtype == LB_FLOAT64 ? scalar_kernels() : table_of(isa);
+  return p.dtype == LB_FLOAT64 && p.loss == Loss::cross_entropy ? scalar_kernels() : table_of(isa);
 }
 
 // ---------------------------------------------------------------- the ABI functions

@@ -132,6 +132,21 @@ struct MmRow {
   double sums[2] = {};
 };
 
+// The same over float64 classes, in double-double: z_i = s0 + s1 + x_i as a double-double (TwoSum,
+// then the error terms), h(z_i) and d_i from it (z_i^2 with its fma error and the cross term), each
+// lane summing in TwoSum form; sums = {hinges hi, lo, derivatives hi, lo}. out[i] = d_i times the
+// double-double scale (scale, scale_lo), rounded once. The caller redoes a row whose sums are not
+// finite (an infinite input, or z^2 overflowing) by the general path.
+struct MmRow64 {
+  const double* x = nullptr;
+  std::int64_t c = 0, y = 0;
+  formulas::Params p;
+  double scale = 0.0, scale_lo = 0.0;
+  double* out = nullptr;
+  bool stream = false;
+  double sums[4] = {};
+};
+
 struct KernelTable {
   const char* isa;
   ForwardKernel forward[kLossCount];  // null for the classification losses
@@ -200,6 +215,8 @@ struct KernelTable {
                            double* g1, double* g2, bool stream);
   // multi_margin_loss over one sample's contiguous float32 classes (MmRow).
   void (*mm_row_f32)(MmRow& r);
+  // The same over contiguous float64 classes (MmRow64).
+  void (*mm_row_f64)(MmRow64& r);
   // Pairwise rows of D contiguous float32 elements (pairwise.cpp's fast path), summed over the
   // lanes in a fixed order: sum of (x - y + eps)^2 in double; the dot product and both squared
   // norms as double-doubles (sums: hi, lo of x.y, x.x, y.y; false when one is not finite).

@@ -598,9 +598,9 @@ bool sq_diff_row_f64_dd(const double* x, const double* y, std::int64_t D, double
 
 // Loads of a float32 row of c elements in increasing order, the indices in skip (ascending,
 // distinct) read as -inf, and past the row's end too (a patched copy for those vectors).
-template <class V>
+template <class V, class E = float>
 struct SkipLoad {
-  const float* x;
+  const E* x;
   std::int64_t c;
   const std::int64_t* skip;
   std::int64_t nskip;
@@ -610,9 +610,10 @@ struct SkipLoad {
     constexpr auto L = static_cast<std::int64_t>(T::kLanes);
     if (__builtin_expect(i + L <= c && (next == nskip || skip[next] >= i + L), 1))
       return T::load(x + i);
-    float t[T::kLanes];
-    for (std::int64_t j = 0; j < L; ++j) t[j] = i + j < c ? x[i + j] : -HUGE_VALF;
-    for (; next < nskip && skip[next] < i + L; ++next) t[skip[next] - i] = -HUGE_VALF;
+    E t[T::kLanes];
+    for (std::int64_t j = 0; j < L; ++j) t[j] = i + j < c ? x[i + j] : -static_cast<E>(HUGE_VAL);
+    for (; next < nskip && skip[next] < i + L; ++next)
+      t[skip[next] - i] = -static_cast<E>(HUGE_VAL);
     return T::load(t);
   }
 };
@@ -861,6 +862,85 @@ void mm_row_f32(MmRow& r) {
   if (comp)
     return out ? mm_row_impl<V, false, true, true>(r) : mm_row_impl<V, false, true, false>(r);
   return out ? mm_row_impl<V, false, false, true>(r) : mm_row_impl<V, false, false, false>(r);
+}
+
+// The float64 rows (kernels.hpp: MmRow64): z_i as a double-double (zh, zl), the hinges and the
+// derivatives summed per lane in TwoSum form (two accumulator sets, alternate vectors).
+template <class V, bool kP2, bool kOut>
+void mm_row64_impl(MmRow64& r) {
+  using T = Traits<V>;
+  using formulas::vfma;
+  using formulas::visfinite;
+  using formulas::vselect;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const V zero(0.0), two(2.0), s0(r.p.s0), s1(r.p.s1), sh(r.scale), sl(r.scale_lo);
+  const std::int64_t skip[1] = {r.y};
+  SkipLoad<V, double> load{r.x, r.c, skip, 1};
+  V hs[2] = {zero, zero}, hc[2] = {zero, zero}, ds[2] = {zero, zero}, dc[2] = {zero, zero};
+  const auto body = [&](std::int64_t i, int q, double* to, bool st) __attribute__((always_inline)) {
+    const V xi = load(i);
+    V t, f;
+    two_sum(s0, xi, t, f);
+    // |u| is at most about ulp(t): zh + zl = t + u by Fast2Sum. An infinite t (f is NaN there)
+    // stays infinite, so that its hinge makes the sums infinite and the caller redoes the row.
+    const V u = vselect(visfinite(t), s1 + f, zero);
+    const V zh = t + u, zl = u - (zh - t);
+    const auto on = zh > zero;  // the sign of the exact z (zh is z rounded once)
+    // The products that have their error taken by an fma are fmas themselves (with +0): a
+    // plain product could be contracted into the sums below, which would count its error twice.
+    V hh, hl, dh, dl;
+    if constexpr (kP2) {
+      hh = vfma(zh, zh, zero);
+      hl = vfma(two * zh, zl, vfma(zh, zh, zero - hh));
+      dh = two * zh;
+      dl = two * zl;
+    } else {
+      hh = zh;
+      hl = zl;
+      dh = V(1.0);
+      dl = zero;
+    }
+    V e;
+    two_sum(hs[q], vselect(on, hh, zero), hs[q], e);
+    hc[q] = hc[q] + (e + vselect(on, hl, zero));
+    if constexpr (kP2) {
+      two_sum(ds[q], vselect(on, dh, zero), ds[q], e);
+      dc[q] = dc[q] + (e + vselect(on, dl, zero));
+    } else {
+      ds[q] = ds[q] + vselect(on, dh, zero);  // a count: exact
+    }
+    if constexpr (kOut) {
+      // d_i (dh + dl) times the scale (sh + sl), rounded once.
+      const V ph = vfma(dh, sh, zero);
+      const V pl = vfma(dh, sh, zero - ph) + vfma(dh, sl, dl * sh);
+      put<T>(vselect(on, ph + pl, zero), to, st);
+    }
+  };
+  const std::int64_t full = r.c / L * L;
+  double* out = r.out;
+  std::int64_t i = 0;
+  for (; i + 2 * L <= full; i += 2 * L) {
+    if ((i & 7) == 0) __builtin_prefetch(r.x + i + kPrefetch);
+    body(i, 0, kOut ? out + i : nullptr, r.stream);
+    body(i + L, 1, kOut ? out + i + L : nullptr, r.stream);
+  }
+  if (i < full) body(i, 0, kOut ? out + i : nullptr, r.stream);
+  stream_fence(kOut && r.stream);
+  if (full < r.c) {
+    double t[T::kLanes];
+    body(full, 1, t, false);
+    if constexpr (kOut)
+      for (std::int64_t j = 0; j < r.c - full; ++j) out[full + j] = t[j];
+  }
+  if (!finish_sum<V, 2>(hs, hc, &r.sums[0], &r.sums[1])) r.sums[0] = HUGE_VAL;
+  if (!finish_sum<V, 2>(ds, dc, &r.sums[2], &r.sums[3])) r.sums[2] = HUGE_VAL;
+}
+
+template <class V>
+void mm_row_f64(MmRow64& r) {
+  const bool p2 = r.p.f0, out = r.out != nullptr;
+  if (p2) return out ? mm_row64_impl<V, true, true>(r) : mm_row64_impl<V, true, false>(r);
+  return out ? mm_row64_impl<V, false, true>(r) : mm_row64_impl<V, false, false>(r);
 }
 
 // ---------------------------------------------------------------- multilabel_margin_loss
@@ -1217,6 +1297,7 @@ KernelTable make_table(const char* isa) {
   t.mlsm_forward_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mlsm_backward_f32 = dense_backward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mm_row_f32 = mm_row_f32<V>;
+  t.mm_row_f64 = mm_row_f64<V>;
   t.triplet2_grad_row_f32 = triplet2_grad_row_f32<V>;
   t.cos_grad_row_f32 = cos_grad_row_f32<V>;
   t.cos_grad_row_f64 = cos_grad_row_f64<V>;

@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #endif
 
+#include "../formulas/dd.hpp"
 #include "args.hpp"
 #include "elements.hpp"
 
@@ -33,6 +34,11 @@ constexpr std::size_t kRowPad = 32;           // row buffers: whole sum_block st
 // (args.hpp: kStreamBytes); a row is then streamed where its start is 64-byte aligned.
 bool stream_grad(const lb_tensor* gx, std::int64_t count) {
   return gx != nullptr && gx->dtype == LB_FLOAT32 && count * 4 >= kStreamBytes;
+}
+
+// The same for a float64 input gradient (the float64 row kernels: multi_margin_loss).
+bool stream_grad64(const lb_tensor* gx, std::int64_t count) {
+  return gx != nullptr && gx->dtype == LB_FLOAT64 && count * 8 >= kStreamBytes;
 }
 
 // n float32 zeros at row: with non-temporal 16-byte stores over its aligned middle when `stream`
@@ -433,10 +439,42 @@ double mm_row_fast(const KernelTable& k, const ClassificationPlan& p, std::int64
   return p.w[static_cast<std::size_t>(r.y)] * r.sums[0] / static_cast<double>(p.c);
 }
 
-// multi_margin_loss's row losses, reduced as the call asks: row(n, x) gives row n's loss (x: a
-// scratch row of C doubles per thread). 'none' stores each; otherwise blocks of kPositionBlock
-// rows are summed as double-doubles and the blocks added in order (the same bits for any thread
-// count). forward and the fused forward_backward both reduce here, so their losses agree bitwise.
+// multi_margin_loss's float64 fast path (KernelTable::mm_row_f64): contiguous classes. A row
+// whose margin - x_y is not finite, or whose sums are not (an infinite input, an overflowing
+// square), takes the general path (mm_row).
+bool mm_fast64(const ClassificationPlan& p) {
+  const lb_tensor& x = *p.input;
+  return x.dtype == LB_FLOAT64 && p.c > 0 && x.ndim > 0 && x.strides[x.ndim - 1] == 1;
+}
+
+// The row kernel's description (KernelTable::mm_row_f64) of sample n; false where the row takes
+// the general path.
+bool mm_row64_desc(const ClassificationPlan& p, std::int64_t n, MmRow64& r) {
+  r.x = static_cast<const double*>(p.input->data) + mm_offset(p, n, 0);
+  r.c = p.c;
+  r.y = p.t[static_cast<std::size_t>(n)];
+  r.p = mm_row_params(p, r.x[r.y]);
+  return std::isfinite(r.p.s0);
+}
+
+// A row's loss as a double-double: the reductions add it without rounding it first.
+struct RowLoss {
+  double hi = 0.0, lo = 0.0;
+};
+
+// w_y (h_hi + h_lo) / C in double-double.
+RowLoss mm_row64_loss(const ClassificationPlan& p, const MmRow64& r) {
+  using formulas::DD;
+  const DD v = DD(r.sums[0], r.sums[1]) * DD(p.w[static_cast<std::size_t>(r.y)]) /
+               DD(static_cast<double>(p.c));
+  return {v.hi, v.lo};
+}
+
+// multi_margin_loss's row losses, reduced as the call asks: row(n, x) gives row n's loss (x:
+// scratch of 2 C doubles per thread, mm_row's row and local gradient). 'none' stores each;
+// otherwise blocks of kPositionBlock rows are summed as double-doubles and the blocks added in
+// order (the same bits for any thread count). forward and the fused forward_backward both reduce
+// here, so their losses agree bitwise.
 template <class Row>
 void mm_reduce_rows(const ClassificationPlan& p, lb_tensor& output, int threads, Row row) {
   const bool none = p.reduction == Reduction::none;
@@ -444,17 +482,17 @@ void mm_reduce_rows(const ClassificationPlan& p, lb_tensor& output, int threads,
   std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
 #pragma omp parallel num_threads(threads) if (nb > 1)
   {
-    std::vector<double> x(static_cast<std::size_t>(p.c));
+    std::vector<double> x(static_cast<std::size_t>(p.c) * 2);
 #pragma omp for schedule(static)
     for (std::int64_t blk = 0; blk < nb; ++blk) {
       const std::int64_t end = std::min(p.n, (blk + 1) * kPositionBlock);
       double hi = 0.0, lo = 0.0;
       for (std::int64_t n = blk * kPositionBlock; n < end; ++n) {
-        const double v = row(n, x);
+        const RowLoss v = row(n, x);
         if (none)
-          store(output, n, v);
+          store(output, n, v.hi + v.lo);
         else
-          dd_add(hi, lo, v, 0.0);
+          dd_add(hi, lo, v.hi, v.lo);
       }
       part[static_cast<std::size_t>(blk) * 2] = hi;
       part[static_cast<std::size_t>(blk) * 2 + 1] = lo;
@@ -477,11 +515,62 @@ double mm_upstream(const ClassificationPlan& p, const lb_tensor& grad_output, st
   return p.reduction == Reduction::mean ? g / static_cast<double>(p.n) : g;
 }
 
+// The upstream factor of row n's float64 gradients as a double-double: w_y g / C, over N for
+// 'mean' (mm_upstream's g, not rounded).
+formulas::DD mm_scale64(const ClassificationPlan& p, const lb_tensor& grad_output, std::int64_t n,
+                        double wy) {
+  using formulas::DD;
+  const bool per_row = p.reduction == Reduction::none && grad_output.ndim > 0;
+  const double g = load(grad_output, per_row ? offset_of(grad_output, n) : 0);
+  DD s = DD(g) * DD(wy) / DD(static_cast<double>(p.c));
+  if (p.reduction == Reduction::mean) s = s / DD(static_cast<double>(p.n));
+  return s;
+}
+
+// Row n by the float64 fast path: its loss, and where grad_output is given its gradient row at
+// out (w_y g d_i / C, the target's entry minus their sum). False where the row takes the general
+// path (out may then hold partial values: the caller overwrites the row).
+bool mm_row64_fast(const KernelTable& k, const ClassificationPlan& p, std::int64_t n,
+                   const lb_tensor* grad_output, double* out, bool stream, RowLoss& loss) {
+  MmRow64 r;
+  if (!mm_row64_desc(p, n, r)) return false;
+  formulas::DD scale;
+  if (grad_output != nullptr) {
+    scale = mm_scale64(p, *grad_output, n, p.w[static_cast<std::size_t>(r.y)]);
+    if (!std::isfinite(scale.hi)) return false;
+    r.scale = scale.hi;
+    r.scale_lo = scale.lo;
+    r.out = out;
+    r.stream = stream && reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
+  }
+  k.mm_row_f64(r);
+  if (!std::isfinite(r.sums[0]) || !std::isfinite(r.sums[2])) return false;
+  loss = mm_row64_loss(p, r);
+  if (grad_output != nullptr) {
+    const formulas::DD v = formulas::DD(r.sums[2], r.sums[3]) * scale;
+    out[r.y] = 0.0 - (v.hi + v.lo);  // +0 for no active class
+  }
+  return true;
+}
+
+// The general path's row n with its gradient row stored into gx (x: 2 C doubles of scratch).
+RowLoss mm_row_general(const ClassificationPlan& p, std::int64_t n, const lb_tensor& grad_output,
+                       const lb_tensor& gx, std::vector<double>& x) {
+  double* local = x.data() + p.c;
+  const double loss = mm_row(p, n, x, local);
+  const double g = mm_upstream(p, grad_output, n), C = static_cast<double>(p.c);
+  for (std::int64_t c = 0; c < p.c; ++c) store(gx, n * p.c + c, local[c] * g / C);
+  return {loss, 0.0};
+}
+
 void mm_forward(const KernelTable& k, const ClassificationPlan& p, lb_tensor& output, int threads) {
   check_classification_output(p, output);
-  const bool fast = mm_fast(p);
-  mm_reduce_rows(p, output, threads, [&](std::int64_t n, std::vector<double>& x) {
-    return fast ? mm_row_fast(k, p, n) : mm_row(p, n, x, nullptr);
+  const bool fast = mm_fast(p), fast64 = mm_fast64(p);
+  mm_reduce_rows(p, output, threads, [&](std::int64_t n, std::vector<double>& x) -> RowLoss {
+    if (fast) return {mm_row_fast(k, p, n), 0.0};
+    RowLoss v;
+    if (fast64 && mm_row64_fast(k, p, n, nullptr, nullptr, false, v)) return v;
+    return {mm_row(p, n, x, nullptr), 0.0};
   });
 }
 
@@ -510,34 +599,49 @@ bool mm_fused(const KernelTable& k, const ClassificationPlan& p, lb_tensor& outp
   const lb_tensor* gt = nullptr;
   const lb_tensor* gw = nullptr;
   match_classification_grads(p, &grad_output, grads, num_grads, gx, gt, gw);
-  if (gx == nullptr || gt != nullptr || gw != nullptr || gx->dtype != LB_FLOAT32 || !mm_fast(p))
-    return false;
+  if (gx == nullptr || gt != nullptr || gw != nullptr) return false;
+  if (gx->dtype == LB_FLOAT64 && mm_fast64(p)) {
+    check_classification_output(p, output);
+    const bool stream = stream_grad64(gx, p.n * p.c);
+    double* out = static_cast<double*>(gx->data);
+    mm_reduce_rows(p, output, threads, [&](std::int64_t n, std::vector<double>& x) {
+      RowLoss v;
+      if (mm_row64_fast(k, p, n, &grad_output, out + n * p.c, stream, v)) return v;
+      return mm_row_general(p, n, grad_output, *gx, x);
+    });
+    return true;
+  }
+  if (gx->dtype != LB_FLOAT32 || !mm_fast(p)) return false;
   check_classification_output(p, output);
   const bool stream = stream_grad(gx, p.n * p.c);
   float* out = static_cast<float*>(gx->data);
-  mm_reduce_rows(p, output, threads, [&](std::int64_t n, std::vector<double>&) {
-    return mm_grad_row_fast(k, p, n, mm_upstream(p, grad_output, n), out + n * p.c, stream);
+  mm_reduce_rows(p, output, threads, [&](std::int64_t n, std::vector<double>&) -> RowLoss {
+    return {mm_grad_row_fast(k, p, n, mm_upstream(p, grad_output, n), out + n * p.c, stream), 0.0};
   });
   return true;
 }
 
 void mm_backward(const KernelTable& k, const ClassificationPlan& p, const lb_tensor& grad_output,
                  const lb_tensor& gx, int threads) {
-  const double C = static_cast<double>(p.c);
-  const bool fast = mm_fast(p) && gx.dtype == LB_FLOAT32;  // gx is contiguous (the ABI's rule)
-  const bool stream = stream_grad(&gx, p.n * p.c);
+  // gx is contiguous (the ABI's rule).
+  const bool fast = mm_fast(p) && gx.dtype == LB_FLOAT32;
+  const bool fast64 = mm_fast64(p) && gx.dtype == LB_FLOAT64;
+  const bool stream = fast64 ? stream_grad64(&gx, p.n * p.c) : stream_grad(&gx, p.n * p.c);
 #pragma omp parallel num_threads(threads) if (p.n > kPositionBlock)
   {
-    std::vector<double> x(static_cast<std::size_t>(p.c)), local(x.size());
+    std::vector<double> x(static_cast<std::size_t>(p.c) * 2);
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < p.n; ++n) {
-      const double g = mm_upstream(p, grad_output, n);
       if (fast) {
+        const double g = mm_upstream(p, grad_output, n);
         mm_grad_row_fast(k, p, n, g, static_cast<float*>(gx.data) + n * p.c, stream);
         continue;
       }
-      mm_row(p, n, x, local.data());
-      for (std::int64_t c = 0; c < p.c; ++c) store(gx, n * p.c + c, local[c] * g / C);
+      RowLoss v;
+      if (fast64 &&
+          mm_row64_fast(k, p, n, &grad_output, static_cast<double*>(gx.data) + n * p.c, stream, v))
+        continue;
+      mm_row_general(p, n, grad_output, gx, x);
     }
   }
 }

@@ -1868,6 +1868,37 @@ TEST(OptimizedCpu, Float64TripletRowKernelsWithinOneUlp) {
     }
 }
 
+// float64 multi_margin_loss on rows of 4096 and 37 classes (the double-double row kernel
+// mm_row_f64): random scores, p = 1 and 2, margin 0.75, a class weight, 'mean' and 'none'. The
+// loss and every gradient are double-double values rounded once, so within half an ULP plus the
+// double-double's own error (about 2^-100 relative: the 0.501), every ISA. The general path (a
+// double per term, the factors applied one rounding at a time) is up to 1.5 ULP off on such rows.
+TEST(OptimizedCpu, Float64MultiMarginRowKernelWithinHalfUlp) {
+  std::mt19937_64 rng(20261501);
+  for (const int C : {4096, 37})
+    for (const int P : {1, 2})
+      for (const char* reduction : {"mean", "none"}) {
+        std::string targets;
+        for (int n = 0; n < 3; ++n)
+          targets += (n ? ", " : "") + std::to_string(static_cast<int>(rng() % C));
+        const std::string doc =
+            std::string(R"({"loss": "multi_margin_loss", "reduction": ")") + reduction +
+            R"(", "params": {"p": )" + std::to_string(P) +
+            R"(, "margin": 0.75}, "inputs": {"input": {"dtype": "float64", "shape": [3, )" +
+            std::to_string(C) + R"(], "data": [)" + uniform_hex_data(rng, 3 * C) +
+            R"(]}, "target": {"dtype": "int64", "shape": [3], "data": [)" + targets +
+            R"(]}, "weight": {"dtype": "float64", "shape": [)" + std::to_string(C) +
+            R"(], "data": [)" + uniform_hex_data(rng, C) + "]}}}";
+        for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+          const lb_impl* impl = conformance::find_implementation(impl_name);
+          if (impl->supports("multi_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, reduction) == 0)
+            continue;
+          EXPECT_LE(eval_output_ulp(impl_name, doc, true), 0.501)
+              << impl_name << " C = " << C << " p = " << P << " " << reduction;
+        }
+      }
+}
+
 TEST(OptimizedCpu, Float64BroadcastGradientKeepsLowParts) {
   const double x[5] = {-0x1.48c6b6b435afcp+0, -0x1.a8af58121a968p-1, 0x1.78bb2bbbd0c0cp+0,
                        0x1.76e538e2d74p-1, 0x1.8cc31da25f564p+0};
