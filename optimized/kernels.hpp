@@ -100,20 +100,29 @@ inline constexpr int kMlmGroup = 4;
 //   rounded to float32 (the listed classes' entries are then the caller's to write); stream:
 //   non-temporal stores (out 32-byte aligned).
 // With count or out, active[k] = the number of d active for k.
-struct MlmRow {
-  const float* x = nullptr;
+// float64 rows (MlmRow64, E = double): a[k] + a_lo[k] = 1 - x_j exactly (a double-double), z is
+// a[k] + x_d by TwoSum with the errors added back (formulas::MultilabelMarginLoss::z's value),
+// and sums[k] + sums_lo[k] is the sum of those z in TwoSum form per lane (sums[k] not finite
+// where a term or the sum is not: the caller redoes the row); out[d] is vals[...] itself.
+template <class E>
+struct MlmRowOf {
+  const E* x = nullptr;
   std::int64_t c = 0;
   const std::int64_t* skip = nullptr;
   std::int64_t nskip = 0;
   const double* a = nullptr;
+  const double* a_lo = nullptr;  // float64 rows only
   int nj = 0;
   double* sums = nullptr;
+  double* sums_lo = nullptr;  // float64 rows only
   float* count = nullptr;
-  float* out = nullptr;
+  E* out = nullptr;
   const double* vals = nullptr;  // kMlmGroup + 1 values
   double* active = nullptr;
   bool stream = false;
 };
+using MlmRow = MlmRowOf<float>;
+using MlmRow64 = MlmRowOf<double>;
 
 // multi_margin_loss over one sample: the row x of c float32 classes, the target y left out (read
 // as -inf), z_i = formulas::MultiMarginRow::z(x_i, p) (p: s0, s1, f0, f1 as that formula).
@@ -185,6 +194,8 @@ struct KernelTable {
   DenseForwardKernel mlm_count_f32;
   // multilabel_margin_loss over one sample's contiguous float32 classes (MlmRow).
   void (*mlm_group_f32)(const MlmRow& r);
+  // The same over contiguous float64 classes (MlmRow64).
+  void (*mlm_group_f64)(const MlmRow64& r);
   // Whether every v[i] (i < n) lies in [lo, hi]: multilabel_margin_loss's range check over
   // the whole target, as PyTorch's CPU kernel makes it (a global min and max).
   bool (*int64_in_range)(const std::int64_t* v, std::int64_t n, std::int64_t lo, std::int64_t hi);

@@ -947,29 +947,49 @@ void mm_row_f64(MmRow64& r) {
 // (kernels.hpp: MlmRow). NJ listed classes against the row in one pass: each element is loaded
 // once and compared with all NJ. Two accumulators per class (alternate vectors), summed over the
 // lanes in a fixed order. kSums: the hinge sums; kGrad: 0 none, 1 the counts, 2 the gradient row.
-template <class V, int NJ, bool kSums, int kGrad>
-void mlm_group_impl(const MlmRow& r) {
+template <class V, class E, int NJ, bool kSums, int kGrad>
+void mlm_group_impl(const MlmRowOf<E>& r) {
   using T = Traits<V>;
+  using formulas::visfinite;
   using formulas::vselect;
+  constexpr bool kDD = std::is_same_v<E, double>;
   constexpr auto L = static_cast<std::int64_t>(T::kLanes);
   const V zero(0.0), one(1.0);
-  V A[NJ], s0[NJ], s1[NJ], n[NJ], val[NJ + 1];
+  V A[NJ], Alo[NJ], s0[NJ], s1[NJ], c0[NJ], c1[NJ], n[NJ], val[NJ + 1];
   for (int k = 0; k < NJ; ++k) {
     A[k] = V(r.a[k]);
-    s0[k] = s1[k] = n[k] = zero;
+    Alo[k] = V(kDD ? r.a_lo[k] : 0.0);
+    s0[k] = s1[k] = c0[k] = c1[k] = n[k] = zero;
   }
   if constexpr (kGrad == 2)
     for (int k = 0; k <= NJ; ++k) val[k] = V(r.vals[k]);
-  const float* x = r.x;
-  SkipLoad<V> load{x, r.c, r.skip, r.nskip};
-  // One vector: the sums or the counts; returns the number of k active per lane.
-  const auto step = [&](V xv, V * s) __attribute__((always_inline)) {
+  const E* x = r.x;
+  SkipLoad<V, E> load{x, r.c, r.skip, r.nskip};
+  // One vector: the sums (and for float64 their TwoSum errors) or the counts; returns the number
+  // of k active per lane.
+  const auto step = [&](V xv, V * s, V * cs) __attribute__((always_inline)) {
     V c = zero;
 #pragma GCC unroll 4
     for (int k = 0; k < NJ; ++k) {
-      const V z = A[k] + xv;  // the exact z rounded once (a[k] exact)
+      V z;
+      if constexpr (kDD) {
+        // z = (A + x) + (Alo + f): MultilabelMarginLoss::z's value (an infinite A + x stays).
+        V t, f;
+        two_sum(A[k], xv, t, f);
+        z = vselect(visfinite(t), t + (Alo[k] + f), t);
+      } else {
+        z = A[k] + xv;  // the exact z rounded once (a[k] exact)
+      }
       const auto on = z > zero;
-      if constexpr (kSums) s[k] = s[k] + vselect(on, z, zero);
+      if constexpr (kSums) {
+        if constexpr (kDD) {
+          V e;
+          two_sum(s[k], vselect(on, z, zero), s[k], e);
+          cs[k] = cs[k] + e;
+        } else {
+          s[k] = s[k] + vselect(on, z, zero);
+        }
+      }
       if constexpr (kGrad != 0) {
         const V b = vselect(on, one, zero);
         c = c + b;
@@ -985,8 +1005,8 @@ void mlm_group_impl(const MlmRow& r) {
     for (int k = 1; k <= NJ; ++k) g = vselect(c == V(static_cast<double>(k)), val[k], g);
     return g;
   };
-  const auto body = [&](std::int64_t i, V * s, bool st) __attribute__((always_inline)) {
-    const V c = step(load(i), s);
+  const auto body = [&](std::int64_t i, V * s, V * cs, bool st) __attribute__((always_inline)) {
+    const V c = step(load(i), s, cs);
     if constexpr (kGrad == 1) T::store(T::load(r.count + i) + c, r.count + i);
     if constexpr (kGrad == 2) put<T>(grad(c), r.out + i, st);
   };
@@ -995,55 +1015,66 @@ void mlm_group_impl(const MlmRow& r) {
   for (; i + 2 * L <= full; i += 2 * L) {
     // Software prefetch as dense_forward (past the row's end: the next row's start, or nothing;
     // a prefetch never faults).
-    if ((i & 15) == 0) __builtin_prefetch(x + i + kPrefetch);
-    body(i, s0, r.stream);
-    body(i + L, s1, r.stream);
+    if ((i & 15) == 0) {
+      __builtin_prefetch(x + i + kPrefetch);
+      if constexpr (kDD) __builtin_prefetch(x + i + kPrefetch + 8);  // 16 doubles: two lines
+    }
+    body(i, s0, c0, r.stream);
+    body(i + L, s1, c1, r.stream);
   }
-  if (i < full) body(i, s0, r.stream);
+  if (i < full) body(i, s0, c0, r.stream);
   stream_fence(r.stream);
   if (full < r.c) {
     // The tail from padded copies (-inf never activates a pair).
     const std::int64_t rest = r.c - full;
-    const V c = step(load(full), s1);
-    float t[T::kLanes];
+    const V c = step(load(full), s1, c1);
     if constexpr (kGrad == 1) {
+      float t[T::kLanes];
       for (std::int64_t j = 0; j < rest; ++j) t[j] = r.count[full + j];
       for (std::int64_t j = rest; j < L; ++j) t[j] = 0.0f;
       T::store(T::load(t) + c, t);
       for (std::int64_t j = 0; j < rest; ++j) r.count[full + j] = t[j];
     }
     if constexpr (kGrad == 2) {
+      E t[T::kLanes];
       T::store(grad(c), t);
       for (std::int64_t j = 0; j < rest; ++j) r.out[full + j] = t[j];
     }
   }
   for (int k = 0; k < NJ; ++k) {
-    if constexpr (kSums) r.sums[k] = lane_sum(s0[k] + s1[k]);
+    if constexpr (kSums) {
+      if constexpr (kDD) {
+        const V s[2] = {s0[k], s1[k]}, cs[2] = {c0[k], c1[k]};
+        if (!finish_sum<V, 2>(s, cs, &r.sums[k], &r.sums_lo[k])) r.sums[k] = HUGE_VAL;
+      } else {
+        r.sums[k] = lane_sum(s0[k] + s1[k]);
+      }
+    }
     if constexpr (kGrad != 0) r.active[k] = lane_sum(n[k]);
   }
 }
 
-template <class V, int NJ>
-void mlm_group_nj(const MlmRow& r) {
+template <class V, class E, int NJ>
+void mlm_group_nj(const MlmRowOf<E>& r) {
   if (r.out != nullptr) {
     if (r.sums != nullptr)
-      mlm_group_impl<V, NJ, true, 2>(r);
+      mlm_group_impl<V, E, NJ, true, 2>(r);
     else
-      mlm_group_impl<V, NJ, false, 2>(r);
+      mlm_group_impl<V, E, NJ, false, 2>(r);
   } else if (r.count != nullptr) {
-    mlm_group_impl<V, NJ, false, 1>(r);
+    mlm_group_impl<V, E, NJ, false, 1>(r);
   } else {
-    mlm_group_impl<V, NJ, true, 0>(r);
+    mlm_group_impl<V, E, NJ, true, 0>(r);
   }
 }
 
-template <class V>
-void mlm_group_f32(const MlmRow& r) {
+template <class V, class E>
+void mlm_group(const MlmRowOf<E>& r) {
   switch (r.nj) {
-    case 1: return mlm_group_nj<V, 1>(r);
-    case 2: return mlm_group_nj<V, 2>(r);
-    case 3: return mlm_group_nj<V, 3>(r);
-    default: return mlm_group_nj<V, kMlmGroup>(r);
+    case 1: return mlm_group_nj<V, E, 1>(r);
+    case 2: return mlm_group_nj<V, E, 2>(r);
+    case 3: return mlm_group_nj<V, E, 3>(r);
+    default: return mlm_group_nj<V, E, kMlmGroup>(r);
   }
 }
 
@@ -1303,7 +1334,8 @@ KernelTable make_table(const char* isa) {
   t.cos_grad_row_f64 = cos_grad_row_f64<V>;
   t.mlm_forward_f32 = dense_forward<V, formulas::MultilabelMarginRow, float>;
   t.mlm_count_f32 = dense_forward<V, formulas::MultilabelMarginCountRow, float, true>;
-  t.mlm_group_f32 = mlm_group_f32<V>;
+  t.mlm_group_f32 = mlm_group<V, float>;
+  t.mlm_group_f64 = mlm_group<V, double>;
   t.int64_in_range = int64_in_range<V>;
   t.ce_grad_row_f32 = ce_grad_row_f32<V>;
   t.row_exp = forward_block<V, formulas::CrossEntropyExp>;

@@ -219,8 +219,11 @@ bool one_minus_exact(float v) {
 struct MarginScratch {
   std::vector<float> listed_mask, count;
   std::vector<std::int64_t> skip;
-  std::vector<double> sums, active;
+  std::vector<double> sums, sums_lo, active;
   std::vector<std::pair<std::int64_t, double>> own;
+  // The general path's row (margin_row), for the float64 rows the grouped passes do not take.
+  std::vector<double> x, row_count;
+  std::vector<char> is_target;
   explicit MarginScratch(std::int64_t C)
       : listed_mask(static_cast<std::size_t>(C)), count(listed_mask.size()) {}
 };
@@ -228,16 +231,25 @@ struct MarginScratch {
 // The grouped passes' premise (KernelTable::mlm_group_f32): 1 - x_j exact in double for every
 // listed j; false otherwise (the per-class kernels then take the row). Fills b.skip with the
 // listed classes, ascending and distinct, and row with the sample's row.
-bool group_row(const float* x, const std::int64_t* tr, std::int64_t listed, std::int64_t C,
-               MarginScratch& b, MlmRow& row) {
-  for (std::int64_t i = 0; i < listed; ++i)
-    if (!one_minus_exact(x[tr[i]])) return false;
+// For float64 rows (KernelTable::mlm_group_f64) the premise is a finite x_j (1 - x_j is then a
+// double-double).
+template <class E>
+bool group_row(const E* x, const std::int64_t* tr, std::int64_t listed, std::int64_t C,
+               MarginScratch& b, MlmRowOf<E>& row) {
+  for (std::int64_t i = 0; i < listed; ++i) {
+    if constexpr (std::is_same_v<E, float>) {
+      if (!one_minus_exact(x[tr[i]])) return false;
+    } else {
+      if (!std::isfinite(x[tr[i]])) return false;
+    }
+  }
   b.skip.assign(tr, tr + listed);
   std::sort(b.skip.begin(), b.skip.end());
   b.skip.erase(std::unique(b.skip.begin(), b.skip.end()), b.skip.end());
   b.sums.assign(static_cast<std::size_t>(listed), 0.0);
+  b.sums_lo.assign(b.sums.size(), 0.0);
   b.active.assign(b.sums.size(), 0.0);
-  row = MlmRow{};
+  row = MlmRowOf<E>{};
   row.x = x;
   row.c = C;
   row.skip = b.skip.data();
@@ -247,32 +259,46 @@ bool group_row(const float* x, const std::int64_t* tr, std::int64_t listed, std:
 
 // The passes over the listed entries in groups of kMlmGroup, in list order: each entry's hinge
 // sum into b.sums (sums) and, with row.count or row.out set, its active pairs into b.active.
-void run_groups(const KernelTable& k, const float* x, const std::int64_t* tr, std::int64_t listed,
-                MarginScratch& b, MlmRow row, bool sums) {
+template <class E>
+void run_groups(const KernelTable& k, const E* x, const std::int64_t* tr, std::int64_t listed,
+                MarginScratch& b, MlmRowOf<E> row, bool sums) {
   const bool grad = row.count != nullptr || row.out != nullptr;
   for (std::int64_t g = 0; g < listed; g += kMlmGroup) {
-    double a[kMlmGroup];
+    double a[kMlmGroup], a_lo[kMlmGroup];
     row.nj = static_cast<int>(std::min<std::int64_t>(kMlmGroup, listed - g));
-    for (int q = 0; q < row.nj; ++q) a[q] = 1.0 - static_cast<double>(x[tr[g + q]]);
+    for (int q = 0; q < row.nj; ++q)
+      two_sum(1.0, -static_cast<double>(x[tr[g + q]]), a[q], a_lo[q]);
     row.a = a;
     row.sums = sums ? b.sums.data() + g : nullptr;
     row.active = grad ? b.active.data() + g : nullptr;
-    k.mlm_group_f32(row);
+    if constexpr (std::is_same_v<E, float>) {
+      k.mlm_group_f32(row);  // (a_lo is 0: 1 - x_j is exact, the premise)
+    } else {
+      row.a_lo = a_lo;
+      row.sums_lo = sums ? b.sums_lo.data() + g : nullptr;
+      k.mlm_group_f64(row);
+    }
   }
 }
 
-// The sample's loss from b.sums: their sum / C.
+// The sample's loss from b.sums (and b.sums_lo): their sum / C; not finite where a sum is not.
 double group_loss(const MarginScratch& b, std::int64_t C) {
   double hi = 0.0, lo = 0.0;
-  for (const double v : b.sums) dd_add(hi, lo, v);
+  for (std::size_t i = 0; i < b.sums.size(); ++i) {
+    if (b.sums_lo[i] == 0.0)
+      dd_add(hi, lo, b.sums[i]);  // (float32 rows: their sums are doubles)
+    else
+      dd_add(hi, lo, b.sums[i], b.sums_lo[i]);
+  }
   return dd_div(hi, lo, static_cast<double>(C));
 }
 
 // The listed classes' gradients after the passes (the pass left them to the caller): each is
 // less its active pairs (b.active), summed per class in double (a class listed many times can
 // pass 2^24 pairs).
+template <class E>
 void listed_grads(const std::int64_t* tr, std::int64_t listed, MarginScratch& b, double g, double C,
-                  float* out) {
+                  E* out) {
   auto& own = b.own;
   own.resize(static_cast<std::size_t>(listed));
   for (std::int64_t i = 0; i < listed; ++i)
@@ -282,7 +308,7 @@ void listed_grads(const std::int64_t* tr, std::int64_t listed, MarginScratch& b,
     double n = 0.0;
     const std::int64_t j = own[i].first;
     for (; i < own.size() && own[i].first == j; ++i) n -= own[i].second;
-    out[j] = static_cast<float>(MultilabelMarginLoss::grad(n, g, C));
+    out[j] = static_cast<E>(MultilabelMarginLoss::grad(n, g, C));
   }
 }
 
@@ -320,10 +346,81 @@ double margin_row_fast(const KernelTable& k, const Margin& m, std::int64_t r, Ma
   return dd_div(hi, lo, static_cast<double>(C));
 }
 
+// ---- the float64 fast path: contiguous rows through the grouped passes
+// (KernelTable::mlm_group_f64); a row whose listed x_j is not finite, or whose hinge sums are
+// not, takes the general path (margin_row). Gradients as the general path's (count g / C).
+bool margin_fast64(const Margin& m) {
+  const lb_tensor& in = *m.c.input;
+  return in.dtype == LB_FLOAT64 && in.ndim > 0 && in.strides[in.ndim - 1] == 1 &&
+         (in.ndim == 1 || in.strides[0] == m.dim) && m.dim < (1 << 24);
+}
+
+// The general path's loss of sample r and, where out is given, its gradient row.
+double general_row64(const Margin& m, std::int64_t r, MarginScratch& b, double g, double* out) {
+  const std::int64_t C = m.dim;
+  b.x.resize(static_cast<std::size_t>(C));
+  b.is_target.resize(b.x.size());
+  if (out != nullptr) b.row_count.resize(b.x.size());
+  const double loss = margin_row(m, r, b.x, b.is_target, out ? b.row_count.data() : nullptr);
+  if (out != nullptr)
+    for (std::int64_t d = 0; d < C; ++d)
+      out[d] = MultilabelMarginLoss::grad(b.row_count[static_cast<std::size_t>(d)], g,
+                                          static_cast<double>(C));
+  return loss;
+}
+
+// Sample r: its loss and, where out is given, its gradient row (upstream g).
+double margin_row64(const KernelTable& k, const Margin& m, std::int64_t r, MarginScratch& b,
+                    double g, double* out, bool stream) {
+  const std::int64_t C = m.dim;
+  const double* x = static_cast<const double*>(m.c.input->data) + r * C;
+  const std::int64_t* tr = m.targets() + r * C;
+  const std::int64_t listed = std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
+  MlmRow64 row;
+  if (listed == 0 || !group_row(x, tr, listed, C, b, row)) return general_row64(m, r, b, g, out);
+  const double Cd = static_cast<double>(C);
+  if (out == nullptr) {
+    run_groups(k, x, tr, listed, b, row, true);
+  } else if (listed <= kMlmGroup) {
+    // One pass: the sums and the non-listed classes' gradients (vals[number of active pairs]).
+    double vals[kMlmGroup + 1];
+    grad_table(g, Cd, vals);
+    row.out = out;
+    row.vals = vals;
+    row.stream = stream;
+    run_groups(k, x, tr, listed, b, row, true);
+  } else {
+    run_groups(k, x, tr, listed, b, row, true);  // the sums, then the counts
+    std::vector<float>& count = b.count;
+    std::fill(count.begin(), count.end(), 0.0f);
+    MlmRow64 counting = row;
+    counting.count = count.data();
+    run_groups(k, x, tr, listed, b, counting, false);
+    for (std::int64_t d = 0; d < C; ++d)
+      out[d] = MultilabelMarginLoss::grad(static_cast<double>(count[static_cast<std::size_t>(d)]),
+                                          g, Cd);
+  }
+  const double loss = group_loss(b, C);
+  if (!std::isfinite(loss)) return general_row64(m, r, b, g, out);
+  if (out != nullptr) listed_grads(tr, listed, b, g, Cd, out);
+  return loss;
+}
+
 void margin_forward(const lb_call& call, lb_tensor& output, int threads, const KernelTable* k) {
   Margin m;
   build_margin(call, m, threads, k);
   std::vector<double> loss(static_cast<std::size_t>(m.n));
+  if (k != nullptr && margin_fast64(m)) {
+#pragma omp parallel num_threads(threads) if (m.n > 64)
+    {
+      MarginScratch b(m.dim);
+#pragma omp for schedule(static)
+      for (std::int64_t r = 0; r < m.n; ++r)
+        loss[static_cast<std::size_t>(r)] = margin_row64(*k, m, r, b, 0.0, nullptr, false);
+    }
+    reduce_store(m.c, loss, m.none_shape, output);
+    return;
+  }
   if (k != nullptr && margin_fast(m)) {
 #pragma omp parallel num_threads(threads) if (m.n > 64)
     {
@@ -410,6 +507,20 @@ void margin_backward(const lb_call& call, const lb_tensor* grad_output, lb_tenso
   if (gx == nullptr) return;
   const double C = static_cast<double>(m.dim);
   // gx is contiguous (the ABI's rule).
+  if (k != nullptr && margin_fast64(m) && gx->dtype == LB_FLOAT64) {
+    const bool big = m.n * m.dim * static_cast<std::int64_t>(sizeof(double)) >= kStreamBytes;
+#pragma omp parallel num_threads(threads) if (m.n > 64)
+    {
+      MarginScratch b(m.dim);
+#pragma omp for schedule(static)
+      for (std::int64_t r = 0; r < m.n; ++r) {
+        double* out = static_cast<double*>(gx->data) + r * m.dim;
+        margin_row64(*k, m, r, b, g[static_cast<std::size_t>(r)], out,
+                     big && reinterpret_cast<std::uintptr_t>(out) % 64 == 0);
+      }
+    }
+    return;
+  }
   if (k != nullptr && margin_fast(m) && gx->dtype == LB_FLOAT32 && m.dim < (1 << 24)) {
     // Non-temporal stores for a gradient too large to stay in cache, on rows that start aligned.
     const bool big = m.n * m.dim * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
@@ -449,6 +560,25 @@ bool margin_fused(const lb_call& call, lb_tensor& output, const lb_tensor* grad_
   Margin m;
   build_margin(call, m, threads, k);
   lb_tensor* gx = match_margin_grads(m, grads, num_grads);
+  if (gx != nullptr && m.n > 0 && margin_fast64(m) && gx->dtype == LB_FLOAT64) {
+    check_output(m.c, m.none_shape, output);
+    const std::vector<double> g = upstreams(m.c, grad_output, m.none_shape, m.n);
+    std::vector<double> loss(static_cast<std::size_t>(m.n));
+    const bool big = m.n * m.dim * static_cast<std::int64_t>(sizeof(double)) >= kStreamBytes;
+#pragma omp parallel num_threads(threads) if (m.n > 64)
+    {
+      MarginScratch b(m.dim);
+#pragma omp for schedule(static)
+      for (std::int64_t r = 0; r < m.n; ++r) {
+        double* out = static_cast<double*>(gx->data) + r * m.dim;
+        loss[static_cast<std::size_t>(r)] =
+            margin_row64(*k, m, r, b, g[static_cast<std::size_t>(r)], out,
+                         big && reinterpret_cast<std::uintptr_t>(out) % 64 == 0);
+      }
+    }
+    reduce_store(m.c, loss, m.none_shape, output);
+    return true;
+  }
   if (gx == nullptr || m.n == 0 || !margin_fast(m) || gx->dtype != LB_FLOAT32 || m.dim >= (1 << 24))
     return false;
   check_output(m.c, m.none_shape, output);

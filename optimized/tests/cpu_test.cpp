@@ -8,6 +8,7 @@
 #include <mpfr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -1895,6 +1896,43 @@ TEST(OptimizedCpu, Float64MultiMarginRowKernelWithinHalfUlp) {
             continue;
           EXPECT_LE(eval_output_ulp(impl_name, doc, true), 0.501)
               << impl_name << " C = " << C << " p = " << P << " " << reduction;
+        }
+      }
+}
+
+// float64 multilabel_margin_loss on rows of 4096 and 37 classes (the grouped passes of
+// mlm_group_f64): lists of 3 (one pass, the gradient written by it) and 6 classes (two passes,
+// the pair counts first), 'mean' and 'none', every ISA. Each hinge is the exact z rounded once
+// and summed in double-double, then divided by C: within 1 ULP (the rounded terms' 2^-53 and the
+// division's), as the general path.
+TEST(OptimizedCpu, Float64MultilabelMarginGroupedPassesWithinOneUlp) {
+  std::mt19937_64 rng(20261502);
+  for (const int C : {4096, 37})
+    for (const int listed : {3, 6})
+      for (const char* reduction : {"mean", "none"}) {
+        std::string targets;
+        for (int n = 0; n < 3; ++n) {
+          std::vector<int> classes(static_cast<std::size_t>(C));
+          for (int c = 0; c < C; ++c) classes[static_cast<std::size_t>(c)] = c;
+          std::shuffle(classes.begin(), classes.end(), rng);
+          for (int c = 0; c < C; ++c)
+            targets += std::string(n + c ? ", " : "") +
+                       std::to_string(c < listed ? classes[static_cast<std::size_t>(c)] : -1);
+        }
+        const std::string shape = "[3, " + std::to_string(C) + "]";
+        const std::string doc =
+            std::string(R"({"loss": "multilabel_margin_loss", "reduction": ")") + reduction +
+            R"(", "params": {}, "inputs": {"input": {"dtype": "float64", "shape": )" + shape +
+            R"(, "data": [)" + uniform_hex_data(rng, 3 * C) +
+            R"(]}, "target": {"dtype": "int64", "shape": )" + shape + R"(, "data": [)" + targets +
+            "]}}}";
+        for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+          const lb_impl* impl = conformance::find_implementation(impl_name);
+          if (impl->supports("multilabel_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, reduction) ==
+              0)
+            continue;
+          EXPECT_LE(eval_output_ulp(impl_name, doc, true), 1.0)
+              << impl_name << " C = " << C << " listed " << listed << " " << reduction;
         }
       }
 }
