@@ -38,9 +38,10 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx512bw");
 }
 
-// float64 and a loss with exp/log: the scalar kernels (glibc's exp/log/log1p, under 1 ULP) in
-// every ISA, because Highway's double Log is documented at 4 ULP and float64 has no wider type
-// to hide it in.
+// float64 and a loss with exp/log: on AVX-512 the float64 table (isa/avx512_f64.cpp: its exp,
+// log, log1p and softplus's tail to about half an ULP of double), elsewhere the scalar kernels
+// (glibc's exp/log/log1p, under 1 ULP), because Highway's double Log is documented at 4 ULP and
+// float64 has no wider type to hide it in.
 bool transcendental(Loss l) {
   switch (l) {
     case Loss::soft_margin_loss:
@@ -406,15 +407,18 @@ const KernelTable& kernels_for(Isa isa, const Plan& plan) {
   if (plan.dtype == LB_FLOAT64 && cancels_inside(plan.loss))
     return isa == Isa::avx512 ? exact64_avx512_kernels()
                               : (isa == Isa::avx2 ? exact64_fma_kernels() : exact64_kernels());
-  if (plan.dtype == LB_FLOAT64 && transcendental(plan.loss)) return scalar_kernels();
+  if (plan.dtype == LB_FLOAT64 && transcendental(plan.loss))
+    return isa == Isa::avx512 ? avx512_f64_kernels() : scalar_kernels();
   return table_of(isa);
 }
 
-// The classification driver's kernels: float64 cross_entropy uses the scalar table (glibc's exp,
-// as transcendental() above); everything else the ISA's (float64 multi_margin_loss: its
-// double-double row kernel).
+// The classification driver's kernels: float64 cross_entropy uses the float64 table on AVX-512
+// and the scalar one elsewhere (its exp to half an ULP of double, as transcendental() above);
+// everything else the ISA's (float64 multi_margin_loss: its double-double row kernel).
 const KernelTable& classification_kernels(Isa isa, const ClassificationPlan& p) {
-  return p.dtype == LB_FLOAT64 && p.loss == Loss::cross_entropy ? scalar_kernels() : table_of(isa);
+  if (p.dtype == LB_FLOAT64 && p.loss == Loss::cross_entropy)
+    return isa == Isa::avx512 ? avx512_f64_kernels() : scalar_kernels();
+  return table_of(isa);
 }
 
 // ---------------------------------------------------------------- the ABI functions

@@ -266,6 +266,9 @@ struct KernelTable {
 const KernelTable& scalar_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
+// The AVX-512 table with exp, log, log1p and softplus's tail to about half an ULP of double
+// (isa/avx512_f64.cpp): the float64 losses with exp/log whose terms do not cancel (api.cpp).
+const KernelTable& avx512_f64_kernels();
 // The float64 double-double kernels of the elementwise losses: only their float64 forward,
 // backward, dense and sum entries (and dd_math) are set. Scalar (isa/exact64.cpp, for the scalar
 // path; isa/exact64_fma.cpp, the same with FMA, for the AVX2 path) and eight lanes on AVX-512

@@ -169,25 +169,27 @@ inline __m512d log1p_taylor(__m512d r) {
   return _mm512_fmadd_pd(p, _mm512_mul_pd(r, r), r);
 }
 
+// log_core's table (below): 1/c and -log(1/c) of each interval.
+inline constexpr double kInvC[16] = {
+    0x1.4afd6a052bf5bp+0, 0x1.3813813813814p+0, 0x1.27350b8812735p+0, 0x1.1811811811812p+0,
+    0x1.0a6810a6810a7p+0, 0x1.0000000000000p+0, 0x1.e573ac901e574p-1, 0x1.d0cb58f6ec074p-1,
+    0x1.bdd2b899406f7p-1, 0x1.ac5701ac5701bp-1, 0x1.9c2d14ee4a102p-1, 0x1.8d3018d3018d3p-1,
+    0x1.7f405fd017f40p-1, 0x1.724287f46debcp-1, 0x1.661ec6a5122f9p-1, 0x1.5ac056b015ac0p-1};
+// -log(kInvC[j]), correctly rounded.
+inline constexpr double kLogC[16] = {
+    -0x1.07138604d5864p-2, -0x1.95a5adcf70182p-3, -0x1.23d712a49c201p-3,
+    -0x1.700d30aeac0e8p-4, -0x1.466aed42de3f9p-5, 0x0.0p+0,
+    0x1.b42dd711971b9p-5,  0x1.8c345d6319b23p-4,  0x1.1b72ad52f67a2p-3,
+    0x1.6d60fe719d21bp-3,  0x1.bc286742d8cd4p-3,  0x1.0402594b4d041p-2,
+    0x1.2895a13de86a4p-2,  0x1.4be5f957778a1p-2,  0x1.6e08eaa2ba1e4p-2,
+    0x1.8f11e873662c8p-2};
+
 // log(x) for x > 0 finite (subnormals included): x = 2^e m, m in [0.75, 1.5), m in one of 16
 // intervals of width 3/64 with a point c (c = 1 exactly on the interval around 1, so that the
 // result keeps its relative accuracy near x = 1); r = m / c - 1 = m invc - 1 (one FMA),
 // |r| <= 2^-5; log x = e ln2 + log c + log1p(r), log1p by its degree-11 Taylor polynomial
 // (relative error < 2^-53).
 inline __m512d log_core(__m512d x) {
-  static constexpr double kInvC[16] = {
-      0x1.4afd6a052bf5bp+0, 0x1.3813813813814p+0, 0x1.27350b8812735p+0, 0x1.1811811811812p+0,
-      0x1.0a6810a6810a7p+0, 0x1.0000000000000p+0, 0x1.e573ac901e574p-1, 0x1.d0cb58f6ec074p-1,
-      0x1.bdd2b899406f7p-1, 0x1.ac5701ac5701bp-1, 0x1.9c2d14ee4a102p-1, 0x1.8d3018d3018d3p-1,
-      0x1.7f405fd017f40p-1, 0x1.724287f46debcp-1, 0x1.661ec6a5122f9p-1, 0x1.5ac056b015ac0p-1};
-  // -log(kInvC[j]), correctly rounded.
-  static constexpr double kLogC[16] = {
-      -0x1.07138604d5864p-2, -0x1.95a5adcf70182p-3, -0x1.23d712a49c201p-3,
-      -0x1.700d30aeac0e8p-4, -0x1.466aed42de3f9p-5, 0x0.0p+0,
-      0x1.b42dd711971b9p-5,  0x1.8c345d6319b23p-4,  0x1.1b72ad52f67a2p-3,
-      0x1.6d60fe719d21bp-3,  0x1.bc286742d8cd4p-3,  0x1.0402594b4d041p-2,
-      0x1.2895a13de86a4p-2,  0x1.4be5f957778a1p-2,  0x1.6e08eaa2ba1e4p-2,
-      0x1.8f11e873662c8p-2};
   const __m512d m1 = _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
   const __mmask8 big = _mm512_cmp_pd_mask(m1, _mm512_set1_pd(1.5), _CMP_GE_OQ);
   const __m512d m = _mm512_mask_mul_pd(m1, big, m1, _mm512_set1_pd(0.5));
@@ -251,10 +253,101 @@ inline __m512d reciprocal(__m512d u) {
   return y;
 }
 
+// ---- the float64 table's functions (LOSSBENCH_F64_MATH, isa/avx512_f64.cpp): float64 results,
+// so about half an ULP of double each, not just 2^-50.
+
+// log(c) - kLogC[j] for log_core's table (c = 1 / kInvC[j] exactly as its logarithm is taken:
+// -log(kInvC[j])), so that log c is a double-double.
+inline constexpr double kLogCLo[16] = {
+    0x1.24e912b16ec8bp-60,  -0x1.8a16283fdbd1cp-57, -0x1.51c7e9efae297p-57,
+    -0x1.a36a677b4c8b2p-59, 0x1.9badefe942718p-60,  0x0.0p+0,
+    0x1.0a34531f67db5p-59,  -0x1.294d2f5668495p-58, -0x1.fbe7ee5c69946p-57,
+    0x1.d551d97132e87p-57,  0x1.cfce744870f57p-58,  -0x1.08ec217a5022dp-57,
+    0x1.7ad24c13f040fp-56,  -0x1.4b366b609027ap-58, -0x1.bfb1b39ca3a0fp-56,
+    0x1.f85da755a61a3p-56};
+
+// s + e == a + b exactly.
+inline void two_sum_pd(__m512d a, __m512d b, __m512d& s, __m512d& e) {
+  s = _mm512_add_pd(a, b);
+  const __m512d bb = _mm512_sub_pd(s, a);
+  e = _mm512_add_pd(_mm512_sub_pd(a, _mm512_sub_pd(s, bb)), _mm512_sub_pd(b, bb));
+}
+
+// log(x + corr + corr_lo) for x > 0 finite (subnormals included), |corr| below about 2^-52 x
+// (the rounding error of the x a caller formed) and corr_lo below 2^-52 corr (a low part that
+// corr's own rounding would lose): log_core's reduction, with r = m invc - 1 kept as a
+// double-double (the product split by an fma; ph - 1 is exact, ph being within 2^-5 of 1) and
+// corr folded into its low part; log x = e ln2 + log c + rh + rl + rh^2 P(rh) - rl (rh + rl / 2),
+// the four leading terms added by TwoSums and everything else in the low part, rounded once at
+// the end (about 0.52 ULP).
+inline __m512d log_acc_core(__m512d x, __m512d corr, __m512d corr_lo) {
+  const __m512d m1 = _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+  const __mmask8 big = _mm512_cmp_pd_mask(m1, _mm512_set1_pd(1.5), _CMP_GE_OQ);
+  const __m512d m = _mm512_mask_mul_pd(m1, big, m1, _mm512_set1_pd(0.5));
+  const __m512d e =
+      _mm512_mask_add_pd(_mm512_getexp_pd(x), big, _mm512_getexp_pd(x), _mm512_set1_pd(1.0));
+  const __m512i j = _mm512_cvttpd_epi64(
+      _mm512_mul_pd(_mm512_sub_pd(m, _mm512_set1_pd(0.75)), _mm512_set1_pd(64.0 / 3)));
+  const __m512d invc = table(kInvC, j);
+  const __m512d ph = _mm512_mul_pd(m, invc);
+  const __m512d rh = _mm512_sub_pd(ph, _mm512_set1_pd(1.0));
+  __m512d rl = _mm512_fmsub_pd(m, invc, ph);
+  const __m512d minus_e = _mm512_sub_pd(_mm512_setzero_pd(), e);
+  rl = _mm512_add_pd(rl, _mm512_scalef_pd(_mm512_mul_pd(corr, invc), minus_e));
+  // r^2 P(r): log1p's Taylor terms of degree 2 to 11.
+  const auto coef = [](int k) { return (k % 2 == 1 ? 1.0 : -1.0) / k; };
+  __m512d p = _mm512_set1_pd(coef(11));
+  for (int k = 10; k >= 2; --k) p = _mm512_fmadd_pd(p, rh, _mm512_set1_pd(coef(k)));
+  const __m512d tail = _mm512_mul_pd(p, _mm512_mul_pd(rh, rh));
+  __m512d s1, e1, s2, e2, s3, e3;
+  two_sum_pd(_mm512_mul_pd(e, _mm512_set1_pd(0x1.62e42fefa3800p-1)), table(kLogC, j), s1, e1);
+  two_sum_pd(s1, rh, s2, e2);
+  // rl by a TwoSum too: where the result is near 2^-52 (log1p of such x, softplus's tail of such
+  // exp(-|t|)) rl is as large as the result, and its rounding in the low part would cost a
+  // quarter of an ULP.
+  two_sum_pd(s2, rl, s3, e3);
+  __m512d lo = _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.ef35793c76730p-45), table(kLogCLo, j));
+  lo = _mm512_add_pd(lo, _mm512_scalef_pd(_mm512_mul_pd(corr_lo, invc), minus_e));
+  // -rl (rh + rl / 2): the low part's own square matters where it is the whole correction.
+  const __m512d half_rl = _mm512_mul_pd(rl, _mm512_set1_pd(0.5));
+  lo = _mm512_fnmadd_pd(rl, _mm512_add_pd(rh, half_rl), lo);
+  lo = _mm512_add_pd(lo, _mm512_add_pd(e1, _mm512_add_pd(e2, e3)));
+  return _mm512_add_pd(s3, _mm512_add_pd(lo, tail));
+}
+
+// exp(x) to about 0.51 ULP: 2^e (t + (t p + tlo)), t's rounding error added back.
+inline __m512d exp_acc_core(__m512d x) {
+  __m512d t, p, e;
+  __m512i j;
+  exp_reduce(x, t, p, e, j);
+  return _mm512_scalef_pd(_mm512_add_pd(t, _mm512_fmadd_pd(t, p, table(kPow2Lo, j))), e);
+}
+
+// log1p(exp(-|t|)) to about half an ULP: exp(-|t|) as the double-double 2^e t + 2^e (t p + tlo)
+// (Fast2Sum: the second term is under 2.3% of the first), u = 1 + its high part, and u's
+// rounding error and the low part as log_acc_core's two corrections.
+inline __m512d softplus_tail_acc_core(__m512d t) {
+  __m512d tt, p, e;
+  __m512i j;
+  exp_reduce(_mm512_or_pd(t, _mm512_set1_pd(-0.0)), tt, p, e, j);
+  const __m512d a = _mm512_scalef_pd(tt, e);
+  const __m512d b = _mm512_scalef_pd(_mm512_fmadd_pd(tt, p, table(kPow2Lo, j)), e);
+  const __m512d eh = _mm512_add_pd(a, b);
+  const __m512d el = _mm512_sub_pd(b, _mm512_sub_pd(eh, a));
+  const __m512d u = _mm512_add_pd(_mm512_set1_pd(1.0), eh);
+  return log_acc_core(u, _mm512_sub_pd(eh, _mm512_sub_pd(u, _mm512_set1_pd(1.0))), el);
+}
 }  // namespace avx512math
 
+// LOSSBENCH_F64_MATH (isa/avx512_f64.cpp, the float64 table): exp, log, log1p, softplus's tail
+// and the division to about half an ULP of double (the *_acc_core functions); otherwise the
+// cores above, which float32 and 16-bit results need only to 2^-50.
 HWY_INLINE VD vexp(VD x) {
+#if defined(LOSSBENCH_F64_MATH)
+  VD r(hn::Vec<D>{avx512math::exp_acc_core(x.v.raw)});
+#else
   VD r(hn::Vec<D>{avx512math::exp_core(x.v.raw)});
+#endif
   return vselect(visnan(x), x, r);
 }
 
@@ -264,7 +357,11 @@ HWY_INLINE VD vexp(VD x) {
 // one -> log_core's +0 (0), -inf -> NaN (3), +inf -> +inf (5), negative -> NaN (3), positive
 // (subnormals included) -> log_core (0). log_core's values on those lanes are never used.
 HWY_INLINE VD vlog(VD x) {
+#if defined(LOSSBENCH_F64_MATH)
+  const __m512d r = avx512math::log_acc_core(x.v.raw, _mm512_setzero_pd(), _mm512_setzero_pd());
+#else
   const __m512d r = avx512math::log_core(x.v.raw);
+#endif
   return VD(hn::Vec<D>{_mm512_fixupimm_pd(r, x.v.raw, _mm512_set1_epi64(0x03530422), 0)});
 }
 
@@ -276,9 +373,18 @@ HWY_INLINE VD vlog1p(VD x) {
   const VD u = VD(1.0) + x;
   const __mmask8 usable = _mm512_cmp_pd_mask(u.v.raw, _mm512_set1_pd(0.0), _CMP_GT_OQ) &
                           _mm512_cmp_pd_mask(u.v.raw, _mm512_set1_pd(0x1p+1000), _CMP_LT_OQ);
+#if defined(LOSSBENCH_F64_MATH)
+  // The rounding error of u as log_acc_core's correction (u = 1 gives x itself); vlog's special
+  // values by u's class.
+  const __m512d corr = _mm512_maskz_sub_pd(usable, x.v.raw, (u - VD(1.0)).v.raw);
+  const __m512d r = avx512math::log_acc_core(u.v.raw, corr, _mm512_setzero_pd());
+  const VD l(hn::Vec<D>{_mm512_fixupimm_pd(r, u.v.raw, _mm512_set1_epi64(0x03530422), 0)});
+  return vselect(u == VD(1.0), x, l);
+#else
   const __m512d inv = avx512math::reciprocal(u.v.raw);
   const VD correction(hn::Vec<D>{_mm512_maskz_mul_pd(usable, (x - (u - VD(1.0))).v.raw, inv)});
   return vselect(u == VD(1.0), x, vlog(u) + correction);
+#endif
 }
 
 #else
@@ -332,8 +438,12 @@ HWY_INLINE VD vexp_minus(VD x, VD y) {
 // log1p(exp(-|t|)) (formulas/common.hpp): exp_core of -|t| (NaN and -inf clamp to -1000, so
 // that e is 0 there) and log1p_unit_core; NaN kept.
 HWY_INLINE VD softplus_tail(VD t) {
+#if defined(LOSSBENCH_F64_MATH)
+  VD r(hn::Vec<D>{avx512math::softplus_tail_acc_core(t.v.raw)});
+#else
   const __m512d e = avx512math::exp_core(_mm512_or_pd(t.v.raw, _mm512_set1_pd(-0.0)));
   VD r(hn::Vec<D>{avx512math::log1p_unit_core(e)});
+#endif
   return vselect(visnan(t), t, r);
 }
 
@@ -341,7 +451,11 @@ HWY_INLINE VD softplus_tail(VD t) {
 // relative error under 2^-51 (two roundings after the reciprocal's 2^-56) instead of vdivpd's
 // 2^-53 at several times the cost. Only float32 and 16-bit results come through here.
 HWY_INLINE VD vdiv_pos(VD a, VD u) {
+#if defined(LOSSBENCH_F64_MATH)
+  return a / u;  // float64 results: the division, rounded once
+#else
   return VD(hn::Vec<D>{_mm512_mul_pd(a.v.raw, avx512math::reciprocal(u.v.raw))});
+#endif
 }
 #endif  // HWY_TARGET == HWY_AVX3
 

@@ -1,0 +1,18 @@
+// The AVX-512 path for the float64 losses with exp and log that add terms of one sign
+// (binary_cross_entropy, binary_cross_entropy_with_logits, soft_margin_loss: api.cpp). The same
+// code as isa/avx512.cpp, compiled with LOSSBENCH_F64_MATH: exp, log, log1p and softplus's tail
+// to about half an ULP of double, and a true division (isa/simd.hpp).
+#include "simd.hpp"
+
+#if HWY_TARGET != HWY_AVX3 || !defined(LOSSBENCH_F64_MATH)
+#error "isa/avx512_f64.cpp must be compiled with the AVX-512 flags and LOSSBENCH_F64_MATH"
+#endif
+
+namespace lossbench::opt {
+
+const KernelTable& avx512_f64_kernels() {
+  static const KernelTable table = kernels::make_table<simd::VD>("avx512");
+  return table;
+}
+
+}  // namespace lossbench::opt
