@@ -126,9 +126,9 @@ using MlmRow64 = MlmRowOf<double>;
 
 // multi_margin_loss over one sample: the row x of c float32 classes, the target y left out (read
 // as -inf), z_i = formulas::MultiMarginRow::z(x_i, p) (p: s0, s1, f0, f1 as that formula).
-// sums[0] = the sum of the hinges h(z_i), sums[1] = the sum of their derivatives d_i (1, or 2 z_i
-// for p = 2, where z_i > 0), both in plain double (terms >= 0: a relative error below c 2^-53).
-// out (nullable): out[i] = d_i scale
+// sums[0] = the sum of the hinges h(z_i), sums[1] (only with out) = the sum of their derivatives
+// d_i (1, or 2 z_i for p = 2, where z_i > 0), both in plain double (terms >= 0: a relative error
+// below c 2^-53). out (nullable): out[i] = d_i scale
 // rounded to float32 for i != y (out[y] is the caller's); stream: non-temporal stores (out
 // 32-byte aligned).
 struct MmRow {
@@ -143,9 +143,9 @@ struct MmRow {
 
 // The same over float64 classes, in double-double: z_i = s0 + s1 + x_i as a double-double (TwoSum,
 // then the error terms), h(z_i) and d_i from it (z_i^2 with its fma error and the cross term), each
-// lane summing in TwoSum form; sums = {hinges hi, lo, derivatives hi, lo}. out[i] = d_i times the
-// double-double scale (scale, scale_lo), rounded once. The caller redoes a row whose sums are not
-// finite (an infinite input, or z^2 overflowing) by the general path.
+// lane summing in TwoSum form; sums = {hinges hi, lo, derivatives hi, lo (only with out)}. out[i] =
+// d_i times the double-double scale (scale, scale_lo), rounded once. The caller redoes a row whose
+// sums are not finite (an infinite input, or z^2 overflowing) by the general path.
 struct MmRow64 {
   const double* x = nullptr;
   std::int64_t c = 0, y = 0;

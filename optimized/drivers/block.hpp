@@ -618,6 +618,20 @@ struct SkipLoad {
   }
 };
 
+// Software prefetch for the row kernels whose loop takes two vectors a step (mm_row_impl,
+// mm_row64_impl, mlm_group_impl): kPrefetch elements ahead of step i, one prefetch per 64-byte
+// line (two lines a step for AVX-512 doubles; every other step, or less, for narrower steps).
+template <class V, class E>
+__attribute__((always_inline)) inline void prefetch_step(const E* x, std::int64_t i) {
+  constexpr std::int64_t kStep = 2 * static_cast<std::int64_t>(Traits<V>::kLanes);
+  constexpr std::int64_t kLine = 64 / static_cast<std::int64_t>(sizeof(E));
+  if constexpr (kStep >= kLine) {
+    for (std::int64_t k = 0; k < kStep; k += kLine) __builtin_prefetch(x + i + kPrefetch + k);
+  } else if (i % kLine == 0) {
+    __builtin_prefetch(x + i + kPrefetch);
+  }
+}
+
 // ---------------------------------------------------------------- float32 gradient rows
 // The loop of the gradient row kernels below (triplet2_grad_impl, cos_grad_row_f32) over D
 // elements of kIn input rows: at(in, i, out, st) on each whole vector (the inputs prefetched),
@@ -826,16 +840,18 @@ void mm_row_impl(MmRow& r) {
   const auto body = [&](std::int64_t i, int q, float* to, bool st) __attribute__((always_inline)) {
     const V z = formulas::MultiMarginRow::z(load(i), p);
     const auto on = z > zero;
-    const V dz = vselect(on, kP2 ? two * z : one, zero);
     h[q] = h[q] + vselect(on, kP2 ? z * z : z, zero);
-    d[q] = d[q] + dz;
-    if constexpr (kOut) put<T>(dz * scale, to, st);
+    if constexpr (kOut) {  // the derivatives: their sum and the gradients
+      const V dz = vselect(on, kP2 ? two * z : one, zero);
+      d[q] = d[q] + dz;
+      put<T>(dz * scale, to, st);
+    }
   };
   const std::int64_t full = r.c / L * L;
   float* out = r.out;
   std::int64_t i = 0;
   for (; i + 2 * L <= full; i += 2 * L) {
-    if ((i & 15) == 0) __builtin_prefetch(r.x + i + kPrefetch);
+    prefetch_step<V>(r.x, i);
     body(i, 0, kOut ? out + i : nullptr, r.stream);
     body(i + L, 1, kOut ? out + i + L : nullptr, r.stream);
   }
@@ -848,7 +864,7 @@ void mm_row_impl(MmRow& r) {
       for (std::int64_t j = 0; j < r.c - full; ++j) out[full + j] = t[j];
   }
   r.sums[0] = lane_sum(h[0] + h[1]);
-  r.sums[1] = lane_sum(d[0] + d[1]);
+  if constexpr (kOut) r.sums[1] = lane_sum(d[0] + d[1]);
 }
 
 template <class V>
@@ -903,13 +919,13 @@ void mm_row64_impl(MmRow64& r) {
     V e;
     two_sum(hs[q], vselect(on, hh, zero), hs[q], e);
     hc[q] = hc[q] + (e + vselect(on, hl, zero));
-    if constexpr (kP2) {
-      two_sum(ds[q], vselect(on, dh, zero), ds[q], e);
-      dc[q] = dc[q] + (e + vselect(on, dl, zero));
-    } else {
-      ds[q] = ds[q] + vselect(on, dh, zero);  // a count: exact
-    }
-    if constexpr (kOut) {
+    if constexpr (kOut) {  // the derivatives: their sum and the gradients
+      if constexpr (kP2) {
+        two_sum(ds[q], vselect(on, dh, zero), ds[q], e);
+        dc[q] = dc[q] + (e + vselect(on, dl, zero));
+      } else {
+        ds[q] = ds[q] + vselect(on, dh, zero);  // a count: exact
+      }
       // d_i (dh + dl) times the scale (sh + sl), rounded once.
       const V ph = vfma(dh, sh, zero);
       const V pl = vfma(dh, sh, zero - ph) + vfma(dh, sl, dl * sh);
@@ -920,7 +936,7 @@ void mm_row64_impl(MmRow64& r) {
   double* out = r.out;
   std::int64_t i = 0;
   for (; i + 2 * L <= full; i += 2 * L) {
-    if ((i & 7) == 0) __builtin_prefetch(r.x + i + kPrefetch);
+    prefetch_step<V>(r.x, i);
     body(i, 0, kOut ? out + i : nullptr, r.stream);
     body(i + L, 1, kOut ? out + i + L : nullptr, r.stream);
   }
@@ -933,7 +949,8 @@ void mm_row64_impl(MmRow64& r) {
       for (std::int64_t j = 0; j < r.c - full; ++j) out[full + j] = t[j];
   }
   if (!finish_sum<V, 2>(hs, hc, &r.sums[0], &r.sums[1])) r.sums[0] = HUGE_VAL;
-  if (!finish_sum<V, 2>(ds, dc, &r.sums[2], &r.sums[3])) r.sums[2] = HUGE_VAL;
+  if constexpr (kOut)
+    if (!finish_sum<V, 2>(ds, dc, &r.sums[2], &r.sums[3])) r.sums[2] = HUGE_VAL;
 }
 
 template <class V>
@@ -1013,12 +1030,8 @@ void mlm_group_impl(const MlmRowOf<E>& r) {
   const std::int64_t full = r.c / L * L;
   std::int64_t i = 0;
   for (; i + 2 * L <= full; i += 2 * L) {
-    // Software prefetch as dense_forward (past the row's end: the next row's start, or nothing;
-    // a prefetch never faults).
-    if ((i & 15) == 0) {
-      __builtin_prefetch(x + i + kPrefetch);
-      if constexpr (kDD) __builtin_prefetch(x + i + kPrefetch + 8);  // 16 doubles: two lines
-    }
+    // (Past the row's end: the next row's start, or nothing; a prefetch never faults.)
+    prefetch_step<V>(x, i);
     body(i, s0, c0, r.stream);
     body(i + L, s1, c1, r.stream);
   }

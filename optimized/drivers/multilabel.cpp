@@ -369,9 +369,11 @@ double general_row64(const Margin& m, std::int64_t r, MarginScratch& b, double g
   return loss;
 }
 
-// Sample r: its loss and, where out is given, its gradient row (upstream g).
+// Sample r: its loss (want_loss, else 0) and, where out is given, its gradient row (upstream g).
+// The backward alone skips the hinge sums: the pair counts give the gradient whatever the sums
+// (an infinite x_d is an active pair in both paths).
 double margin_row64(const KernelTable& k, const Margin& m, std::int64_t r, MarginScratch& b,
-                    double g, double* out, bool stream) {
+                    double g, double* out, bool stream, bool want_loss = true) {
   const std::int64_t C = m.dim;
   const double* x = static_cast<const double*>(m.c.input->data) + r * C;
   const std::int64_t* tr = m.targets() + r * C;
@@ -379,56 +381,69 @@ double margin_row64(const KernelTable& k, const Margin& m, std::int64_t r, Margi
   MlmRow64 row;
   if (listed == 0 || !group_row(x, tr, listed, C, b, row)) return general_row64(m, r, b, g, out);
   const double Cd = static_cast<double>(C);
-  if (out == nullptr) {
-    run_groups(k, x, tr, listed, b, row, true);
-  } else if (listed <= kMlmGroup) {
-    // One pass: the sums and the non-listed classes' gradients (vals[number of active pairs]).
+  if (out != nullptr && listed <= kMlmGroup) {
+    // One pass: the non-listed classes' gradients (vals[number of active pairs]), and the sums.
     double vals[kMlmGroup + 1];
     grad_table(g, Cd, vals);
     row.out = out;
     row.vals = vals;
     row.stream = stream;
-    run_groups(k, x, tr, listed, b, row, true);
+    run_groups(k, x, tr, listed, b, row, want_loss);
   } else {
-    run_groups(k, x, tr, listed, b, row, true);  // the sums, then the counts
-    std::vector<float>& count = b.count;
-    std::fill(count.begin(), count.end(), 0.0f);
-    MlmRow64 counting = row;
-    counting.count = count.data();
-    run_groups(k, x, tr, listed, b, counting, false);
-    for (std::int64_t d = 0; d < C; ++d)
-      out[d] = MultilabelMarginLoss::grad(static_cast<double>(count[static_cast<std::size_t>(d)]),
-                                          g, Cd);
+    if (want_loss) run_groups(k, x, tr, listed, b, row, true);  // the sums, then the counts
+    if (out != nullptr) {
+      std::vector<float>& count = b.count;
+      std::fill(count.begin(), count.end(), 0.0f);
+      MlmRow64 counting = row;
+      counting.count = count.data();
+      run_groups(k, x, tr, listed, b, counting, false);
+      for (std::int64_t d = 0; d < C; ++d)
+        out[d] = MultilabelMarginLoss::grad(static_cast<double>(count[static_cast<std::size_t>(d)]),
+                                            g, Cd);
+    }
   }
-  const double loss = group_loss(b, C);
-  if (!std::isfinite(loss)) return general_row64(m, r, b, g, out);
+  double loss = 0.0;
+  if (want_loss) {
+    loss = group_loss(b, C);
+    if (!std::isfinite(loss)) return general_row64(m, r, b, g, out);
+  }
   if (out != nullptr) listed_grads(tr, listed, b, g, Cd, out);
   return loss;
+}
+
+// Runs row(r, b) over the samples, in parallel over the threads with a MarginScratch each.
+template <class Row>
+void each_row(const Margin& m, int threads, Row row) {
+#pragma omp parallel num_threads(threads) if (m.n > 64)
+  {
+    MarginScratch b(m.dim);
+#pragma omp for schedule(static)
+    for (std::int64_t r = 0; r < m.n; ++r) row(r, b);
+  }
+}
+
+// each_row over the gradient's rows: row(r, b, out, stream) with out gx's row r (E elements),
+// streamed (non-temporal stores) where the gradient is too large to stay in cache and the row
+// starts 64-byte aligned. gx is contiguous (the ABI's rule).
+template <class E, class Row>
+void each_grad_row(const Margin& m, const lb_tensor& gx, int threads, Row row) {
+  const bool big = m.n * m.dim * static_cast<std::int64_t>(sizeof(E)) >= kStreamBytes;
+  each_row(m, threads, [&](std::int64_t r, MarginScratch& b) {
+    E* out = static_cast<E*>(gx.data) + r * m.dim;
+    row(r, b, out, big && reinterpret_cast<std::uintptr_t>(out) % 64 == 0);
+  });
 }
 
 void margin_forward(const lb_call& call, lb_tensor& output, int threads, const KernelTable* k) {
   Margin m;
   build_margin(call, m, threads, k);
   std::vector<double> loss(static_cast<std::size_t>(m.n));
-  if (k != nullptr && margin_fast64(m)) {
-#pragma omp parallel num_threads(threads) if (m.n > 64)
-    {
-      MarginScratch b(m.dim);
-#pragma omp for schedule(static)
-      for (std::int64_t r = 0; r < m.n; ++r)
-        loss[static_cast<std::size_t>(r)] = margin_row64(*k, m, r, b, 0.0, nullptr, false);
-    }
-    reduce_store(m.c, loss, m.none_shape, output);
-    return;
-  }
-  if (k != nullptr && margin_fast(m)) {
-#pragma omp parallel num_threads(threads) if (m.n > 64)
-    {
-      MarginScratch b(m.dim);
-#pragma omp for schedule(static)
-      for (std::int64_t r = 0; r < m.n; ++r)
-        loss[static_cast<std::size_t>(r)] = margin_row_fast(*k, m, r, b);
-    }
+  if (k != nullptr && (margin_fast64(m) || margin_fast(m))) {
+    const bool f64 = margin_fast64(m);
+    each_row(m, threads, [&](std::int64_t r, MarginScratch& b) {
+      loss[static_cast<std::size_t>(r)] =
+          f64 ? margin_row64(*k, m, r, b, 0.0, nullptr, false) : margin_row_fast(*k, m, r, b);
+    });
     reduce_store(m.c, loss, m.none_shape, output);
     return;
   }
@@ -508,32 +523,17 @@ void margin_backward(const lb_call& call, const lb_tensor* grad_output, lb_tenso
   const double C = static_cast<double>(m.dim);
   // gx is contiguous (the ABI's rule).
   if (k != nullptr && margin_fast64(m) && gx->dtype == LB_FLOAT64) {
-    const bool big = m.n * m.dim * static_cast<std::int64_t>(sizeof(double)) >= kStreamBytes;
-#pragma omp parallel num_threads(threads) if (m.n > 64)
-    {
-      MarginScratch b(m.dim);
-#pragma omp for schedule(static)
-      for (std::int64_t r = 0; r < m.n; ++r) {
-        double* out = static_cast<double*>(gx->data) + r * m.dim;
-        margin_row64(*k, m, r, b, g[static_cast<std::size_t>(r)], out,
-                     big && reinterpret_cast<std::uintptr_t>(out) % 64 == 0);
-      }
-    }
+    each_grad_row<double>(
+        m, *gx, threads, [&](std::int64_t r, MarginScratch& b, double* out, bool stream) {
+          margin_row64(*k, m, r, b, g[static_cast<std::size_t>(r)], out, stream, false);
+        });
     return;
   }
   if (k != nullptr && margin_fast(m) && gx->dtype == LB_FLOAT32 && m.dim < (1 << 24)) {
-    // Non-temporal stores for a gradient too large to stay in cache, on rows that start aligned.
-    const bool big = m.n * m.dim * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
-#pragma omp parallel num_threads(threads) if (m.n > 64)
-    {
-      MarginScratch b(m.dim);
-#pragma omp for schedule(static)
-      for (std::int64_t r = 0; r < m.n; ++r) {
-        float* out = static_cast<float*>(gx->data) + r * m.dim;
-        margin_grad_row_fast(*k, m, r, g[static_cast<std::size_t>(r)], b, out,
-                             big && reinterpret_cast<std::uintptr_t>(out) % 64 == 0);
-      }
-    }
+    each_grad_row<float>(
+        m, *gx, threads, [&](std::int64_t r, MarginScratch& b, float* out, bool stream) {
+          margin_grad_row_fast(*k, m, r, g[static_cast<std::size_t>(r)], b, out, stream);
+        });
     return;
   }
 #pragma omp parallel num_threads(threads) if (m.n > 64)
@@ -564,18 +564,11 @@ bool margin_fused(const lb_call& call, lb_tensor& output, const lb_tensor* grad_
     check_output(m.c, m.none_shape, output);
     const std::vector<double> g = upstreams(m.c, grad_output, m.none_shape, m.n);
     std::vector<double> loss(static_cast<std::size_t>(m.n));
-    const bool big = m.n * m.dim * static_cast<std::int64_t>(sizeof(double)) >= kStreamBytes;
-#pragma omp parallel num_threads(threads) if (m.n > 64)
-    {
-      MarginScratch b(m.dim);
-#pragma omp for schedule(static)
-      for (std::int64_t r = 0; r < m.n; ++r) {
-        double* out = static_cast<double*>(gx->data) + r * m.dim;
-        loss[static_cast<std::size_t>(r)] =
-            margin_row64(*k, m, r, b, g[static_cast<std::size_t>(r)], out,
-                         big && reinterpret_cast<std::uintptr_t>(out) % 64 == 0);
-      }
-    }
+    each_grad_row<double>(
+        m, *gx, threads, [&](std::int64_t r, MarginScratch& b, double* out, bool stream) {
+          loss[static_cast<std::size_t>(r)] =
+              margin_row64(*k, m, r, b, g[static_cast<std::size_t>(r)], out, stream);
+        });
     reduce_store(m.c, loss, m.none_shape, output);
     return true;
   }
@@ -585,35 +578,28 @@ bool margin_fused(const lb_call& call, lb_tensor& output, const lb_tensor* grad_
   const std::vector<double> g = upstreams(m.c, grad_output, m.none_shape, m.n);
   std::vector<double> loss(static_cast<std::size_t>(m.n));
   const std::int64_t C = m.dim;
-  const bool big = m.n * C * static_cast<std::int64_t>(sizeof(float)) >= kStreamBytes;
-#pragma omp parallel num_threads(threads) if (m.n > 64)
-  {
-    MarginScratch b(C);
-#pragma omp for schedule(static)
-    for (std::int64_t r = 0; r < m.n; ++r) {
-      const float* x = static_cast<const float*>(m.c.input->data) + r * C;
-      const std::int64_t* tr = m.targets() + r * C;
-      float* out = static_cast<float*>(gx->data) + r * C;
-      const bool stream = big && reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
-      const double gr = g[static_cast<std::size_t>(r)];
-      const std::int64_t listed =
-          std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
-      MlmRow row;
-      if (listed > 0 && listed <= kMlmGroup && group_row(x, tr, listed, C, b, row)) {
-        double vals[kMlmGroup + 1];
-        grad_table(gr, static_cast<double>(C), vals);
-        row.out = out;
-        row.vals = vals;
-        row.stream = stream;
-        run_groups(*k, x, tr, listed, b, row, true);
-        loss[static_cast<std::size_t>(r)] = group_loss(b, C);
-        listed_grads(tr, listed, b, gr, static_cast<double>(C), out);
-        continue;
-      }
-      loss[static_cast<std::size_t>(r)] = margin_row_fast(*k, m, r, b);
-      margin_grad_row_fast(*k, m, r, gr, b, out, stream);
-    }
-  }
+  each_grad_row<float>(
+      m, *gx, threads, [&](std::int64_t r, MarginScratch& b, float* out, bool stream) {
+        const float* x = static_cast<const float*>(m.c.input->data) + r * C;
+        const std::int64_t* tr = m.targets() + r * C;
+        const double gr = g[static_cast<std::size_t>(r)];
+        const std::int64_t listed =
+            std::find_if(tr, tr + C, [](std::int64_t v) { return v < 0; }) - tr;
+        MlmRow row;
+        if (listed > 0 && listed <= kMlmGroup && group_row(x, tr, listed, C, b, row)) {
+          double vals[kMlmGroup + 1];
+          grad_table(gr, static_cast<double>(C), vals);
+          row.out = out;
+          row.vals = vals;
+          row.stream = stream;
+          run_groups(*k, x, tr, listed, b, row, true);
+          loss[static_cast<std::size_t>(r)] = group_loss(b, C);
+          listed_grads(tr, listed, b, gr, static_cast<double>(C), out);
+          return;
+        }
+        loss[static_cast<std::size_t>(r)] = margin_row_fast(*k, m, r, b);
+        margin_grad_row_fast(*k, m, r, gr, b, out, stream);
+      });
   reduce_store(m.c, loss, m.none_shape, output);
   return true;
 }

@@ -126,21 +126,32 @@ inline constexpr double kPow2Lo[16] = {0x0.0p+0,
                                        0x1.2ed02d75b3707p-55,
                                        -0x1.e9c23179c2893p-54};
 
+// exp(x) = a + b with a = 2^e t exact (or inf, or 0) and b = 2^e (t p + tlo), under 2.3% of a
+// (tlo = 2^(j/16) - t, t's rounding error, added back), with exp_reduce's t, p and e for the
+// callers' other forms. expm1_core, exp_minus_core and softplus_tail_acc_core.
+struct ExpParts {
+  __m512d t, p, e, a, b;
+};
+inline ExpParts exp_parts(__m512d x) {
+  ExpParts q;
+  __m512i j;
+  exp_reduce(x, q.t, q.p, q.e, j);
+  q.a = _mm512_scalef_pd(q.t, q.e);
+  q.b = _mm512_scalef_pd(_mm512_fmadd_pd(q.t, q.p, table(kPow2Lo, j)), q.e);
+  return q;
+}
+
 // expm1(x) = (2^e t - 1) + 2^e t p. 2^e t is exact (or inf, or 0), and 2^e t - 1 is exact
 // wherever it is in [0.5, 2]; outside that the two terms do not cancel. Where k = 0
 // (|x| <= ln2/32) t = 1, e = 0 and the result is p itself, with its relative accuracy.
 // t's own rounding error (tlo = 2^(j/16) - t) is added back: relative to a result near 0 it
 // would be dozens of ULPs.
 inline __m512d expm1_core(__m512d x) {
-  __m512d t, p, e;
-  __m512i j;
-  exp_reduce(x, t, p, e, j);
-  const __m512d a = _mm512_scalef_pd(t, e);
-  const __m512d b = _mm512_scalef_pd(_mm512_fmadd_pd(t, p, table(kPow2Lo, j)), e);
-  const __m512d r = _mm512_add_pd(_mm512_sub_pd(a, _mm512_set1_pd(1.0)), b);
+  const ExpParts q = exp_parts(x);
+  const __m512d r = _mm512_add_pd(_mm512_sub_pd(q.a, _mm512_set1_pd(1.0)), q.b);
   // Near overflow 2^e t alone can exceed the range where exp(x) does not: exp(x) - 1 there.
   const __mmask8 big = _mm512_cmp_pd_mask(x, _mm512_set1_pd(700.0), _CMP_GT_OQ);
-  return _mm512_mask_sub_pd(r, big, _mm512_scalef_pd(_mm512_fmadd_pd(t, p, t), e),
+  return _mm512_mask_sub_pd(r, big, _mm512_scalef_pd(_mm512_fmadd_pd(q.t, q.p, q.t), q.e),
                             _mm512_set1_pd(1.0));
 }
 
@@ -149,24 +160,28 @@ inline __m512d expm1_core(__m512d x) {
 // is the rounding of the small term (under 2.3% of exp(x)) and the final one. Above x = 700:
 // exp(x) - y.
 inline __m512d exp_minus_core(__m512d x, __m512d y) {
-  __m512d t, p, e;
-  __m512i j;
-  exp_reduce(x, t, p, e, j);
-  const __m512d a = _mm512_scalef_pd(t, e);
-  const __m512d b = _mm512_scalef_pd(_mm512_fmadd_pd(t, p, table(kPow2Lo, j)), e);
-  const __m512d r = _mm512_add_pd(_mm512_sub_pd(a, y), b);
+  const ExpParts q = exp_parts(x);
+  const __m512d r = _mm512_add_pd(_mm512_sub_pd(q.a, y), q.b);
   const __mmask8 big = _mm512_cmp_pd_mask(x, _mm512_set1_pd(700.0), _CMP_GT_OQ);
-  return _mm512_mask_sub_pd(r, big, _mm512_scalef_pd(_mm512_fmadd_pd(t, p, t), e), y);
+  return _mm512_mask_sub_pd(r, big, _mm512_scalef_pd(_mm512_fmadd_pd(q.t, q.p, q.t), q.e), y);
 }
 
-// log1p(r) for small |r| by its Taylor polynomial of degree kDegree: Horner from the top
-// coefficient, (-1)^(k+1) / k each rounded once, then r + r^2 p. log_core and log1p_unit_core.
+// P(r) with log1p(r) = r + r^2 P(r) for small |r|, from log1p's Taylor terms of degree 2 to
+// kDegree: Horner from the top coefficient, (-1)^(k+1) / k each rounded once. log1p_taylor and
+// log_acc_core.
 template <int kDegree>
-inline __m512d log1p_taylor(__m512d r) {
+inline __m512d log1p_poly(__m512d r) {
   const auto coef = [](int k) { return (k % 2 == 1 ? 1.0 : -1.0) / k; };
   __m512d p = _mm512_set1_pd(coef(kDegree));
   for (int k = kDegree - 1; k >= 2; --k) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(coef(k)));
-  return _mm512_fmadd_pd(p, _mm512_mul_pd(r, r), r);
+  return p;
+}
+
+// log1p(r) for small |r| by its Taylor polynomial of degree kDegree: r + r^2 P(r). log_core and
+// log1p_unit_core.
+template <int kDegree>
+inline __m512d log1p_taylor(__m512d r) {
+  return _mm512_fmadd_pd(log1p_poly<kDegree>(r), _mm512_mul_pd(r, r), r);
 }
 
 // log_core's table (below): 1/c and -log(1/c) of each interval.
@@ -186,17 +201,23 @@ inline constexpr double kLogC[16] = {
 
 // log(x) for x > 0 finite (subnormals included): x = 2^e m, m in [0.75, 1.5), m in one of 16
 // intervals of width 3/64 with a point c (c = 1 exactly on the interval around 1, so that the
-// result keeps its relative accuracy near x = 1); r = m / c - 1 = m invc - 1 (one FMA),
+// result keeps its relative accuracy near x = 1; log_reduce gives m, e and the interval j,
+// log_acc_core shares it); r = m / c - 1 = m invc - 1 (one FMA),
 // |r| <= 2^-5; log x = e ln2 + log c + log1p(r), log1p by its degree-11 Taylor polynomial
 // (relative error < 2^-53).
-inline __m512d log_core(__m512d x) {
+inline void log_reduce(__m512d x, __m512d& m, __m512d& e, __m512i& j) {
   const __m512d m1 = _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
   const __mmask8 big = _mm512_cmp_pd_mask(m1, _mm512_set1_pd(1.5), _CMP_GE_OQ);
-  const __m512d m = _mm512_mask_mul_pd(m1, big, m1, _mm512_set1_pd(0.5));
-  const __m512d e =
-      _mm512_mask_add_pd(_mm512_getexp_pd(x), big, _mm512_getexp_pd(x), _mm512_set1_pd(1.0));
-  const __m512i j = _mm512_cvttpd_epi64(
+  m = _mm512_mask_mul_pd(m1, big, m1, _mm512_set1_pd(0.5));
+  e = _mm512_mask_add_pd(_mm512_getexp_pd(x), big, _mm512_getexp_pd(x), _mm512_set1_pd(1.0));
+  j = _mm512_cvttpd_epi64(
       _mm512_mul_pd(_mm512_sub_pd(m, _mm512_set1_pd(0.75)), _mm512_set1_pd(64.0 / 3)));
+}
+
+inline __m512d log_core(__m512d x) {
+  __m512d m, e;
+  __m512i j;
+  log_reduce(x, m, e, j);
   const __m512d r = _mm512_fmsub_pd(m, table(kInvC, j), _mm512_set1_pd(1.0));
   const __m512d p = log1p_taylor<11>(r);
   // ln2 in two parts; the first has 42 bits, so e times it is exact.
@@ -266,13 +287,6 @@ inline constexpr double kLogCLo[16] = {
     0x1.7ad24c13f040fp-56,  -0x1.4b366b609027ap-58, -0x1.bfb1b39ca3a0fp-56,
     0x1.f85da755a61a3p-56};
 
-// s + e == a + b exactly.
-inline void two_sum_pd(__m512d a, __m512d b, __m512d& s, __m512d& e) {
-  s = _mm512_add_pd(a, b);
-  const __m512d bb = _mm512_sub_pd(s, a);
-  e = _mm512_add_pd(_mm512_sub_pd(a, _mm512_sub_pd(s, bb)), _mm512_sub_pd(b, bb));
-}
-
 // log(x + corr + corr_lo) for x > 0 finite (subnormals included), |corr| below about 2^-52 x
 // (the rounding error of the x a caller formed) and corr_lo below 2^-52 corr (a low part that
 // corr's own rounding would lose): log_core's reduction, with r = m invc - 1 kept as a
@@ -281,31 +295,24 @@ inline void two_sum_pd(__m512d a, __m512d b, __m512d& s, __m512d& e) {
 // the four leading terms added by TwoSums and everything else in the low part, rounded once at
 // the end (about 0.52 ULP).
 inline __m512d log_acc_core(__m512d x, __m512d corr, __m512d corr_lo) {
-  const __m512d m1 = _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
-  const __mmask8 big = _mm512_cmp_pd_mask(m1, _mm512_set1_pd(1.5), _CMP_GE_OQ);
-  const __m512d m = _mm512_mask_mul_pd(m1, big, m1, _mm512_set1_pd(0.5));
-  const __m512d e =
-      _mm512_mask_add_pd(_mm512_getexp_pd(x), big, _mm512_getexp_pd(x), _mm512_set1_pd(1.0));
-  const __m512i j = _mm512_cvttpd_epi64(
-      _mm512_mul_pd(_mm512_sub_pd(m, _mm512_set1_pd(0.75)), _mm512_set1_pd(64.0 / 3)));
+  __m512d m, e;
+  __m512i j;
+  log_reduce(x, m, e, j);
   const __m512d invc = table(kInvC, j);
   const __m512d ph = _mm512_mul_pd(m, invc);
   const __m512d rh = _mm512_sub_pd(ph, _mm512_set1_pd(1.0));
   __m512d rl = _mm512_fmsub_pd(m, invc, ph);
   const __m512d minus_e = _mm512_sub_pd(_mm512_setzero_pd(), e);
   rl = _mm512_add_pd(rl, _mm512_scalef_pd(_mm512_mul_pd(corr, invc), minus_e));
-  // r^2 P(r): log1p's Taylor terms of degree 2 to 11.
-  const auto coef = [](int k) { return (k % 2 == 1 ? 1.0 : -1.0) / k; };
-  __m512d p = _mm512_set1_pd(coef(11));
-  for (int k = 10; k >= 2; --k) p = _mm512_fmadd_pd(p, rh, _mm512_set1_pd(coef(k)));
-  const __m512d tail = _mm512_mul_pd(p, _mm512_mul_pd(rh, rh));
+  const __m512d tail = _mm512_mul_pd(log1p_poly<11>(rh), _mm512_mul_pd(rh, rh));  // rh^2 P(rh)
   __m512d s1, e1, s2, e2, s3, e3;
-  two_sum_pd(_mm512_mul_pd(e, _mm512_set1_pd(0x1.62e42fefa3800p-1)), table(kLogC, j), s1, e1);
-  two_sum_pd(s1, rh, s2, e2);
+  formulas::two_sum(_mm512_mul_pd(e, _mm512_set1_pd(0x1.62e42fefa3800p-1)), table(kLogC, j), s1,
+                    e1);
+  formulas::two_sum(s1, rh, s2, e2);
   // rl by a TwoSum too: where the result is near 2^-52 (log1p of such x, softplus's tail of such
   // exp(-|t|)) rl is as large as the result, and its rounding in the low part would cost a
   // quarter of an ULP.
-  two_sum_pd(s2, rl, s3, e3);
+  formulas::two_sum(s2, rl, s3, e3);
   __m512d lo = _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.ef35793c76730p-45), table(kLogCLo, j));
   lo = _mm512_add_pd(lo, _mm512_scalef_pd(_mm512_mul_pd(corr_lo, invc), minus_e));
   // -rl (rh + rl / 2): the low part's own square matters where it is the whole correction.
@@ -327,13 +334,9 @@ inline __m512d exp_acc_core(__m512d x) {
 // (Fast2Sum: the second term is under 2.3% of the first), u = 1 + its high part, and u's
 // rounding error and the low part as log_acc_core's two corrections.
 inline __m512d softplus_tail_acc_core(__m512d t) {
-  __m512d tt, p, e;
-  __m512i j;
-  exp_reduce(_mm512_or_pd(t, _mm512_set1_pd(-0.0)), tt, p, e, j);
-  const __m512d a = _mm512_scalef_pd(tt, e);
-  const __m512d b = _mm512_scalef_pd(_mm512_fmadd_pd(tt, p, table(kPow2Lo, j)), e);
-  const __m512d eh = _mm512_add_pd(a, b);
-  const __m512d el = _mm512_sub_pd(b, _mm512_sub_pd(eh, a));
+  const ExpParts q = exp_parts(_mm512_or_pd(t, _mm512_set1_pd(-0.0)));
+  const __m512d eh = _mm512_add_pd(q.a, q.b);
+  const __m512d el = _mm512_sub_pd(q.b, _mm512_sub_pd(eh, q.a));
   const __m512d u = _mm512_add_pd(_mm512_set1_pd(1.0), eh);
   return log_acc_core(u, _mm512_sub_pd(eh, _mm512_sub_pd(u, _mm512_set1_pd(1.0))), el);
 }
