@@ -232,6 +232,10 @@ struct KernelTable {
   // lanes in a fixed order: sum of (x - y + eps)^2 in double; the dot product and both squared
   // norms as double-doubles (sums: hi, lo of x.y, x.x, y.y; false when one is not finite).
   double (*sq_diff_row_f32)(const float* x, const float* y, std::int64_t d, double eps);
+  // The sums sq_diff_row_f32 gives for (a, p), (a, q) and, with three, (p, q) of a triplet row
+  // (out[0..2 or 3)), the same bits, in one pass over the three rows.
+  void (*sq_diff3_row_f32)(const float* a, const float* p, const float* q, std::int64_t d,
+                           double eps, bool three, double* out);
   bool (*dot3_row_f32)(const float* x, const float* y, std::int64_t d, double* sums);
   // Sum of (x - y + eps)^2 over a float64 row as a double-double (the float64 triplet p = 2 fast
   // path; false when not finite).

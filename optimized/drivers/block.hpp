@@ -484,6 +484,63 @@ double sq_diff_row_f32(const float* x, const float* y, std::int64_t D, double ep
   return lane_sum(s0 + s1);
 }
 
+// sq_diff_row_f32's sums for the pairs (a, p), (a, q) and, with kThree, (p, q) of one triplet
+// row in one pass over the three rows (kernels.hpp: sq_diff3_row_f32): each pair's sum in
+// sq_diff_row_f32's order (alternate vectors in two accumulators, the tail in the second), so
+// the sums are the same bits as three calls of it.
+template <class V, bool kThree>
+void sq_diff3_impl(const float* a, const float* p, const float* q, std::int64_t D, double eps,
+                   double* out) {
+  using T = Traits<V>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  constexpr int K = kThree ? 3 : 2;
+  const std::int64_t full = D / L * L, rest = D - full;
+  const V e(eps);
+  V s0[K], s1[K];
+  for (int k = 0; k < K; ++k) s0[k] = s1[k] = V(0.0);
+  const auto step = [&](V xa, V xp, V xq, V * s) __attribute__((always_inline)) {
+    const V d0 = xa - xp + e, d1 = xa - xq + e;
+    s[0] = s[0] + d0 * d0;
+    s[1] = s[1] + d1 * d1;
+    if constexpr (kThree) {
+      const V d2 = xp - xq + e;
+      s[2] = s[2] + d2 * d2;
+    }
+  };
+  std::int64_t i = 0;
+  for (; i + 2 * L <= full; i += 2 * L) {
+    step(T::load(a + i), T::load(p + i), T::load(q + i), s0);
+    step(T::load(a + i + L), T::load(p + i + L), T::load(q + i + L), s1);
+  }
+  if (i < full) step(T::load(a + i), T::load(p + i), T::load(q + i), s0);
+  if (rest > 0) {
+    float ta[T::kLanes] = {}, tp[T::kLanes] = {}, tq[T::kLanes] = {};
+    for (std::int64_t j = 0; j < rest; ++j) {
+      ta[j] = a[full + j];
+      tp[j] = p[full + j];
+      tq[j] = q[full + j];
+    }
+    const V xa = T::load(ta), xp = T::load(tp), xq = T::load(tq);
+    const V d[3] = {xa - xp + e, xa - xq + e, xp - xq + e};
+    for (int k = 0; k < K; ++k) {
+      double t[T::kLanes];
+      T::store(d[k] * d[k], t);
+      for (std::int64_t j = rest; j < L; ++j) t[j] = 0.0;
+      s1[k] = s1[k] + T::load(t);
+    }
+  }
+  for (int k = 0; k < K; ++k) out[k] = lane_sum(s0[k] + s1[k]);
+}
+
+template <class V>
+void sq_diff3_row_f32(const float* a, const float* p, const float* q, std::int64_t D, double eps,
+                      bool three, double* out) {
+  if (three)
+    sq_diff3_impl<V, true>(a, p, q, D, eps, out);
+  else
+    sq_diff3_impl<V, false>(a, p, q, D, eps, out);
+}
+
 // x . y, x . x and y . y of a float32 or float64 row as double-doubles (sums[0..6): hi, lo of
 // each): a float32 product is exact in double; a float64 one is split exactly (p = u v,
 // e = fma(u, v, -p)). Each lane accumulates the products in TwoSum form (two accumulator sets,
@@ -666,35 +723,47 @@ void grad_row_loop(const E* const (&in)[kIn], E* const (&out)[kOut], std::int64_
 
 // ---------------------------------------------------------------- triplet_margin_loss, p = 2
 // (kernels.hpp: triplet2_grad_row_f32). The per-row scales replace a division per element.
-template <class V, bool kThree>
+// kTies: the exact sgn(u) G_k where |u| is the whole distance, per element; without it, u S_k
+// everywhere and the row's largest |u| per pair kept: where it reaches the pair's distance (a
+// lane might have needed sgn(u) G_k; rows of one non-zero element), bit 4 of the result asks for
+// the kTies pass over the row (kTies's selects cost about a third of the loop).
+template <class V, bool kThree, bool kTies>
 int triplet2_grad_impl(const float* a, const float* p, const float* q, std::int64_t D, double eps,
                        const double* s, float* const* out, bool stream) {
   using T = Traits<V>;
-  using formulas::vabs, formulas::vany, formulas::vselect, formulas::vsign;
-  const V e(eps), zero(0.0), one(1.0), tiny(kTripletCancelF32);
+  using formulas::vabs, formulas::vany, formulas::vmax, formulas::vselect, formulas::vsign;
+  const V e(eps), zero(0.0), tiny(kTripletCancelF32);
   const V sc[3] = {V(s[0]), V(s[1]), V(s[2])}, g[3] = {V(s[3]), V(s[4]), V(s[5])},
           n[3] = {V(s[6]), V(s[7]), V(s[8])};
+  // The largest |u| per pair (without kTies). Named variables, not an array: GCC keeps an array
+  // captured by the loop's lambda in memory, a store and a load per vector on the loop's chain.
+  V top0 = zero, top1 = zero, top2 = zero;
   // u s_k, or sgn(u) G_k exactly where |u| is the whole distance (a row's only non-zero
   // element, every element of a one-feature row: G u / dist is exactly that there).
-  const auto grad = [&](V u, int k) __attribute__((always_inline)) {
-    return vselect(vabs(u) == n[k], vsign(u) * g[k], u * sc[k]);
+  const auto grad = [&](V u, int k, V& top) __attribute__((always_inline)) {
+    if constexpr (kTies) {
+      return vselect(vabs(u) == n[k], vsign(u) * g[k], u * sc[k]);
+    } else {
+      top = vmax(top, vabs(u));
+      return u * sc[k];
+    }
   };
-  // 1 in the lanes where the anchor's (bad_a) or the positive's (bad_p) two terms cancelled
-  // beyond kTripletCancelF32 of the first (tail lanes included: a spurious flag costs time only).
-  V bad_a = zero, bad_p = zero;
+  // The lanes where the anchor's (bad_a) or the positive's (bad_p) two terms cancelled beyond
+  // kTripletCancelF32 of the first (tail lanes included: a spurious flag costs time only).
+  auto bad_a = zero < zero, bad_p = bad_a;
   const auto at = [&](const float* const* x, std::int64_t i, float* const* o, bool st)
       __attribute__((always_inline)) {
     const V xa = T::load(x[0] + i), xp = T::load(x[1] + i), xq = T::load(x[2] + i);
-    const V v0 = grad(xa - xp + e, 0), v1 = grad(xa - xq + e, 1);
-    const V v2 = kThree ? grad(xp - xq + e, 2) : zero;
+    const V v0 = grad(xa - xp + e, 0, top0), v1 = grad(xa - xq + e, 1, top1);
+    const V v2 = kThree ? grad(xp - xq + e, 2, top2) : zero;
     if (o[0] != nullptr) {
       const V ga = (zero + v0) + v1;
-      bad_a = vselect(vabs(ga) < tiny * vabs(v0), one, bad_a);
+      bad_a = bad_a | (vabs(ga) < tiny * vabs(v0));
       put<T>(ga, o[0] + i, st);
     }
     if (o[1] != nullptr) {
       const V gp = (zero - v0) + v2;
-      if constexpr (kThree) bad_p = vselect(vabs(gp) < tiny * vabs(v0), one, bad_p);
+      if constexpr (kThree) bad_p = bad_p | (vabs(gp) < tiny * vabs(v0));
       put<T>(gp, o[1] + i, st);
     }
     if (o[2] != nullptr) put<T>((zero - v1) - v2, o[2] + i, st);
@@ -702,14 +771,23 @@ int triplet2_grad_impl(const float* a, const float* p, const float* q, std::int6
   const float* const in[3] = {a, p, q};
   float* const o[3] = {out[0], out[1], out[2]};
   grad_row_loop<V, 3, 3>(in, o, D, stream, at);
-  return (vany(bad_a > zero) ? 1 : 0) | (vany(bad_p > zero) ? 2 : 0);
+  bool ties = false;
+  if constexpr (!kTies) {
+    const V top[3] = {top0, top1, top2};
+    for (int k = 0; k < (kThree ? 3 : 2); ++k)
+      ties = ties || (s[6 + k] > 0.0 && vany(n[k] <= top[k]));
+  }
+  return (vany(bad_a) ? 1 : 0) | (vany(bad_p) ? 2 : 0) | (ties ? 4 : 0);
 }
 
 template <class V>
 int triplet2_grad_row_f32(const float* a, const float* p, const float* q, std::int64_t D,
                           double eps, const double* s, bool three, float* const* out, bool stream) {
-  return three ? triplet2_grad_impl<V, true>(a, p, q, D, eps, s, out, stream)
-               : triplet2_grad_impl<V, false>(a, p, q, D, eps, s, out, stream);
+  const int r = three ? triplet2_grad_impl<V, true, false>(a, p, q, D, eps, s, out, stream)
+                      : triplet2_grad_impl<V, false, false>(a, p, q, D, eps, s, out, stream);
+  if ((r & 4) == 0) return r;
+  return three ? triplet2_grad_impl<V, true, true>(a, p, q, D, eps, s, out, stream)
+               : triplet2_grad_impl<V, false, true>(a, p, q, D, eps, s, out, stream);
 }
 
 // ---------------------------------------------------------------- cosine_embedding_loss
@@ -1334,6 +1412,7 @@ KernelTable make_table(const char* isa) {
   t.math = math_block<V>;
   t.ce_row_f32 = ce_row_f32<V>;
   t.sq_diff_row_f32 = sq_diff_row_f32<V>;
+  t.sq_diff3_row_f32 = sq_diff3_row_f32<V>;
   t.dot3_row_f32 = dot3_row<V, float>;
   t.dot3_row_f64 = dot3_row<V, double>;
   t.sq_diff_row_f64_dd = sq_diff_row_f64_dd<V>;

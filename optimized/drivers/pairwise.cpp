@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -577,24 +578,39 @@ bool norm_row_dd64(const Rows& w, double eps, std::int64_t r, const KernelTable*
   return true;
 }
 
-void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int threads,
-               const KernelTable* k = nullptr, bool want_dd = false) {
-  const bool dd = want_dd && norm_dd_applies(w, norm);
-  const auto rows = static_cast<std::size_t>(w.n);
-  o.d.assign(rows, 0.0);
-  o.ties.assign(rows, 0.0);
-  o.dd_hi.clear();
-  o.dd_lo.clear();
-  if (dd) {
-    o.dd_hi.assign(rows, F::kNaN);
-    o.dd_lo.assign(rows, 0.0);
+// The distances of the rows of w into o: prepared once (o's arrays), then row by row.
+struct NormRows {
+  const Rows& w;
+  F::PNorm norm;
+  double eps;
+  RowData& o;
+  const KernelTable* k;
+  bool dd, fast, fast64;
+
+  NormRows(const Rows& w_, const F::PNorm& norm_, double eps_, RowData& o_,
+           const KernelTable* k_ = nullptr, bool want_dd = false)
+      : w(w_),
+        norm(norm_),
+        eps(eps_),
+        o(o_),
+        k(k_),
+        dd(want_dd && norm_dd_applies(w_, norm_)),
+        // float64 p = 2 rows: the distance in double-double by the row kernel (norm_row_dd64),
+        // the double distance its rounding; float32 p = 2 rows: the float32 row kernel.
+        fast(norm_.kind == F::PNorm::two && fast_rows(w_, k_)),
+        fast64(norm_.kind == F::PNorm::two && fast_rows64(w_, k_)) {
+    const auto rows = static_cast<std::size_t>(w.n);
+    o.d.assign(rows, 0.0);
+    o.ties.assign(rows, 0.0);
+    o.dd_hi.clear();
+    o.dd_lo.clear();
+    if (dd) {
+      o.dd_hi.assign(rows, F::kNaN);
+      o.dd_lo.assign(rows, 0.0);
+    }
   }
-  // float64 p = 2 rows: the distance in double-double by the row kernel (norm_row_dd64), the
-  // double distance its rounding; float32 p = 2 rows: the float32 row kernel.
-  const bool fast64 = norm.kind == F::PNorm::two && fast_rows64(w, k);
-  const bool fast = norm.kind == F::PNorm::two && fast_rows(w, k);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (std::int64_t r = 0; r < w.n; ++r) {
+
+  void row(std::int64_t r) const {
     const auto i = static_cast<std::size_t>(r);
     if (F::DD n; fast64 && norm_row_dd64(w, eps, r, k, n)) {
       o.d[i] = n.hi;
@@ -602,7 +618,7 @@ void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int 
         o.dd_hi[i] = n.hi;
         o.dd_lo[i] = n.lo;
       }
-      continue;
+      return;
     }
     if (fast) {
       o.d[i] =
@@ -617,6 +633,13 @@ void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int 
     if (dd && !norm_row_dd(w, norm, eps, w.xo(r), w.yo(r), o.dd_hi[i], o.dd_lo[i]))
       o.dd_hi[i] = F::kNaN;
   }
+};
+
+void norm_rows(const Rows& w, const F::PNorm& norm, double eps, RowData& o, int threads,
+               const KernelTable* k = nullptr, bool want_dd = false) {
+  const NormRows nr(w, norm, eps, o, k, want_dd);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t r = 0; r < w.n; ++r) nr.row(r);
 }
 
 F::PNorm pnorm_of(const Call& c) {
@@ -664,10 +687,44 @@ namespace {
 
 // The rows' data the loss needs: cosine_embedding_loss's dot products and norms (d[0]), or the
 // triplet losses' distances (d[0..num_rows)).
+bool triplet_fast(const Call& c, lb_tensor* const* gt);
+
+// The triplet p-norm distances of every pair in one pass over the rows, so that the tensors the
+// pairs share (the anchor; the positive and negative under swap) are read from memory once: row
+// r of each pair in turn, or, for float32 p = 2 rows of three contiguous tensors of one shape,
+// the three-row kernel (sq_diff3_row_f32: the pair kernel's bits). False where the pairs' row
+// counts differ (broadcast rows; distances() serves pair by pair).
+bool triplet_distances(const Call& c, RowData* d, int threads) {
+  for (int k = 1; k < c.num_rows; ++k)
+    if (c.rows[k].n != c.rows[0].n) return false;
+  const F::PNorm norm = pnorm_of(c);
+  std::optional<NormRows> nr[3];
+  for (int k = 0; k < c.num_rows; ++k)
+    nr[k].emplace(c.rows[k], norm, c.eps, d[k], c.kernels, c.dtype == LB_FLOAT64);
+  lb_tensor* const none[3] = {nullptr, nullptr, nullptr};
+  const bool fused = nr[0]->fast && triplet_fast(c, none);
+  const bool three = c.num_rows == 3;
+  const std::int64_t D = c.rows[0].D;
+  const auto* a = static_cast<const float*>(c.rows[0].x->data);
+  const auto* p = static_cast<const float*>(c.rows[0].y->data);
+  const auto* q = static_cast<const float*>(c.rows[1].y->data);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (std::int64_t r = 0; r < c.rows[0].n; ++r) {
+    if (fused) {
+      double s[3];
+      c.kernels->sq_diff3_row_f32(a + r * D, p + r * D, q + r * D, D, c.eps, three, s);
+      for (int k = 0; k < c.num_rows; ++k) d[k].d[static_cast<std::size_t>(r)] = norm.finish(s[k]);
+    } else {
+      for (int k = 0; k < c.num_rows; ++k) nr[k]->row(r);
+    }
+  }
+  return true;
+}
+
 void row_data(const Call& c, RowData* d, int threads) {
   if (c.kind == Call::cosine_embedding)
     cosine_rows(c.rows[0], c.eps_ce, true, d[0], threads, c.kernels);
-  else
+  else if (c.kind != Call::triplet || !triplet_distances(c, d, threads))
     for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], threads, true);
 }
 
@@ -1199,11 +1256,10 @@ void triplet_fast_backward(const Call& c, const Upstream& up, lb_tensor* const* 
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (std::int64_t r = 0; r < rows; ++r) {
     const auto i = static_cast<std::size_t>(r);
-    for (int k = 0; k < c.num_rows; ++k) {
-      const Rows& w = c.rows[k];
-      d[k].d[i] = norm.finish(
-          c.kernels->sq_diff_row_f32(static_cast<const float*>(w.x->data) + w.xo(r),
-                                     static_cast<const float*>(w.y->data) + w.yo(r), D, c.eps));
+    {
+      double sums[3];
+      c.kernels->sq_diff3_row_f32(a + r * D, p + r * D, q + r * D, D, c.eps, three, sums);
+      for (int k = 0; k < c.num_rows; ++k) d[k].d[i] = norm.finish(sums[k]);
     }
     double G[3] = {0, 0, 0};
     const double v[3] = {d[0].d[i], d[1].d[i], three ? d[2].d[i] : 0.0};

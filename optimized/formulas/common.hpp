@@ -8,7 +8,8 @@
 //   vselect(mask, a, b)  a where mask, else b (both evaluated)
 //   vany(mask)           true when the mask holds in any lane (to skip a rarely needed branch)
 //   vabs, vexp, vexpm1, vlog, vlog1p, visnan, visinf, visfinite, vsign (sgn with sgn(0) = sgn(NaN)
-//   = 0), vfma (a b + c rounded once); masks combine with & | and negate with !
+//   = 0), vfma (a b + c rounded once), vmax (the larger; with a NaN, either operand); masks
+//   combine with & | and negate with !
 // Formulas compute in double whatever the tensor dtype (float-in / double-inside); the drivers
 // round once to the output dtype.
 //
@@ -55,6 +56,7 @@ inline namespace LOSSBENCH_FORMULA_NS {
 
 LOSSBENCH_HD inline double vselect(bool c, double a, double b) { return c ? a : b; }
 LOSSBENCH_HD inline double vabs(double x) { return std::fabs(x); }
+LOSSBENCH_HD inline double vmax(double a, double b) { return a < b ? b : a; }
 LOSSBENCH_HD inline double vexp(double x) { return std::exp(x); }
 LOSSBENCH_HD inline double vexpm1(double x) { return std::expm1(x); }
 LOSSBENCH_HD inline double vlog(double x) { return std::log(x); }

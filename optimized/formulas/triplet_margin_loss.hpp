@@ -50,7 +50,11 @@ struct PNorm {
     switch (kind) {
       case zero: return V(0.0);
       case one: return vsign(r) * g;
-      case two: return vselect(n == V(0.0), V(0.0), g * r / n);
+      // The only non-zero element of the row (|r| == n, finite): sgn(r) g exactly, as for the
+      // general p below (g r / n need not be: a one-feature row's two pairs would not cancel).
+      case two:
+        return vselect(n == V(0.0), V(0.0),
+                       vselect((vabs(r) == n) & visfinite(n), vsign(r) * g, g * r / n));
       case inf:
       case minf: return vselect(vabs(r) == n || visnan(r), vsign(r) * g / V(ties), V(0.0));
       default: break;

@@ -49,6 +49,7 @@ inline MD operator!(MD a) { return {hn::Not(a.m)}; }
 
 inline VD vselect(MD c, VD a, VD b) { return VD(hn::IfThenElse(c.m, a.v, b.v)); }
 inline VD vabs(VD x) { return VD(hn::Abs(x.v)); }
+inline VD vmax(VD a, VD b) { return VD(hn::Max(a.v, b.v)); }
 inline VD vfma(VD a, VD b, VD c) { return VD(hn::MulAdd(a.v, b.v, c.v)); }
 inline MD visnan(VD x) { return {hn::IsNaN(x.v)}; }  // (Ne is an ordered compare)
 inline MD visfinite(VD x) { return {hn::Lt(hn::Abs(x.v), hn::Set(D(), HUGE_VAL))}; }
