@@ -164,6 +164,21 @@ void sum_block(double* v, std::size_t n, double* hi, double* lo) {
 // Elements ahead of the loop that the dense kernels prefetch.
 inline constexpr std::int64_t kPrefetch = 2048;
 
+// Software prefetch for the row kernels whose loop takes two vectors a step (mm_row_impl,
+// mm_row64_impl, mlm_group_impl, dot3_row): kPrefetch elements ahead of step i, one prefetch per
+// 64-byte line (two lines a step for AVX-512 doubles; every other step, or less, for narrower
+// steps).
+template <class V, class E>
+__attribute__((always_inline)) inline void prefetch_step(const E* x, std::int64_t i) {
+  constexpr std::int64_t kStep = 2 * static_cast<std::int64_t>(Traits<V>::kLanes);
+  constexpr std::int64_t kLine = 64 / static_cast<std::int64_t>(sizeof(E));
+  if constexpr (kStep >= kLine) {
+    for (std::int64_t k = 0; k < kStep; k += kLine) __builtin_prefetch(x + i + kPrefetch + k);
+  } else if (i % kLine == 0) {
+    __builtin_prefetch(x + i + kPrefetch);
+  }
+}
+
 // kFused (forward_backward): the gradients too, from the same loads. io.grad[k] receives the
 // gradient of input k (nullptr: not wanted), from the upstream io.g (per element) or
 // io.g_constant, as dense_backward computes them.
@@ -573,6 +588,10 @@ bool dot3_row(const E* x, const E* y, std::int64_t D, double* sums) {
   };
   std::int64_t i = 0;
   for (; i + 2 * L <= full; i += 2 * L) {
+    // Without it the loop reaches about 70% of the read bandwidth at 2 threads (its compute
+    // leaves the hardware prefetcher behind; 12.4 against 16.4 ms at 256 MiB per tensor).
+    prefetch_step<V, E>(x, i);
+    prefetch_step<V, E>(y, i);
     step(T::load(x + i), T::load(y + i), 0);
     step(T::load(x + i + L), T::load(y + i + L), 1);
   }
@@ -674,20 +693,6 @@ struct SkipLoad {
     return T::load(t);
   }
 };
-
-// Software prefetch for the row kernels whose loop takes two vectors a step (mm_row_impl,
-// mm_row64_impl, mlm_group_impl): kPrefetch elements ahead of step i, one prefetch per 64-byte
-// line (two lines a step for AVX-512 doubles; every other step, or less, for narrower steps).
-template <class V, class E>
-__attribute__((always_inline)) inline void prefetch_step(const E* x, std::int64_t i) {
-  constexpr std::int64_t kStep = 2 * static_cast<std::int64_t>(Traits<V>::kLanes);
-  constexpr std::int64_t kLine = 64 / static_cast<std::int64_t>(sizeof(E));
-  if constexpr (kStep >= kLine) {
-    for (std::int64_t k = 0; k < kStep; k += kLine) __builtin_prefetch(x + i + kPrefetch + k);
-  } else if (i % kLine == 0) {
-    __builtin_prefetch(x + i + kPrefetch);
-  }
-}
 
 // ---------------------------------------------------------------- float32 gradient rows
 // The loop of the gradient row kernels below (triplet2_grad_impl, cos_grad_row_f32) over D
