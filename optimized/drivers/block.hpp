@@ -1047,94 +1047,129 @@ void mm_row_f64(MmRow64& r) {
 // (kernels.hpp: MlmRow). NJ listed classes against the row in one pass: each element is loaded
 // once and compared with all NJ. Two accumulators per class (alternate vectors), summed over the
 // lanes in a fixed order. kSums: the hinge sums; kGrad: 0 none, 1 the counts, 2 the gradient row.
+// One vector of mlm_group_impl: the sums (and for float64 their TwoSum errors) or the counts;
+// returns the number of k active per lane. (A function over arrays, not a lambda capturing them:
+// GCC then keeps the arrays in registers.)
 template <class V, class E, int NJ, bool kSums, int kGrad>
-void mlm_group_impl(const MlmRowOf<E>& r) {
-  using T = Traits<V>;
+__attribute__((always_inline)) inline V mlm_step(V xv, const V (&A)[NJ], const V (&Alo)[NJ],
+                                                 V (&s)[NJ], V (&cs)[NJ], std::int64_t (&n)[NJ]) {
+  using formulas::vcount;
   using formulas::visfinite;
   using formulas::vselect;
   constexpr bool kDD = std::is_same_v<E, double>;
-  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
   const V zero(0.0), one(1.0);
-  V A[NJ], Alo[NJ], s0[NJ], s1[NJ], c0[NJ], c1[NJ], n[NJ], val[NJ + 1];
-  for (int k = 0; k < NJ; ++k) {
-    A[k] = V(r.a[k]);
-    Alo[k] = V(kDD ? r.a_lo[k] : 0.0);
-    s0[k] = s1[k] = c0[k] = c1[k] = n[k] = zero;
-  }
-  if constexpr (kGrad == 2)
-    for (int k = 0; k <= NJ; ++k) val[k] = V(r.vals[k]);
-  const E* x = r.x;
-  SkipLoad<V, E> load{x, r.c, r.skip, r.nskip};
-  // One vector: the sums (and for float64 their TwoSum errors) or the counts; returns the number
-  // of k active per lane.
-  const auto step = [&](V xv, V * s, V * cs) __attribute__((always_inline)) {
-    V c = zero;
+  V c = zero;
 #pragma GCC unroll 4
-    for (int k = 0; k < NJ; ++k) {
-      V z;
+  for (int k = 0; k < NJ; ++k) {
+    V z;
+    if constexpr (kDD) {
+      // z = (A + x) + (Alo + f): MultilabelMarginLoss::z's value (an infinite A + x stays).
+      V t, f;
+      two_sum(A[k], xv, t, f);
+      z = vselect(visfinite(t), t + (Alo[k] + f), t);
+    } else {
+      z = A[k] + xv;  // the exact z rounded once (a[k] exact)
+    }
+    const auto on = z > zero;
+    // The float32 sums and the counts as selected adds (s + 0 is s: the same values as adding
+    // the selected term), which AVX-512 does in one masked add each.
+    if constexpr (kSums) {
       if constexpr (kDD) {
-        // z = (A + x) + (Alo + f): MultilabelMarginLoss::z's value (an infinite A + x stays).
-        V t, f;
-        two_sum(A[k], xv, t, f);
-        z = vselect(visfinite(t), t + (Alo[k] + f), t);
+        V e;
+        two_sum(s[k], vselect(on, z, zero), s[k], e);
+        cs[k] = cs[k] + e;
       } else {
-        z = A[k] + xv;  // the exact z rounded once (a[k] exact)
-      }
-      const auto on = z > zero;
-      if constexpr (kSums) {
-        if constexpr (kDD) {
-          V e;
-          two_sum(s[k], vselect(on, z, zero), s[k], e);
-          cs[k] = cs[k] + e;
-        } else {
-          s[k] = s[k] + vselect(on, z, zero);
-        }
-      }
-      if constexpr (kGrad != 0) {
-        const V b = vselect(on, one, zero);
-        c = c + b;
-        n[k] = n[k] + b;
+        s[k] = vselect(on, s[k] + z, s[k]);
       }
     }
-    return c;
-  };
-  // The gradient of the elements with c active pairs: val[c] (c in 0..NJ).
-  const auto grad = [&](V c) __attribute__((always_inline)) {
+    if constexpr (kGrad != 0) {
+      c = vselect(on, c + one, c);
+      n[k] += vcount(on);  // (a population count: off the vector pipes)
+    }
+  }
+  return c;
+}
+
+// The gradient of the elements with c active pairs: val[c] (c in 0..NJ); with 8 lanes, one
+// lookup in lanes (table: val[0..NJ] in lanes 0..NJ), else a select per value.
+template <class V, int NJ>
+__attribute__((always_inline)) inline V mlm_grad(V c, const V (&val)[NJ + 1], V table) {
+  using formulas::vselect;
+  if constexpr (Traits<V>::kLanes == 8) {
+    return vlookup(table, c);
+  } else {
     V g = val[0];
 #pragma GCC unroll 4
     for (int k = 1; k <= NJ; ++k) g = vselect(c == V(static_cast<double>(k)), val[k], g);
     return g;
-  };
-  const auto body = [&](std::int64_t i, V * s, V * cs, bool st) __attribute__((always_inline)) {
-    const V c = step(load(i), s, cs);
-    if constexpr (kGrad == 1) T::store(T::load(r.count + i) + c, r.count + i);
-    if constexpr (kGrad == 2) put<T>(grad(c), r.out + i, st);
-  };
-  const std::int64_t full = r.c / L * L;
+  }
+}
+
+template <class V, class E, int NJ, bool kSums, int kGrad>
+void mlm_group_impl(const MlmRowOf<E>& r) {
+  using T = Traits<V>;
+  constexpr bool kDD = std::is_same_v<E, double>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const V zero(0.0);
+  V A[NJ], Alo[NJ], s0[NJ], s1[NJ], c0[NJ], c1[NJ], val[NJ + 1];
+  std::int64_t n[NJ];
+  for (int k = 0; k < NJ; ++k) {
+    A[k] = V(r.a[k]);
+    Alo[k] = V(kDD ? r.a_lo[k] : 0.0);
+    s0[k] = s1[k] = c0[k] = c1[k] = zero;
+    n[k] = 0;
+  }
+  for (int k = 0; k <= NJ; ++k) val[k] = kGrad == 2 ? V(r.vals[k]) : zero;
+  V table = zero;
+  if constexpr (kGrad == 2 && Traits<V>::kLanes == 8) {
+    double t[Traits<V>::kLanes] = {};
+    for (int k = 0; k <= NJ; ++k) t[k] = r.vals[k];
+    table = T::load(t);
+  }
+  // Locals, not r's fields: the stores through out and count could alias r.
+  const E* const x = r.x;
+  E* const out = r.out;
+  float* const count = r.count;
+  const bool stream = r.stream;
+  const std::int64_t C = r.c;
+  SkipLoad<V, E> load{x, C, r.skip, r.nskip};
+  const std::int64_t full = C / L * L;
   std::int64_t i = 0;
   for (; i + 2 * L <= full; i += 2 * L) {
     // (Past the row's end: the next row's start, or nothing; a prefetch never faults.)
     prefetch_step<V>(x, i);
-    body(i, s0, c0, r.stream);
-    body(i + L, s1, c1, r.stream);
+    const V ca = mlm_step<V, E, NJ, kSums, kGrad>(load(i), A, Alo, s0, c0, n);
+    const V cb = mlm_step<V, E, NJ, kSums, kGrad>(load(i + L), A, Alo, s1, c1, n);
+    if constexpr (kGrad == 1) {
+      T::store(T::load(count + i) + ca, count + i);
+      T::store(T::load(count + i + L) + cb, count + i + L);
+    }
+    if constexpr (kGrad == 2) {
+      put<T>(mlm_grad<V, NJ>(ca, val, table), out + i, stream);
+      put<T>(mlm_grad<V, NJ>(cb, val, table), out + i + L, stream);
+    }
   }
-  if (i < full) body(i, s0, c0, r.stream);
-  stream_fence(r.stream);
-  if (full < r.c) {
+  if (i < full) {
+    const V ca = mlm_step<V, E, NJ, kSums, kGrad>(load(i), A, Alo, s0, c0, n);
+    if constexpr (kGrad == 1) T::store(T::load(count + i) + ca, count + i);
+    if constexpr (kGrad == 2) put<T>(mlm_grad<V, NJ>(ca, val, table), out + i, stream);
+  }
+  stream_fence(stream);
+  if (full < C) {
     // The tail from padded copies (-inf never activates a pair).
-    const std::int64_t rest = r.c - full;
-    const V c = step(load(full), s1, c1);
+    const std::int64_t rest = C - full;
+    const V c = mlm_step<V, E, NJ, kSums, kGrad>(load(full), A, Alo, s1, c1, n);
     if constexpr (kGrad == 1) {
       float t[T::kLanes];
-      for (std::int64_t j = 0; j < rest; ++j) t[j] = r.count[full + j];
+      for (std::int64_t j = 0; j < rest; ++j) t[j] = count[full + j];
       for (std::int64_t j = rest; j < L; ++j) t[j] = 0.0f;
       T::store(T::load(t) + c, t);
-      for (std::int64_t j = 0; j < rest; ++j) r.count[full + j] = t[j];
+      for (std::int64_t j = 0; j < rest; ++j) count[full + j] = t[j];
     }
     if constexpr (kGrad == 2) {
       E t[T::kLanes];
-      T::store(grad(c), t);
-      for (std::int64_t j = 0; j < rest; ++j) r.out[full + j] = t[j];
+      T::store(mlm_grad<V, NJ>(c, val, table), t);
+      for (std::int64_t j = 0; j < rest; ++j) out[full + j] = t[j];
     }
   }
   for (int k = 0; k < NJ; ++k) {
@@ -1146,7 +1181,7 @@ void mlm_group_impl(const MlmRowOf<E>& r) {
         r.sums[k] = lane_sum(s0[k] + s1[k]);
       }
     }
-    if constexpr (kGrad != 0) r.active[k] = lane_sum(n[k]);
+    if constexpr (kGrad != 0) r.active[k] = static_cast<double>(n[k]);
   }
 }
 

@@ -7,6 +7,7 @@
 // lookup for double and by argument-dependent lookup for the SIMD wrapper:
 //   vselect(mask, a, b)  a where mask, else b (both evaluated)
 //   vany(mask)           true when the mask holds in any lane (to skip a rarely needed branch)
+//   vcount(mask)         the number of lanes where the mask holds
 //   vabs, vexp, vexpm1, vlog, vlog1p, visnan, visinf, visfinite, vsign (sgn with sgn(0) = sgn(NaN)
 //   = 0), vfma (a b + c rounded once), vmax (the larger; with a NaN, either operand); masks
 //   combine with & | and negate with !
@@ -18,6 +19,7 @@
 // instantiation compiled with -mavx512f can never be merged by the linker with the scalar
 // file's copy of the same inline function.
 #include <cmath>
+#include <cstdint>
 
 #if defined(__CUDACC__)
 #define LOSSBENCH_HD __host__ __device__
@@ -65,6 +67,7 @@ LOSSBENCH_HD inline bool visnan(double x) { return x != x; }
 LOSSBENCH_HD inline bool visinf(double x) { return std::fabs(x) == HUGE_VAL; }
 LOSSBENCH_HD inline bool visfinite(double x) { return std::fabs(x) < HUGE_VAL; }
 LOSSBENCH_HD inline bool vany(bool m) { return m; }
+LOSSBENCH_HD inline std::int64_t vcount(bool m) { return m ? 1 : 0; }
 LOSSBENCH_HD inline double vsign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
 LOSSBENCH_HD inline double vfma(double a, double b, double c) { return std::fma(a, b, c); }
 

@@ -50,6 +50,17 @@ inline MD operator!(MD a) { return {hn::Not(a.m)}; }
 inline VD vselect(MD c, VD a, VD b) { return VD(hn::IfThenElse(c.m, a.v, b.v)); }
 inline VD vabs(VD x) { return VD(hn::Abs(x.v)); }
 inline VD vmax(VD a, VD b) { return VD(hn::Max(a.v, b.v)); }
+// table's lane i for each lane holding i (a small non-negative integer; block.hpp: mlm_grad).
+inline VD vlookup(VD table, VD i) {
+#if HWY_TARGET == HWY_AVX3
+  // i + 2^52 holds i in its low bits, the only bits vpermpd reads.
+  return VD(
+      hn::Vec<D>{_mm512_permutexvar_pd(_mm512_castpd_si512((i + VD(0x1p52)).v.raw), table.v.raw)});
+#else
+  const hn::RebindToSigned<D> di;
+  return VD(hn::TableLookupLanes(table.v, hn::IndicesFromVec(D(), hn::ConvertTo(di, i.v))));
+#endif
+}
 inline VD vfma(VD a, VD b, VD c) { return VD(hn::MulAdd(a.v, b.v, c.v)); }
 inline MD visnan(VD x) { return {hn::IsNaN(x.v)}; }  // (Ne is an ordered compare)
 inline MD visfinite(VD x) { return {hn::Lt(hn::Abs(x.v), hn::Set(D(), HUGE_VAL))}; }
@@ -57,6 +68,7 @@ inline MD visinf(VD x) { return {hn::Eq(hn::Abs(x.v), hn::Set(D(), HUGE_VAL))}; 
 // Is the mask true in any lane? (Formulas compute a rarely needed branch, such as PyTorch's
 // literal expression for infinite inputs, only when some lane needs it.)
 inline bool vany(MD m) { return !hn::AllFalse(D(), m.m); }
+inline std::int64_t vcount(MD m) { return static_cast<std::int64_t>(hn::CountTrue(D(), m.m)); }
 inline VD vsign(VD x) {
   return vselect(x > VD(0.0), VD(1.0), vselect(x < VD(0.0), VD(-1.0), VD(0.0)));
 }
