@@ -200,8 +200,12 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   // The loss of the elements at `from` + i; fused, their gradients go to `to` + i.
   // st: stream the gradients (the whole vectors in place; the padded tail's go to a buffer).
   const bool stream = streams<F>() && io.stream;
-  const auto eval = [&](const E* const* from, const E* gfrom, E* const* to, std::int64_t i, bool st)
-      __attribute__((always_inline)) {
+  // A formula with forward_split gives each loss as hi + lo (hi the rounded value): the sums
+  // below take the low parts into their compensation, so that the loss is not rounded before it
+  // is summed (formulas/binary_cross_entropy.hpp).
+  constexpr bool kSplit = requires(const V* a, V& l) { F::forward_split(a, p, l); };
+  const auto eval_lo = [&](const E* const* from, const E* gfrom, E* const* to, std::int64_t i,
+                           bool st, V& low) __attribute__((always_inline)) {
     V a[F::kInputs];
     for (int k = 0; k < F::kInputs; ++k) a[k] = from[k] != nullptr ? T::load(from[k] + i) : cst[k];
     if constexpr (kFused) {
@@ -210,7 +214,17 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
       for (int k = 0; k < F::kInputs; ++k)
         if (to[k] != nullptr) put<T>(r[k], to[k] + i, st);
     }
-    return F::forward(a, p);
+    if constexpr (kSplit) {
+      return F::forward_split(a, p, low);
+    } else {
+      low = V(0.0);
+      return F::forward(a, p);
+    }
+  };
+  const auto eval = [&](const E* const* from, const E* gfrom, E* const* to, std::int64_t i, bool st)
+      __attribute__((always_inline)) {
+    V low;
+    return eval_lo(from, gfrom, to, i, st, low);
   };
   const std::int64_t full = n / L * L;
   // The tail, evaluated from padded copies; its gradients land in tail_out, then the first
@@ -250,25 +264,31 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   constexpr std::int64_t kAcc = 4;
   V s[kAcc], c[kAcc];
   for (std::int64_t k = 0; k < kAcc; ++k) s[k] = c[k] = V(0.0);
-  const auto add = [&](V r, std::int64_t k) {
+  const auto add = [&](V r, V low, std::int64_t k) {
     V e;
     two_sum(s[k], r, s[k], e);
-    c[k] = c[k] + e;
+    if constexpr (kSplit)
+      c[k] = c[k] + (e + low);
+    else
+      c[k] = c[k] + e;
   };
   // The tail's terms: in tail (rounded to double: the non-finite sum below) and as a vector with
   // the padded lanes zeroed by a select, not through memory, so that a double-double lane keeps
   // its low part (a store rounds it: 18.5 ULP on a float64 poisson_nll_loss mean of 12 terms
   // that cancel to 0.0145, isa/exact64_avx512.cpp).
   double tail[T::kLanes] = {};
-  V tail_v(0.0);
+  V tail_v(0.0), tail_lo(0.0);
   if (rest > 0) {
-    const V r = eval(tail_src, tail_gsrc, tail_dst, 0, false);
+    V r_lo;
+    const V r = eval_lo(tail_src, tail_gsrc, tail_dst, 0, false, r_lo);
     T::store(r, tail);
     for (std::int64_t j = rest; j < L; ++j) tail[j] = 0.0;
     double lane[T::kLanes];
     for (std::int64_t j = 0; j < L; ++j) lane[j] = static_cast<double>(j);
     using formulas::vselect;  // (and DD lanes' own, by argument-dependent lookup)
-    tail_v = vselect(T::load(lane) < V(static_cast<double>(rest)), r, V(0.0));
+    const auto in_tail = T::load(lane) < V(static_cast<double>(rest));
+    tail_v = vselect(in_tail, r, V(0.0));
+    tail_lo = vselect(in_tail, r_lo, V(0.0));
     copy_tail_grads();
   }
   // Every index into s and c is a constant after unrolling, so the accumulators stay in
@@ -283,17 +303,27 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
         __builtin_prefetch(src[k] + i + kPrefetch + 64 / sizeof(E));
       }
 #pragma GCC unroll 4
-    for (std::int64_t k = 0; k < kAcc; ++k) add(eval(src, gsrc, gdst, i + k * L, stream), k);
+    for (std::int64_t k = 0; k < kAcc; ++k) {
+      V low;
+      const V r = eval_lo(src, gsrc, gdst, i + k * L, stream, low);
+      add(r, low, k);
+    }
   }
   // At most 3 whole vectors and the tail are left: one more round, padded with zeros.
-  V left[kAcc];
+  V left[kAcc], left_lo[kAcc];
   std::int64_t count = 0;
-  for (std::int64_t r = i; r < full; r += L) left[count++] = eval(src, gsrc, gdst, r, stream);
+  for (std::int64_t r = i; r < full; r += L) {
+    left[count] = eval_lo(src, gsrc, gdst, r, stream, left_lo[count]);
+    ++count;
+  }
   stream_fence(stream);
-  if (rest > 0) left[count++] = tail_v;
-  for (std::int64_t k = count; k < kAcc; ++k) left[k] = V(0.0);
+  if (rest > 0) {
+    left[count] = tail_v;
+    left_lo[count++] = tail_lo;
+  }
+  for (std::int64_t k = count; k < kAcc; ++k) left[k] = left_lo[k] = V(0.0);
 #pragma GCC unroll 4
-  for (std::int64_t k = 0; k < kAcc; ++k) add(left[k], k);
+  for (std::int64_t k = 0; k < kAcc; ++k) add(left[k], left_lo[k], k);
   if (finish_sum(s, c, hi, lo)) return;
   // Not finite: IEEE's plain sum of the same terms (inf, -inf or NaN), evaluated again (the
   // gradients are already written).

@@ -685,8 +685,6 @@ void check_output(const Call& c, const lb_tensor& out) {
 
 namespace {
 
-// The rows' data the loss needs: cosine_embedding_loss's dot products and norms (d[0]), or the
-// triplet losses' distances (d[0..num_rows)).
 bool triplet_fast(const Call& c, lb_tensor* const* gt);
 
 // The triplet p-norm distances of every pair in one pass over the rows, so that the tensors the
@@ -721,6 +719,8 @@ bool triplet_distances(const Call& c, RowData* d, int threads) {
   return true;
 }
 
+// The rows' data the loss needs: cosine_embedding_loss's dot products and norms (d[0]), or the
+// triplet losses' distances (d[0..num_rows)).
 void row_data(const Call& c, RowData* d, int threads) {
   if (c.kind == Call::cosine_embedding)
     cosine_rows(c.rows[0], c.eps_ce, true, d[0], threads, c.kernels);

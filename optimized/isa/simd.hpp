@@ -306,8 +306,10 @@ inline constexpr double kLogCLo[16] = {
 // double-double (the product split by an fma; ph - 1 is exact, ph being within 2^-5 of 1) and
 // corr folded into its low part; log x = e ln2 + log c + rh + rl + rh^2 P(rh) - rl (rh + rl / 2),
 // the four leading terms added by TwoSums and everything else in the low part, rounded once at
-// the end (about 0.52 ULP).
-inline __m512d log_acc_core(__m512d x, __m512d corr, __m512d corr_lo) {
+// the end (about 0.52 ULP). log_acc_parts gives the value before that rounding, log x = s + t
+// (|t| well below |s|), within about 2^-60 of the result (the polynomial tail's rounding and the
+// tables'); log_acc_core rounds it.
+inline void log_acc_parts(__m512d x, __m512d corr, __m512d corr_lo, __m512d& s, __m512d& t) {
   __m512d m, e;
   __m512i j;
   log_reduce(x, m, e, j);
@@ -332,7 +334,14 @@ inline __m512d log_acc_core(__m512d x, __m512d corr, __m512d corr_lo) {
   const __m512d half_rl = _mm512_mul_pd(rl, _mm512_set1_pd(0.5));
   lo = _mm512_fnmadd_pd(rl, _mm512_add_pd(rh, half_rl), lo);
   lo = _mm512_add_pd(lo, _mm512_add_pd(e1, _mm512_add_pd(e2, e3)));
-  return _mm512_add_pd(s3, _mm512_add_pd(lo, tail));
+  s = s3;
+  t = _mm512_add_pd(lo, tail);
+}
+
+inline __m512d log_acc_core(__m512d x, __m512d corr, __m512d corr_lo) {
+  __m512d s, t;
+  log_acc_parts(x, corr, corr_lo, s, t);
+  return _mm512_add_pd(s, t);
 }
 
 // exp(x) to about 0.51 ULP: 2^e (t + (t p + tlo)), t's rounding error added back.
@@ -473,6 +482,114 @@ HWY_INLINE VD vdiv_pos(VD a, VD u) {
   return VD(hn::Vec<D>{_mm512_mul_pd(a.v.raw, avx512math::reciprocal(u.v.raw))});
 #endif
 }
+
+#if defined(LOSSBENCH_F64_MATH)
+// ---- binary_cross_entropy in double-double (formulas/binary_cross_entropy.hpp: bce_forward,
+// bce_backward; argument-dependent lookup picks these for VD): the logs as double-doubles
+// (log_acc_parts, within about 2^-60), the products and sums in double-double, each result
+// rounded once, so that every element is within about half an ULP, as the exact64 kernels, at
+// a fraction of their cost. Products are fmas (fma(a, b, 0)): a plain product could be
+// contracted into the sum that uses it, and its error, taken by the next fma, counted twice.
+namespace bce_dd {
+struct VDD {
+  VD hi, lo;
+};
+HWY_INLINE VDD renorm(VD s, VD t) {
+  VDD r;
+  formulas::two_sum(s, t, r.hi, r.lo);
+  return r;
+}
+HWY_INLINE VDD mul(VD a, VD b) {  // exact
+  const VD p = vfma(a, b, VD(0.0));
+  return {p, vfma(a, b, -p)};
+}
+HWY_INLINE VDD mul(VDD a, VD b) {
+  const VDD p = mul(a.hi, b);
+  return renorm(p.hi, vfma(a.lo, b, p.lo));
+}
+HWY_INLINE VDD mul(VDD a, VDD b) {
+  const VDD p = mul(a.hi, b.hi);
+  return renorm(p.hi, vfma(a.hi, b.lo, vfma(a.lo, b.hi, p.lo)));
+}
+HWY_INLINE VDD add(VDD a, VDD b) {
+  VD s, e;
+  formulas::two_sum(a.hi, b.hi, s, e);
+  return renorm(s, e + (a.lo + b.lo));
+}
+HWY_INLINE VDD neg(VDD a) { return {-a.hi, -a.lo}; }
+HWY_INLINE VDD quot(VDD a, VDD b) {
+  const VD q1 = a.hi / b.hi;
+  const VD r = vfma(-q1, b.lo, vfma(-q1, b.hi, a.hi) + a.lo);
+  return renorm(q1, r / b.hi);
+}
+// log(u + c) for u > 0 finite and c its rounding error (a caller's u = 1 - x or 1 + t), as a
+// double-double; other lanes: vlog's special value of u, low part 0.
+HWY_INLINE VDD ln(VD u, VD c) {
+  __m512d s, t;
+  avx512math::log_acc_parts(u.v.raw, c.v.raw, _mm512_setzero_pd(), s, t);
+  const VDD r = renorm(VD(hn::Vec<D>{s}), VD(hn::Vec<D>{t}));
+  const MD regular = (u > VD(0.0)) & visfinite(u);
+  return {VD(hn::Vec<D>{_mm512_fixupimm_pd(r.hi.v.raw, u.v.raw, _mm512_set1_epi64(0x03530422), 0)}),
+          vselect(regular, r.lo, VD(0.0))};
+}
+HWY_INLINE VDD log1m(VD x) {  // log(1 - x), x <= 1
+  VD u, c;
+  formulas::two_sum(VD(1.0), -x, u, c);
+  return ln(u, c);
+}
+HWY_INLINE VDD clamp100(VDD a) {
+  const MD low = a.hi < VD(-100.0);
+  return {vselect(low, VD(-100.0), a.hi), vselect(low, VD(0.0), a.lo)};
+}
+}  // namespace bce_dd
+
+// ((y - 1) log(1 - x) - y log x) w, both logs clamped at -100 (bce_forward's order, so that its
+// zeros keep their signs).
+// (The loss is hi + lo, hi its rounding: the sums of dense_forward take lo too.)
+HWY_INLINE VD bce_forward_split(VD x, VD y, VD w, VD& lo) {
+  using namespace bce_dd;
+  const VDD lx = clamp100(ln(x, VD(0.0))), l1x = clamp100(log1m(x));
+  VDD ym1;
+  formulas::two_sum(y, VD(-1.0), ym1.hi, ym1.lo);
+  const VDD t = add(mul(ym1, l1x), neg(mul(lx, y)));
+  const VDD r = mul(t, w);
+  lo = vselect(visfinite(r.hi), r.lo, VD(0.0));
+  return r.hi;
+}
+HWY_INLINE VD bce_forward(VD x, VD y, VD w) {
+  VD lo;
+  return bce_forward_split(x, y, w, lo);
+}
+
+// g (x - y) / max((1 - x) x, eps) w and -logit(x) g w (bce_backward), in double-double; the
+// lanes whose logit is not finite (x = 0 or 1) take bce_backward's double formula.
+HWY_INLINE void bce_backward(VD x, VD y, VD w, VD g, VD eps, VD* out) {
+  using namespace bce_dd;
+  VDD omx, xmy;
+  formulas::two_sum(VD(1.0), -x, omx.hi, omx.lo);
+  formulas::two_sum(x, -y, xmy.hi, xmy.lo);
+  VDD den = mul(omx, x);
+  const MD small = den.hi < eps;
+  den = {vselect(small, eps, den.hi), vselect(small, VD(0.0), den.lo)};
+  const VDD gx = mul(quot(mul(xmy, g), den), w);
+  out[0] = gx.hi + gx.lo;
+  // logit: near x = 1/2, log1p((2x - 1) / (1 - x)) (2x - 1 exact); elsewhere log x - log(1 - x).
+  const VDD t = quot({VD(2.0) * x - VD(1.0), VD(0.0)}, omx);
+  VD u, c;
+  formulas::two_sum(VD(1.0), t.hi, u, c);
+  const VDD near = ln(u, c + t.lo);
+  const VDD far = add(ln(x, VD(0.0)), neg(log1m(x)));
+  const MD mid = (x >= VD(0.25)) & (x <= VD(0.75));
+  const VDD logit = {vselect(mid, near.hi, far.hi), vselect(mid, near.lo, far.lo)};
+  const VDD gy = mul(mul(neg(logit), g), w);
+  out[1] = gy.hi + gy.lo;
+  const MD odd = !visfinite(logit.hi);
+  if (vany(odd)) {
+    const VD plain = -(vlog(x) - vlog1p(-x)) * g * w;  // (bce_logit away from x = 1/2)
+    out[1] = vselect(odd, plain, out[1]);
+  }
+}
+#endif
 #endif  // HWY_TARGET == HWY_AVX3
 
 #if HWY_TARGET != HWY_AVX3

@@ -1775,6 +1775,58 @@ double eval_output_ulp(const char* impl, const std::string& doc, bool grad = fal
   return worst;
 }
 
+// float64 binary_cross_entropy, reduction 'none', with a weight and an upstream gradient: every
+// loss and both gradients within 0.51 ULP, every ISA (AVX-512: the float64 table's double-double
+// formula, isa/simd.hpp bce_forward/bce_backward; the others: the exact64 kernels). Inputs near
+// 0, 1 and 1/2 (the logit's two forms), tiny ones, 0 and 1 themselves (logs clamped at -100),
+// targets 0, 1 and between, weights of both signs. The double formula is off by up to about 2
+// ULP on such values (its logs, 1 - y, the products). (Not x = 2^-1074: g (x - y) underflows
+// there before the division by eps, in every path and in PyTorch's formula alike.)
+TEST(OptimizedCpu, Float64BinaryCrossEntropyWithinHalfUlp) {
+  std::mt19937_64 rng(20261130);
+  std::uniform_real_distribution<double> u01(0.0, 1.0), uw(-2.0, 2.0);
+  std::vector<double> x, y;
+  for (const double v : {0.0, 1.0, 0.5, 0.25, 0.75, 1e-300, 1e-17, 1.0 - 0x1p-53, 0.5 + 0x1p-40,
+                         0.5 - 0x1p-30, 0.2499999, 0.7500001})
+    for (const double t : {0.0, 1.0, 0.3}) {
+      x.push_back(v);
+      y.push_back(t);
+    }
+  for (int k = 0; k < 200; ++k) {
+    const int kind = k % 4;
+    x.push_back(kind == 0   ? u01(rng)
+                : kind == 1 ? std::ldexp(u01(rng), -static_cast<int>(rng() % 60))
+                : kind == 2 ? 1.0 - std::ldexp(u01(rng), -static_cast<int>(rng() % 50))
+                            : 0.5 + std::ldexp(u01(rng) - 0.5, -static_cast<int>(rng() % 40)));
+    y.push_back(k % 5 == 0 ? 0.0 : k % 5 == 1 ? 1.0 : u01(rng));
+  }
+  const auto hex = [](const std::vector<double>& v) {
+    std::string d;
+    char buf[64];
+    for (std::size_t k = 0; k < v.size(); ++k) {
+      std::snprintf(buf, sizeof buf, "%s\"%a\"", k ? ", " : "", v[k]);
+      d += buf;
+    }
+    return d;
+  };
+  std::vector<double> w(x.size()), g(x.size());
+  for (auto& v : w) v = uw(rng);
+  for (auto& v : g) v = uw(rng);
+  const std::string n = std::to_string(x.size());
+  const std::string doc =
+      R"({"loss": "binary_cross_entropy", "reduction": "none", "params": {}, "inputs": {"input": {"dtype": "float64", "shape": [)" +
+      n + R"(], "data": [)" + hex(x) + R"(]}, "target": {"dtype": "float64", "shape": [)" + n +
+      R"(], "data": [)" + hex(y) + R"(]}, "weight": {"dtype": "float64", "shape": [)" + n +
+      R"(], "data": [)" + hex(w) + R"(]}}, "grad_output": {"dtype": "float64", "shape": [)" + n +
+      R"(], "data": [)" + hex(g) + R"(]}})";
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("binary_cross_entropy", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0)
+      continue;
+    EXPECT_LE(eval_output_ulp(impl_name, doc, true), 0.51) << impl_name;
+  }
+}
+
 // float64 outputs of condition number below 2^10 that lossbench fuzz (seed 20261301) found
 // several ULPs off, every ISA within 1 ULP:
 // - cosine_embedding_loss of one-element rows (and exactly parallel two-element ones), whose
