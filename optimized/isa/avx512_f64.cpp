@@ -1,7 +1,8 @@
 // The AVX-512 path for the float64 losses with exp and log that add terms of one sign
-// (binary_cross_entropy, binary_cross_entropy_with_logits, soft_margin_loss: api.cpp). The same
-// code as isa/avx512.cpp, compiled with LOSSBENCH_F64_MATH: exp, log, log1p and softplus's tail
-// to about half an ULP of double, and a true division (isa/simd.hpp).
+// (soft_margin_loss; binary_cross_entropy with its double-double formula, simd.hpp; the row exps
+// of cross_entropy: api.cpp). The same code as isa/avx512.cpp, compiled with LOSSBENCH_F64_MATH:
+// exp, log, log1p and softplus's tail to about half an ULP of double, and a true division
+// (isa/simd.hpp).
 #include "simd.hpp"
 
 #if HWY_TARGET != HWY_AVX3 || !defined(LOSSBENCH_F64_MATH)
