@@ -493,80 +493,51 @@ double lane_sum(V v) {
   return s;
 }
 
-// Pairwise row sums (kernels.hpp): two accumulators per lane, combined in a fixed order. The
-// last partial vector is read from zero-padded copies (its padded lanes are masked out of the
-// squared difference, whose eps would not vanish).
-template <class V>
-double sq_diff_row_f32(const float* x, const float* y, std::int64_t D, double eps) {
+// Pairwise row sums (kernels.hpp: sq_diff_row_f32, sq_diff3_row_f32): the sum of
+// (x - y + eps)^2 over one float32 row for K pairs of the rows a, p, q: (a, p), then (a, q), then
+// (p, q), in one pass (q is read only for K >= 2). Per pair two accumulators per lane (alternate
+// vectors, the tail in the second), combined in a fixed order, so that a pair's sum has the same
+// bits whatever K. The last partial vector is read from zero-padded copies (its padded lanes are
+// masked out of the squared difference, whose eps would not vanish).
+template <class V, int K>
+void sq_diff_rows(const float* a, const float* p, const float* q, std::int64_t D, double eps,
+                  double* out) {
   using T = Traits<V>;
   constexpr auto L = static_cast<std::int64_t>(T::kLanes);
-  const std::int64_t full = D / L * L, rest = D - full;
-  const V e(eps);
-  V s0(0.0), s1(0.0);
-  std::int64_t i = 0;
-  for (; i + 2 * L <= full; i += 2 * L) {
-    const V d0 = T::load(x + i) - T::load(y + i) + e;
-    const V d1 = T::load(x + i + L) - T::load(y + i + L) + e;
-    s0 = s0 + d0 * d0;
-    s1 = s1 + d1 * d1;
-  }
-  if (i < full) {
-    const V d0 = T::load(x + i) - T::load(y + i) + e;
-    s0 = s0 + d0 * d0;
-  }
-  if (rest > 0) {
-    float tx[T::kLanes] = {}, ty[T::kLanes] = {};
-    for (std::int64_t j = 0; j < rest; ++j) {
-      tx[j] = x[full + j];
-      ty[j] = y[full + j];
-    }
-    const V d = T::load(tx) - T::load(ty) + e;
-    double t[T::kLanes];
-    T::store(d * d, t);
-    for (std::int64_t j = rest; j < L; ++j) t[j] = 0.0;
-    s1 = s1 + T::load(t);
-  }
-  return lane_sum(s0 + s1);
-}
-
-// sq_diff_row_f32's sums for the pairs (a, p), (a, q) and, with kThree, (p, q) of one triplet
-// row in one pass over the three rows (kernels.hpp: sq_diff3_row_f32): each pair's sum in
-// sq_diff_row_f32's order (alternate vectors in two accumulators, the tail in the second), so
-// the sums are the same bits as three calls of it.
-template <class V, bool kThree>
-void sq_diff3_impl(const float* a, const float* p, const float* q, std::int64_t D, double eps,
-                   double* out) {
-  using T = Traits<V>;
-  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
-  constexpr int K = kThree ? 3 : 2;
   const std::int64_t full = D / L * L, rest = D - full;
   const V e(eps);
   V s0[K], s1[K];
   for (int k = 0; k < K; ++k) s0[k] = s1[k] = V(0.0);
-  const auto step = [&](V xa, V xp, V xq, V * s) __attribute__((always_inline)) {
-    const V d0 = xa - xp + e, d1 = xa - xq + e;
-    s[0] = s[0] + d0 * d0;
-    s[1] = s[1] + d1 * d1;
-    if constexpr (kThree) {
-      const V d2 = xp - xq + e;
-      s[2] = s[2] + d2 * d2;
+  const auto diffs = [&](const float* xa, const float* xp, const float* xq, V* d)
+      __attribute__((always_inline)) {
+    const V va = T::load(xa), vp = T::load(xp);
+    d[0] = va - vp + e;
+    if constexpr (K >= 2) {
+      const V vq = T::load(xq);
+      d[1] = va - vq + e;
+      if constexpr (K == 3) d[2] = vp - vq + e;
     }
+  };
+  const auto step = [&](std::int64_t i, V * s) __attribute__((always_inline)) {
+    V d[K];
+    diffs(a + i, p + i, K >= 2 ? q + i : nullptr, d);
+    for (int k = 0; k < K; ++k) s[k] = s[k] + d[k] * d[k];
   };
   std::int64_t i = 0;
   for (; i + 2 * L <= full; i += 2 * L) {
-    step(T::load(a + i), T::load(p + i), T::load(q + i), s0);
-    step(T::load(a + i + L), T::load(p + i + L), T::load(q + i + L), s1);
+    step(i, s0);
+    step(i + L, s1);
   }
-  if (i < full) step(T::load(a + i), T::load(p + i), T::load(q + i), s0);
+  if (i < full) step(i, s0);
   if (rest > 0) {
     float ta[T::kLanes] = {}, tp[T::kLanes] = {}, tq[T::kLanes] = {};
     for (std::int64_t j = 0; j < rest; ++j) {
       ta[j] = a[full + j];
       tp[j] = p[full + j];
-      tq[j] = q[full + j];
+      if constexpr (K >= 2) tq[j] = q[full + j];
     }
-    const V xa = T::load(ta), xp = T::load(tp), xq = T::load(tq);
-    const V d[3] = {xa - xp + e, xa - xq + e, xp - xq + e};
+    V d[K];
+    diffs(ta, tp, tq, d);
     for (int k = 0; k < K; ++k) {
       double t[T::kLanes];
       T::store(d[k] * d[k], t);
@@ -578,12 +549,19 @@ void sq_diff3_impl(const float* a, const float* p, const float* q, std::int64_t 
 }
 
 template <class V>
+double sq_diff_row_f32(const float* x, const float* y, std::int64_t D, double eps) {
+  double s;
+  sq_diff_rows<V, 1>(x, y, nullptr, D, eps, &s);
+  return s;
+}
+
+template <class V>
 void sq_diff3_row_f32(const float* a, const float* p, const float* q, std::int64_t D, double eps,
                       bool three, double* out) {
   if (three)
-    sq_diff3_impl<V, true>(a, p, q, D, eps, out);
+    sq_diff_rows<V, 3>(a, p, q, D, eps, out);
   else
-    sq_diff3_impl<V, false>(a, p, q, D, eps, out);
+    sq_diff_rows<V, 2>(a, p, q, D, eps, out);
 }
 
 // x . y, x . x and y . y of a float32 or float64 row as double-doubles (sums[0..6): hi, lo of
@@ -1074,9 +1052,6 @@ void mm_row_f64(MmRow64& r) {
 }
 
 // ---------------------------------------------------------------- multilabel_margin_loss
-// (kernels.hpp: MlmRow). NJ listed classes against the row in one pass: each element is loaded
-// once and compared with all NJ. Two accumulators per class (alternate vectors), summed over the
-// lanes in a fixed order. kSums: the hinge sums; kGrad: 0 none, 1 the counts, 2 the gradient row.
 // One vector of mlm_group_impl: the sums (and for float64 their TwoSum errors) or the counts;
 // returns the number of k active per lane. (A function over arrays, not a lambda capturing them:
 // GCC then keeps the arrays in registers.)
@@ -1135,6 +1110,9 @@ __attribute__((always_inline)) inline V mlm_grad(V c, const V (&val)[NJ + 1], V 
   }
 }
 
+// (kernels.hpp: MlmRow). NJ listed classes against the row in one pass: each element is loaded
+// once and compared with all NJ. Two accumulators per class (alternate vectors), summed over the
+// lanes in a fixed order. kSums: the hinge sums; kGrad: 0 none, 1 the counts, 2 the gradient row.
 template <class V, class E, int NJ, bool kSums, int kGrad>
 void mlm_group_impl(const MlmRowOf<E>& r) {
   using T = Traits<V>;

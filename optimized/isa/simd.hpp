@@ -381,13 +381,17 @@ HWY_INLINE VD vexp(VD x) {
 // (a nibble per class, from class 0 up): QNaN and SNaN -> x quieted (2), zero -> -inf (4),
 // one -> log_core's +0 (0), -inf -> NaN (3), +inf -> +inf (5), negative -> NaN (3), positive
 // (subnormals included) -> log_core (0). log_core's values on those lanes are never used.
+// (log_specials: that fixup of a log r of x; vlog, vlog1p and bce_dd::ln.)
+HWY_INLINE __m512d log_specials(__m512d r, __m512d x) {
+  return _mm512_fixupimm_pd(r, x, _mm512_set1_epi64(0x03530422), 0);
+}
 HWY_INLINE VD vlog(VD x) {
 #if defined(LOSSBENCH_F64_MATH)
   const __m512d r = avx512math::log_acc_core(x.v.raw, _mm512_setzero_pd(), _mm512_setzero_pd());
 #else
   const __m512d r = avx512math::log_core(x.v.raw);
 #endif
-  return VD(hn::Vec<D>{_mm512_fixupimm_pd(r, x.v.raw, _mm512_set1_epi64(0x03530422), 0)});
+  return VD(hn::Vec<D>{log_specials(r, x.v.raw)});
 }
 
 // log1p(x) = log(u) + (x - (u - 1)) / u with u = 1 + x rounded: the second term is the rounding
@@ -403,7 +407,7 @@ HWY_INLINE VD vlog1p(VD x) {
   // values by u's class.
   const __m512d corr = _mm512_maskz_sub_pd(usable, x.v.raw, (u - VD(1.0)).v.raw);
   const __m512d r = avx512math::log_acc_core(u.v.raw, corr, _mm512_setzero_pd());
-  const VD l(hn::Vec<D>{_mm512_fixupimm_pd(r, u.v.raw, _mm512_set1_epi64(0x03530422), 0)});
+  const VD l(hn::Vec<D>{log_specials(r, u.v.raw)});
   return vselect(u == VD(1.0), x, l);
 #else
   const __m512d inv = avx512math::reciprocal(u.v.raw);
@@ -529,8 +533,7 @@ HWY_INLINE VDD ln(VD u, VD c) {
   avx512math::log_acc_parts(u.v.raw, c.v.raw, _mm512_setzero_pd(), s, t);
   const VDD r = renorm(VD(hn::Vec<D>{s}), VD(hn::Vec<D>{t}));
   const MD regular = (u > VD(0.0)) & visfinite(u);
-  return {VD(hn::Vec<D>{_mm512_fixupimm_pd(r.hi.v.raw, u.v.raw, _mm512_set1_epi64(0x03530422), 0)}),
-          vselect(regular, r.lo, VD(0.0))};
+  return {VD(hn::Vec<D>{log_specials(r.hi.v.raw, u.v.raw)}), vselect(regular, r.lo, VD(0.0))};
 }
 HWY_INLINE VDD log1m(VD x) {  // log(1 - x), x <= 1
   VD u, c;
