@@ -404,9 +404,10 @@ void check_output(const Plan& plan, const lb_tensor& out, const char* what) {
 }
 
 const KernelTable& kernels_for(Isa isa, const Plan& plan) {
-  // float64 binary_cross_entropy on AVX-512: the float64 table's double-double formula
-  // (isa/simd.hpp: bce_forward, bce_backward), as exact as the exact64 kernels.
-  if (plan.dtype == LB_FLOAT64 && plan.loss == Loss::binary_cross_entropy && isa == Isa::avx512)
+  // float64 binary_cross_entropy and kl_div on AVX-512: the float64 table's double-double
+  // formulas (isa/f64_dd.hpp), as exact as the exact64 kernels.
+  if (plan.dtype == LB_FLOAT64 && isa == Isa::avx512 &&
+      (plan.loss == Loss::binary_cross_entropy || plan.loss == Loss::kl_div))
     return avx512_f64_kernels();
   if (plan.dtype == LB_FLOAT64 && cancels_inside(plan.loss))
     return isa == Isa::avx512 ? exact64_avx512_kernels()

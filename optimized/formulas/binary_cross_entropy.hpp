@@ -23,7 +23,7 @@ LOSSBENCH_HD inline V bce_logit(V x) {
 }
 
 // The loss of one element and its gradients, for every lane type; the AVX-512 float64 table
-// has its own (isa/simd.hpp: the same values in double-double, rounded once), found by
+// has its own (isa/f64_dd.hpp: the same values in double-double, rounded once), found by
 // argument-dependent lookup.
 template <class V>
 LOSSBENCH_HD inline V bce_forward(V x, V y, V w) {

@@ -1,9 +1,9 @@
 // The AVX-512 path for the float64 losses with exp and log that add terms of one sign
-// (soft_margin_loss; binary_cross_entropy with its double-double formula, simd.hpp; the row exps
-// of cross_entropy: api.cpp). The same code as isa/avx512.cpp, compiled with LOSSBENCH_F64_MATH:
-// exp, log, log1p and softplus's tail to about half an ULP of double, and a true division
-// (isa/simd.hpp).
-#include "simd.hpp"
+// (soft_margin_loss; the row exps of cross_entropy: api.cpp) and for those with a double-double
+// formula of their own (binary_cross_entropy, kl_div: isa/f64_dd.hpp). The same code as
+// isa/avx512.cpp, compiled with LOSSBENCH_F64_MATH: exp, log, log1p and softplus's tail to about
+// half an ULP of double, and a true division (isa/simd.hpp).
+#include "f64_dd.hpp"
 
 #if HWY_TARGET != HWY_AVX3 || !defined(LOSSBENCH_F64_MATH)
 #error "isa/avx512_f64.cpp must be compiled with the AVX-512 flags and LOSSBENCH_F64_MATH"

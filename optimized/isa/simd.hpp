@@ -85,15 +85,17 @@ inline __m512d table(const double (&t)[16], __m512i idx) {
   return _mm512_permutex2var_pd(_mm512_loadu_pd(t), idx, _mm512_loadu_pd(t + 8));
 }
 
+// 2^(j/16) rounded, j = 0..15 (exp_reduce's table).
+inline constexpr double kPow2[16] = {
+    0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
+    0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+    0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
+
 // exp's argument reduction for every double x but NaN: x = (16 e + j) ln2/16 + r, |r| <= ln2/32,
 // exp(x) = 2^e t (1 + p) with t = 2^(j/16) and p = exp(r) - 1 by a degree-7 Taylor polynomial
 // (error < 2^-59); x is clamped to +-1000 first.
 inline void exp_reduce(__m512d x, __m512d& t, __m512d& p, __m512d& e, __m512i& j) {
-  static constexpr double kPow2[16] = {
-      0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
-      0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
-      0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
-      0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
   x = _mm512_min_pd(_mm512_max_pd(x, _mm512_set1_pd(-1000.0)), _mm512_set1_pd(1000.0));
   const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(0x1.71547652b82fep+4)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -487,112 +489,6 @@ HWY_INLINE VD vdiv_pos(VD a, VD u) {
 #endif
 }
 
-#if defined(LOSSBENCH_F64_MATH)
-// ---- binary_cross_entropy in double-double (formulas/binary_cross_entropy.hpp: bce_forward,
-// bce_backward; argument-dependent lookup picks these for VD): the logs as double-doubles
-// (log_acc_parts, within about 2^-60), the products and sums in double-double, each result
-// rounded once, so that every element is within about half an ULP, as the exact64 kernels, at
-// a fraction of their cost. Products are fmas (fma(a, b, 0)): a plain product could be
-// contracted into the sum that uses it, and its error, taken by the next fma, counted twice.
-namespace bce_dd {
-struct VDD {
-  VD hi, lo;
-};
-HWY_INLINE VDD renorm(VD s, VD t) {
-  VDD r;
-  formulas::two_sum(s, t, r.hi, r.lo);
-  return r;
-}
-HWY_INLINE VDD mul(VD a, VD b) {  // exact
-  const VD p = vfma(a, b, VD(0.0));
-  return {p, vfma(a, b, -p)};
-}
-HWY_INLINE VDD mul(VDD a, VD b) {
-  const VDD p = mul(a.hi, b);
-  return renorm(p.hi, vfma(a.lo, b, p.lo));
-}
-HWY_INLINE VDD mul(VDD a, VDD b) {
-  const VDD p = mul(a.hi, b.hi);
-  return renorm(p.hi, vfma(a.hi, b.lo, vfma(a.lo, b.hi, p.lo)));
-}
-HWY_INLINE VDD add(VDD a, VDD b) {
-  VD s, e;
-  formulas::two_sum(a.hi, b.hi, s, e);
-  return renorm(s, e + (a.lo + b.lo));
-}
-HWY_INLINE VDD neg(VDD a) { return {-a.hi, -a.lo}; }
-HWY_INLINE VDD quot(VDD a, VDD b) {
-  const VD q1 = a.hi / b.hi;
-  const VD r = vfma(-q1, b.lo, vfma(-q1, b.hi, a.hi) + a.lo);
-  return renorm(q1, r / b.hi);
-}
-// log(u + c) for u > 0 finite and c its rounding error (a caller's u = 1 - x or 1 + t), as a
-// double-double; other lanes: vlog's special value of u, low part 0.
-HWY_INLINE VDD ln(VD u, VD c) {
-  __m512d s, t;
-  avx512math::log_acc_parts(u.v.raw, c.v.raw, _mm512_setzero_pd(), s, t);
-  const VDD r = renorm(VD(hn::Vec<D>{s}), VD(hn::Vec<D>{t}));
-  const MD regular = (u > VD(0.0)) & visfinite(u);
-  return {VD(hn::Vec<D>{log_specials(r.hi.v.raw, u.v.raw)}), vselect(regular, r.lo, VD(0.0))};
-}
-HWY_INLINE VDD log1m(VD x) {  // log(1 - x), x <= 1
-  VD u, c;
-  formulas::two_sum(VD(1.0), -x, u, c);
-  return ln(u, c);
-}
-HWY_INLINE VDD clamp100(VDD a) {
-  const MD low = a.hi < VD(-100.0);
-  return {vselect(low, VD(-100.0), a.hi), vselect(low, VD(0.0), a.lo)};
-}
-}  // namespace bce_dd
-
-// ((y - 1) log(1 - x) - y log x) w, both logs clamped at -100 (bce_forward's order, so that its
-// zeros keep their signs).
-// (The loss is hi + lo, hi its rounding: the sums of dense_forward take lo too.)
-HWY_INLINE VD bce_forward_split(VD x, VD y, VD w, VD& lo) {
-  using namespace bce_dd;
-  const VDD lx = clamp100(ln(x, VD(0.0))), l1x = clamp100(log1m(x));
-  VDD ym1;
-  formulas::two_sum(y, VD(-1.0), ym1.hi, ym1.lo);
-  const VDD t = add(mul(ym1, l1x), neg(mul(lx, y)));
-  const VDD r = mul(t, w);
-  lo = vselect(visfinite(r.hi), r.lo, VD(0.0));
-  return r.hi;
-}
-HWY_INLINE VD bce_forward(VD x, VD y, VD w) {
-  VD lo;
-  return bce_forward_split(x, y, w, lo);
-}
-
-// g (x - y) / max((1 - x) x, eps) w and -logit(x) g w (bce_backward), in double-double; the
-// lanes whose logit is not finite (x = 0 or 1) take bce_backward's double formula.
-HWY_INLINE void bce_backward(VD x, VD y, VD w, VD g, VD eps, VD* out) {
-  using namespace bce_dd;
-  VDD omx, xmy;
-  formulas::two_sum(VD(1.0), -x, omx.hi, omx.lo);
-  formulas::two_sum(x, -y, xmy.hi, xmy.lo);
-  VDD den = mul(omx, x);
-  const MD small = den.hi < eps;
-  den = {vselect(small, eps, den.hi), vselect(small, VD(0.0), den.lo)};
-  const VDD gx = mul(quot(mul(xmy, g), den), w);
-  out[0] = gx.hi + gx.lo;
-  // logit: near x = 1/2, log1p((2x - 1) / (1 - x)) (2x - 1 exact); elsewhere log x - log(1 - x).
-  const VDD t = quot({VD(2.0) * x - VD(1.0), VD(0.0)}, omx);
-  VD u, c;
-  formulas::two_sum(VD(1.0), t.hi, u, c);
-  const VDD near = ln(u, c + t.lo);
-  const VDD far = add(ln(x, VD(0.0)), neg(log1m(x)));
-  const MD mid = (x >= VD(0.25)) & (x <= VD(0.75));
-  const VDD logit = {vselect(mid, near.hi, far.hi), vselect(mid, near.lo, far.lo)};
-  const VDD gy = mul(mul(neg(logit), g), w);
-  out[1] = gy.hi + gy.lo;
-  const MD odd = !visfinite(logit.hi);
-  if (vany(odd)) {
-    const VD plain = -(vlog(x) - vlog1p(-x)) * g * w;  // (bce_logit away from x = 1/2)
-    out[1] = vselect(odd, plain, out[1]);
-  }
-}
-#endif
 #endif  // HWY_TARGET == HWY_AVX3
 
 #if HWY_TARGET != HWY_AVX3

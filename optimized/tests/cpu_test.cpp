@@ -1777,7 +1777,7 @@ double eval_output_ulp(const char* impl, const std::string& doc, bool grad = fal
 
 // float64 binary_cross_entropy, reduction 'none', with a weight and an upstream gradient: every
 // loss and both gradients within 0.51 ULP, every ISA (AVX-512: the float64 table's double-double
-// formula, isa/simd.hpp bce_forward/bce_backward; the others: the exact64 kernels). Inputs near
+// formula, isa/f64_dd.hpp bce_forward/bce_backward; the others: the exact64 kernels). Inputs near
 // 0, 1 and 1/2 (the logit's two forms), tiny ones, 0 and 1 themselves (logs clamped at -100),
 // targets 0, 1 and between, weights of both signs. The double formula is off by up to about 2
 // ULP on such values (its logs, 1 - y, the products). (Not x = 2^-1074: g (x - y) underflows
@@ -1824,6 +1824,71 @@ TEST(OptimizedCpu, Float64BinaryCrossEntropyWithinHalfUlp) {
     if (impl->supports("binary_cross_entropy", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0)
       continue;
     EXPECT_LE(eval_output_ulp(impl_name, doc, true), 0.51) << impl_name;
+  }
+}
+
+// An elementwise case document: reduction 'none', the given params (a JSON object) and float64
+// inputs, with an upstream gradient g.
+std::string float64_case(const std::string& loss, const std::string& params,
+                         const std::vector<std::pair<std::string, std::vector<double>>>& inputs,
+                         const std::vector<double>& g) {
+  const auto tensor = [](const std::vector<double>& v) {
+    std::string d =
+        R"({"dtype": "float64", "shape": [)" + std::to_string(v.size()) + R"(], "data": [)";
+    char buf[64];
+    for (std::size_t k = 0; k < v.size(); ++k) {
+      std::snprintf(buf, sizeof buf, "%s\"%a\"", k ? ", " : "", v[k]);
+      d += buf;
+    }
+    return d + "]}";
+  };
+  std::string doc = R"({"loss": ")" + loss + R"(", "reduction": "none", "params": )" + params +
+                    R"(, "inputs": {)";
+  for (std::size_t k = 0; k < inputs.size(); ++k)
+    doc += (k ? ", \"" : "\"") + inputs[k].first + "\": " + tensor(inputs[k].second);
+  return doc + R"(}, "grad_output": )" + tensor(g) + "}";
+}
+
+// float64 kl_div, reduction 'none', with an upstream gradient: outputs and both gradients within
+// 0.51 ULP, every ISA (AVX-512: the float64 table's double-double formula, isa/f64_dd.hpp, with
+// its redone lanes; the others: the exact64 kernels). Inputs where log y - x (and log y + 1 - x)
+// cancel to 2^-k of log y for k up to 12 (condition numbers up to 2^12), so that both the
+// double-double formula and the lanes it redoes are taken; y near 1, tiny, subnormal and 0;
+// log_target with y from -705 to 30 (exp(y) normal; -700 and below is redone) and x where
+// y - x + 1 cancels. (Deeper cancellation exceeds even the exact64 kernels' 2^-75, and
+// subnormal results their relative accuracy.) The double formula is off by up to thousands of
+// ULPs on the cancelling ones.
+TEST(OptimizedCpu, Float64KlDivWithinHalfUlp) {
+  std::mt19937_64 rng(20261201);
+  std::uniform_real_distribution<double> u01(0.0, 1.0), ug(-2.0, 2.0);
+  std::vector<double> x, y, xt, yt;
+  for (int k = 0; k < 240; ++k) {
+    const int kind = k % 4;
+    const double yv = kind == 0   ? 4.0 * u01(rng)
+                      : kind == 1 ? 1.0 + std::ldexp(u01(rng) - 0.5, -static_cast<int>(rng() % 40))
+                      : kind == 2 ? std::ldexp(u01(rng), -static_cast<int>(rng() % 1070))
+                                  : 1e6 * u01(rng);
+    const double shift = std::ldexp(u01(rng) - 0.5, -static_cast<int>(rng() % 12));
+    // Two elements in three: x = log y (+1 for the gradient's zero) less a shift of 2^-k log y.
+    const double base = std::log(yv) + ((k / 4) % 3 == 1 ? 1.0 : 0.0);
+    x.push_back((k / 4) % 3 == 2 ? 6.0 * ug(rng) : base - shift * std::log(yv));
+    y.push_back(yv);
+    yt.push_back(-705.0 + 735.0 * u01(rng));
+    xt.push_back(k % 2 && yt.back() > -650.0
+                     ? yt.back() + 1.0 + std::ldexp(ug(rng), -static_cast<int>(rng() % 30))
+                     : 40.0 * ug(rng));
+  }
+  std::vector<double> g(x.size()), gt(xt.size());
+  for (auto& v : g) v = ug(rng);
+  for (auto& v : gt) v = ug(rng);
+  const std::vector<std::string> docs = {
+      float64_case("kl_div", "{}", {{"input", x}, {"target", y}}, g),
+      float64_case("kl_div", R"({"log_target": true})", {{"input", xt}, {"target", yt}}, gt)};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("kl_div", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+    for (std::size_t k = 0; k < docs.size(); ++k)
+      EXPECT_LE(eval_output_ulp(impl_name, docs[k], true), 0.51) << impl_name << " case " << k;
   }
 }
 

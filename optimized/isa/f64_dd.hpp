@@ -1,0 +1,276 @@
+#pragma once
+// The float64 table's double-double formulas (isa/avx512_f64.cpp, LOSSBENCH_F64_MATH): the
+// float64 losses whose formulas cancel inside (binary_cross_entropy, kl_div, poisson_nll_loss)
+// on AVX-512, with the values of the exact64 kernels (formulas/dd.hpp) at a fraction of their
+// cost. Each overload here replaces its formula's generic function for VD (the formula header
+// says which; argument-dependent lookup picks the overload):
+// - exp and log as double-doubles (dd2::expd, dd2::ln: about 2^-70 and 2^-62 of the result),
+//   products and sums in double-double, each result rounded once, so that an element is within
+//   about half an ULP;
+// - where the result cancels beyond what those leave exact (below 2^-6 of the log it came from,
+//   2^-10 of the exp), the lanes are evaluated again over formulas::DD (about 2^-75; redo_lanes),
+//   which costs about as much as a whole vector here, and is rare;
+// - lanes with a special value (an input or a result that is not finite) take the formula's own
+//   double value.
+// Products are fmas (fma(a, b, 0)): a plain product could be contracted into the sum that uses
+// it, and its error, taken by the next fma, counted twice.
+#include "simd.hpp"
+
+#if HWY_TARGET != HWY_AVX3 || !defined(LOSSBENCH_F64_MATH)
+#error "isa/f64_dd.hpp is for the float64 table (isa/avx512_f64.cpp) only"
+#endif
+
+#include "../formulas/dd.hpp"
+
+namespace lossbench::opt::simd {
+inline namespace LOSSBENCH_FORMULA_NS {
+
+namespace dd2 {
+struct VDD {
+  VD hi, lo;
+};
+HWY_INLINE VDD renorm(VD s, VD t) {
+  VDD r;
+  formulas::two_sum(s, t, r.hi, r.lo);
+  return r;
+}
+HWY_INLINE VDD mul(VD a, VD b) {  // exact
+  const VD p = vfma(a, b, VD(0.0));
+  return {p, vfma(a, b, -p)};
+}
+HWY_INLINE VDD mul(VDD a, VD b) {
+  const VDD p = mul(a.hi, b);
+  return renorm(p.hi, vfma(a.lo, b, p.lo));
+}
+HWY_INLINE VDD mul(VDD a, VDD b) {
+  const VDD p = mul(a.hi, b.hi);
+  return renorm(p.hi, vfma(a.hi, b.lo, vfma(a.lo, b.hi, p.lo)));
+}
+HWY_INLINE VDD add(VDD a, VDD b) {
+  VD s, e;
+  formulas::two_sum(a.hi, b.hi, s, e);
+  return renorm(s, e + (a.lo + b.lo));
+}
+HWY_INLINE VDD neg(VDD a) { return {-a.hi, -a.lo}; }
+HWY_INLINE VDD quot(VDD a, VDD b) {
+  const VD q1 = a.hi / b.hi;
+  const VD r = vfma(-q1, b.lo, vfma(-q1, b.hi, a.hi) + a.lo);
+  return renorm(q1, r / b.hi);
+}
+// log(u + c) for u > 0 finite and c its rounding error (a caller's u = 1 - x or 1 + t), as a
+// double-double; other lanes: vlog's special value of u, low part 0.
+HWY_INLINE VDD ln(VD u, VD c) {
+  __m512d s, t;
+  avx512math::log_acc_parts(u.v.raw, c.v.raw, _mm512_setzero_pd(), s, t);
+  const VDD r = renorm(VD(hn::Vec<D>{s}), VD(hn::Vec<D>{t}));
+  const MD regular = (u > VD(0.0)) & visfinite(u);
+  return {VD(hn::Vec<D>{log_specials(r.hi.v.raw, u.v.raw)}), vselect(regular, r.lo, VD(0.0))};
+}
+HWY_INLINE VDD log1m(VD x) {  // log(1 - x), x <= 1
+  VD u, c;
+  formulas::two_sum(VD(1.0), -x, u, c);
+  return ln(u, c);
+}
+HWY_INLINE VDD sum(VD a, VD b) {  // exact
+  VDD r;
+  formulas::two_sum(a, b, r.hi, r.lo);
+  return r;
+}
+HWY_INLINE VDD clamp100(VDD a) {
+  const MD low = a.hi < VD(-100.0);
+  return {vselect(low, VD(-100.0), a.hi), vselect(low, VD(0.0), a.lo)};
+}
+
+// exp(x) as a double-double to about 2^-70 of it for |x| <= 700 (elsewhere: inf, 0 or an
+// inexact value, which callers replace): exp_reduce's k, e and t, with r = x - k ln2/16 kept as
+// rh + rl (the first product is exact, the second's rounding recovered by an fma), and
+// exp(r) - 1 = rh + rh^2/2 + rh^3 P(rh) + rl (1 + rh) (rh^2 exact by an fma, P exp's Taylor
+// terms of degree 3 to 8: truncation below 2^-68) as ph + pl; exp(x) = 2^e (t + t ph +
+// (t pl + tlo (1 + ph))), tlo the table's rounding error (kPow2Lo).
+HWY_INLINE VDD expd(VD xv) {
+  const __m512d x =
+      _mm512_min_pd(_mm512_max_pd(xv.v.raw, _mm512_set1_pd(-1000.0)), _mm512_set1_pd(1000.0));
+  const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(0x1.71547652b82fep+4)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512d c2 = _mm512_set1_pd(0x1.473de6af278edp-38);
+  const __m512d r1 = _mm512_fnmadd_pd(k, _mm512_set1_pd(0x1.62e42fef00000p-5), x);  // exact
+  const __m512d rh = _mm512_fnmadd_pd(k, c2, r1);
+  const __m512d rl = _mm512_fnmadd_pd(k, c2, _mm512_sub_pd(r1, rh));
+  const __m512d e = _mm512_roundscale_pd(_mm512_mul_pd(k, _mm512_set1_pd(1.0 / 16)),
+                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m512i j = _mm512_cvttpd_epi64(_mm512_fnmadd_pd(e, _mm512_set1_pd(16.0), k));
+  __m512d q = _mm512_set1_pd(1.0 / 40320);
+  q = _mm512_fmadd_pd(q, rh, _mm512_set1_pd(1.0 / 5040));
+  q = _mm512_fmadd_pd(q, rh, _mm512_set1_pd(1.0 / 720));
+  q = _mm512_fmadd_pd(q, rh, _mm512_set1_pd(1.0 / 120));
+  q = _mm512_fmadd_pd(q, rh, _mm512_set1_pd(1.0 / 24));
+  q = _mm512_fmadd_pd(q, rh, _mm512_set1_pd(1.0 / 6));
+  const __m512d sq = _mm512_mul_pd(rh, rh);
+  const __m512d sql = _mm512_fmsub_pd(rh, rh, sq);
+  const __m512d half = _mm512_mul_pd(sq, _mm512_set1_pd(0.5));
+  // rh + half, Fast2Sum (|half| < |rh|).
+  const __m512d ph = _mm512_add_pd(rh, half);
+  const __m512d pe = _mm512_sub_pd(half, _mm512_sub_pd(ph, rh));
+  __m512d pl = _mm512_fmadd_pd(_mm512_mul_pd(sq, rh), q, _mm512_fmadd_pd(rl, rh, rl));
+  pl = _mm512_add_pd(pe, _mm512_fmadd_pd(sql, _mm512_set1_pd(0.5), pl));
+  const __m512d t = avx512math::table(avx512math::kPow2, j);
+  const __m512d tlo = avx512math::table(avx512math::kPow2Lo, j);
+  const __m512d bh = _mm512_mul_pd(t, ph);
+  const __m512d bl = _mm512_add_pd(_mm512_fmsub_pd(t, ph, bh),
+                                   _mm512_fmadd_pd(t, pl, _mm512_fmadd_pd(tlo, ph, tlo)));
+  // t + bh, Fast2Sum (|bh| < 2.3% of t), then the low parts.
+  const __m512d s = _mm512_add_pd(t, bh);
+  const __m512d lo = _mm512_add_pd(_mm512_sub_pd(bh, _mm512_sub_pd(s, t)), bl);
+  const __m512d h2 = _mm512_add_pd(s, lo);
+  const __m512d l2 = _mm512_sub_pd(lo, _mm512_sub_pd(h2, s));
+  return {VD(hn::Vec<D>{_mm512_scalef_pd(h2, e)}), VD(hn::Vec<D>{_mm512_scalef_pd(l2, e)})};
+}
+
+// |r| below factor |scale| (factor a power of two): where a result r cancelled from terms of
+// size scale, and the error of those terms, relative to r, grew by more than 1 / factor.
+HWY_INLINE MD cancels(VD r, VD scale, double factor) { return vabs(r) < vabs(scale) * VD(factor); }
+
+// The lanes of `redo` evaluated again over formulas::DD: fn(a, o) takes a lane's inputs
+// a[0..kIn) (in[k]'s lanes) and writes its results o[0..kOut), whose rounded values replace
+// hi[j]'s lanes and whose low parts lo[j]'s (lo may be null). Out of line: it is rarely needed.
+template <int kIn, int kOut, class Fn>
+HWY_NOINLINE void redo_lanes_slow(MD redo, const VD* in, VD* hi, VD* lo, Fn fn) {
+  constexpr std::size_t kN = HWY_LANES(double);
+  alignas(64) double xs[kIn][kN], hs[kOut][kN], ls[kOut][kN];
+  for (int k = 0; k < kIn; ++k) hn::Store(in[k].v, D(), xs[k]);
+  for (int k = 0; k < kOut; ++k) {
+    hn::Store(hi[k].v, D(), hs[k]);
+    if (lo != nullptr) hn::Store(lo[k].v, D(), ls[k]);
+  }
+  const unsigned bits = static_cast<unsigned>(redo.m.raw);
+  for (std::size_t i = 0; i < kN; ++i) {
+    if (((bits >> i) & 1u) == 0) continue;
+    formulas::DD a[kIn], o[kOut];
+    for (int k = 0; k < kIn; ++k) a[k] = formulas::DD(xs[k][i]);
+    fn(a, o);
+    for (int k = 0; k < kOut; ++k) {
+      const double s = o[k].hi + o[k].lo;
+      hs[k][i] = s;
+      ls[k][i] = std::fabs(s) < HUGE_VAL ? o[k].lo - (s - o[k].hi) : 0.0;
+    }
+  }
+  for (int k = 0; k < kOut; ++k) {
+    hi[k] = VD(hn::Load(D(), hs[k]));
+    if (lo != nullptr) lo[k] = VD(hn::Load(D(), ls[k]));
+  }
+}
+template <int kIn, int kOut, class Fn>
+HWY_INLINE void redo_lanes(MD redo, const VD (&in)[kIn], VD* hi, VD* lo, Fn fn) {
+  if (HWY_UNLIKELY(vany(redo))) redo_lanes_slow<kIn, kOut>(redo, in, hi, lo, fn);
+}
+}  // namespace dd2
+
+// ---- binary_cross_entropy (formulas/binary_cross_entropy.hpp: bce_forward, bce_backward). x and
+// y are in [0, 1] (api.cpp checks), so only the gradient's logit could cancel, near x = 1/2,
+// where it is a log1p: no lane is redone.
+// ((y - 1) log(1 - x) - y log x) w, both logs clamped at -100 (bce_forward's order, so that its
+// zeros keep their signs).
+// (The loss is hi + lo, hi its rounding: the sums of dense_forward take lo too.)
+HWY_INLINE VD bce_forward_split(VD x, VD y, VD w, VD& lo) {
+  using namespace dd2;
+  const VDD lx = clamp100(ln(x, VD(0.0))), l1x = clamp100(log1m(x));
+  VDD ym1;
+  formulas::two_sum(y, VD(-1.0), ym1.hi, ym1.lo);
+  const VDD t = add(mul(ym1, l1x), neg(mul(lx, y)));
+  const VDD r = mul(t, w);
+  lo = vselect(visfinite(r.hi), r.lo, VD(0.0));
+  return r.hi;
+}
+HWY_INLINE VD bce_forward(VD x, VD y, VD w) {
+  VD lo;
+  return bce_forward_split(x, y, w, lo);
+}
+
+// g (x - y) / max((1 - x) x, eps) w and -logit(x) g w (bce_backward), in double-double; the
+// lanes whose logit is not finite (x = 0 or 1) take bce_backward's double formula.
+HWY_INLINE void bce_backward(VD x, VD y, VD w, VD g, VD eps, VD* out) {
+  using namespace dd2;
+  VDD omx, xmy;
+  formulas::two_sum(VD(1.0), -x, omx.hi, omx.lo);
+  formulas::two_sum(x, -y, xmy.hi, xmy.lo);
+  VDD den = mul(omx, x);
+  const MD small = den.hi < eps;
+  den = {vselect(small, eps, den.hi), vselect(small, VD(0.0), den.lo)};
+  const VDD gx = mul(quot(mul(xmy, g), den), w);
+  out[0] = gx.hi + gx.lo;
+  // logit: near x = 1/2, log1p((2x - 1) / (1 - x)) (2x - 1 exact); elsewhere log x - log(1 - x).
+  const VDD t = quot({VD(2.0) * x - VD(1.0), VD(0.0)}, omx);
+  VD u, c;
+  formulas::two_sum(VD(1.0), t.hi, u, c);
+  const VDD near = ln(u, c + t.lo);
+  const VDD far = add(ln(x, VD(0.0)), neg(log1m(x)));
+  const MD mid = (x >= VD(0.25)) & (x <= VD(0.75));
+  const VDD logit = {vselect(mid, near.hi, far.hi), vselect(mid, near.lo, far.lo)};
+  const VDD gy = mul(mul(neg(logit), g), w);
+  out[1] = gy.hi + gy.lo;
+  const MD odd = !visfinite(logit.hi);
+  if (vany(odd)) {
+    const VD plain = -(vlog(x) - vlog1p(-x)) * g * w;  // (bce_logit away from x = 1/2)
+    out[1] = vselect(odd, plain, out[1]);
+  }
+}
+
+// ---- kl_div (formulas/kl_div.hpp: kl_div_forward_split, kl_div_backward).
+// y (log y - x), or exp(y) (y - x) for log_target; log y - x is redone where it cancels below
+// 2^-6 of log y, and exp(y) where it is not a normal number (y below -700).
+HWY_INLINE VD kl_div_forward_split(VD x, VD y, const formulas::Params& p, VD& lo) {
+  using namespace dd2;
+  VDD r;
+  MD regular = visfinite(x) & visfinite(y), redo;
+  if (p.f0) {
+    r = mul(expd(y), sum(y, -x));
+    redo = y < VD(-700.0);
+  } else {
+    const VDD l = ln(y, VD(0.0));
+    const VDD d = add(l, {-x, VD(0.0)});
+    r = mul(d, y);
+    regular = regular & (y > VD(0.0));
+    redo = cancels(d.hi, l.hi, 0x1p-6);
+  }
+  regular = regular & visfinite(r.hi);
+  VD hi = r.hi;
+  lo = vselect(regular, r.lo, VD(0.0));
+  if (HWY_UNLIKELY(vany(!regular))) hi = vselect(regular, hi, formulas::kl_div_value(x, y, p));
+  redo_lanes<2, 1>(regular & redo, {x, y}, &hi, &lo, [&p](const formulas::DD* a, formulas::DD* o) {
+    o[0] = formulas::KlDiv::forward(a, p);
+  });
+  return hi;
+}
+
+// -g y (rounded once as it is) and g (log y + 1 - x), or -g exp(y) and g exp(y) (y - x + 1) for
+// log_target, redone as the forward.
+HWY_INLINE void kl_div_backward(VD x, VD y, VD g, const formulas::Params& p, VD* out) {
+  using namespace dd2;
+  MD regular = visfinite(x) & visfinite(y) & visfinite(g), redo;
+  if (p.f0) {
+    const VDD ge = mul(expd(y), g);
+    const VDD d = add(sum(y, -x), {VD(1.0), VD(0.0)});
+    out[0] = -ge.hi;
+    out[1] = mul(ge, d).hi;
+    redo = y < VD(-700.0);
+  } else {
+    out[0] = -g * y;
+    const VDD l = ln(y, VD(0.0));
+    const VDD d = add(add(l, {VD(1.0), VD(0.0)}), {-x, VD(0.0)});
+    out[1] = mul(d, g).hi;
+    regular = regular & (y > VD(0.0));
+    redo = cancels(d.hi, l.hi, 0x1p-6);
+  }
+  regular = regular & visfinite(out[0]) & visfinite(out[1]);
+  if (HWY_UNLIKELY(vany(!regular))) {
+    VD plain[2];
+    formulas::kl_div_grads(x, y, g, p, plain);
+    for (int k = 0; k < 2; ++k) out[k] = vselect(regular, out[k], plain[k]);
+  }
+  redo_lanes<3, 2>(
+      regular & redo, {x, y, g}, out, nullptr,
+      [&p](const formulas::DD* a, formulas::DD* o) { formulas::KlDiv::backward(a, a[2], p, o); });
+}
+
+}  // namespace LOSSBENCH_FORMULA_NS
+}  // namespace lossbench::opt::simd
