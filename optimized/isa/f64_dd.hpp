@@ -272,5 +272,103 @@ HWY_INLINE void kl_div_backward(VD x, VD y, VD g, const formulas::Params& p, VD*
       [&p](const formulas::DD* a, formulas::DD* o) { formulas::KlDiv::backward(a, a[2], p, o); });
 }
 
+// ---- poisson_nll_loss (formulas/poisson_nll_loss.hpp: poisson_nll_forward_split,
+// poisson_nll_backward). exp(x) - y x, or x - y log(x + eps) without log_input, plus Stirling's
+// term for full; redone where the result cancels below 2^-12 of its largest term (2^-6 where a
+// log is among them), and, with log_input, where exp(x) is not a normal number (x below -700).
+
+// Stirling's term y log y - y + log(2 pi y) / 2 where y > 1 (0 elsewhere; 2 pi y as the exact
+// product of s1 and y), and the size of its largest term.
+HWY_INLINE dd2::VDD poisson_stirling(VD y, const formulas::Params& p, VD& size) {
+  using namespace dd2;
+  const VDD yly = mul(ln(y, VD(0.0)), y);
+  const VDD ty = mul(VD(p.s1), y);
+  const VDD lt = ln(ty.hi, ty.lo);
+  const VDD s = add(add(yly, {-y, VD(0.0)}), {lt.hi * VD(0.5), lt.lo * VD(0.5)});
+  size = vmax(vabs(yly.hi), vabs(y));
+  const MD big = y > VD(1.0);
+  return {vselect(big, s.hi, VD(0.0)), vselect(big, s.lo, VD(0.0))};
+}
+
+HWY_INLINE VD poisson_nll_forward_split(VD x, VD y, const formulas::Params& p, VD& lo) {
+  using namespace dd2;
+  VDD r;
+  VD size;
+  MD regular = visfinite(x) & visfinite(y), redo;
+  double factor = 0x1p-6;
+  if (p.f0) {
+    const VDD ex = expd(x), yx = mul(y, x);
+    r = add(ex, neg(yx));
+    size = vmax(ex.hi, vabs(yx.hi));
+    redo = x < VD(-700.0);
+    if (!p.f1) factor = 0x1p-12;  // exp's 2^-70 and an exact product
+  } else {
+    const VDD xe = sum(x, VD(p.s0));
+    const VDD yl = mul(ln(xe.hi, xe.lo), y);
+    r = add({x, VD(0.0)}, neg(yl));
+    size = vmax(vabs(x), vabs(yl.hi));
+    regular = regular & (xe.hi > VD(0.0));
+    redo = VD(1.0) < VD(0.0);
+  }
+  if (p.f1) {
+    VD ssize;
+    r = add(r, poisson_stirling(y, p, ssize));
+    size = vmax(size, ssize);
+  }
+  redo = redo | cancels(r.hi, size, factor);
+  regular = regular & visfinite(r.hi);
+  VD hi = r.hi;
+  lo = vselect(regular, r.lo, VD(0.0));
+  if (HWY_UNLIKELY(vany(!regular))) hi = vselect(regular, hi, formulas::poisson_nll_value(x, y, p));
+  redo_lanes<2, 1>(regular & redo, {x, y}, &hi, &lo, [&p](const formulas::DD* a, formulas::DD* o) {
+    o[0] = formulas::PoissonNllLoss::forward(a, p);
+  });
+  return hi;
+}
+
+// (exp(x) - y) g and -x g, or (x - y + eps) / (x + eps) g and -log(x + eps) g without
+// log_input; full adds (log y + 1 / (2 y)) g to the target's.
+HWY_INLINE void poisson_nll_backward(VD x, VD y, VD g, const formulas::Params& p, VD* out) {
+  using namespace dd2;
+  MD regular = visfinite(x) & visfinite(y) & visfinite(g), redo;
+  VDD d1;  // the target's gradient over g
+  if (p.f0) {
+    const VDD ex = expd(x);
+    const VDD d0 = add(ex, {-y, VD(0.0)});
+    out[0] = mul(d0, g).hi;
+    redo = (x < VD(-700.0)) | cancels(d0.hi, vmax(ex.hi, vabs(y)), 0x1p-12);
+    d1 = {-x, VD(0.0)};
+  } else {
+    const VDD xe = sum(x, VD(p.s0));
+    const VDD num = add(sum(x, -y), {VD(p.s0), VD(0.0)});
+    out[0] = mul(quot(num, xe), g).hi;
+    d1 = neg(ln(xe.hi, xe.lo));
+    regular = regular & (xe.hi > VD(0.0));
+    redo = VD(1.0) < VD(0.0);
+  }
+  if (p.f1) {
+    // + log y + 1 / (2 y) where y > 1; the formula's +0 where 0 < y <= 1 (a -0 becomes +0), and
+    // its NaN where y <= 0.
+    const VDD ly = ln(y, VD(0.0));
+    const VD size = vmax(vabs(d1.hi), vabs(ly.hi));
+    const VDD t = add(ly, quot({VD(0.5), VD(0.0)}, {y, VD(0.0)}));
+    const MD big = y > VD(1.0);
+    d1 = add(d1, {vselect(big, t.hi, VD(0.0)), vselect(big, t.lo, VD(0.0))});
+    redo = redo | (big & cancels(d1.hi, size, 0x1p-6));
+  }
+  out[1] = p.f0 && !p.f1 ? -x * g : mul(d1, g).hi;
+  regular = regular & visfinite(out[0]) & visfinite(out[1]);
+  if (p.f1) out[1] = vselect(y > VD(0.0), out[1] + VD(0.0), VD(formulas::kNaN));
+  if (HWY_UNLIKELY(vany(!regular))) {
+    VD plain[2];
+    formulas::poisson_nll_grads(x, y, g, p, plain);
+    for (int k = 0; k < 2; ++k) out[k] = vselect(regular, out[k], plain[k]);
+  }
+  redo_lanes<3, 2>(regular & redo, {x, y, g}, out, nullptr,
+                   [&p](const formulas::DD* a, formulas::DD* o) {
+                     formulas::PoissonNllLoss::backward(a, a[2], p, o);
+                   });
+}
+
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace lossbench::opt::simd

@@ -1892,6 +1892,60 @@ TEST(OptimizedCpu, Float64KlDivWithinHalfUlp) {
   }
 }
 
+// float64 poisson_nll_loss, reduction 'none', with an upstream gradient, each of log_input and
+// full: outputs and both gradients within 0.51 ULP, every ISA (as Float64KlDivWithinHalfUlp).
+// A third of the elements at random, a third where the loss cancels to 2^-k of its largest term
+// and a third where a gradient does (exp(x) - y, x - y + eps, log y + 1/(2y) - x or
+// - log(x + eps)), k up to 12; y from 0 to 1e6 (0, and y <= 1 where full adds nothing).
+TEST(OptimizedCpu, Float64PoissonNllWithinHalfUlp) {
+  std::mt19937_64 rng(20261202);
+  std::uniform_real_distribution<double> u01(0.0, 1.0), ug(-2.0, 2.0);
+  const auto shifted = [&](double v) {
+    return v * (1.0 + std::ldexp(u01(rng) - 0.5, -static_cast<int>(rng() % 13)));
+  };
+  std::vector<std::string> docs;
+  for (const bool log_input : {true, false})
+    for (const bool full : {false, true}) {
+      std::vector<double> x, y, g;
+      for (int k = 0; k < 240; ++k) {
+        const double yv = k % 7 == 0   ? 0.0
+                          : k % 3 == 0 ? 1e6 * u01(rng)
+                                       : std::ldexp(u01(rng), static_cast<int>(rng() % 8));
+        double xv = log_input ? 30.0 * ug(rng) : 8.0 * u01(rng);
+        const double stir =
+            full && yv > 1.0 ? yv * std::log(yv) - yv + 0.5 * std::log(2 * M_PI * yv) : 0.0;
+        if (k % 3 == 1) {  // the loss cancels: exp(x) + stir = y x, or x + stir = y log(x + eps)
+          xv = log_input ? std::log1p(u01(rng)) : 0.5 + 4.0 * u01(rng);
+          const double t =
+              log_input ? (std::exp(xv) + stir) / xv : (xv + stir) / std::log(xv + 1e-8);
+          y.push_back(shifted(t));
+          x.push_back(xv);
+        } else if (k % 3 == 2) {  // a gradient cancels
+          const double yy = yv > 0.0 ? yv : 2.0;
+          if (log_input)
+            xv = full && k % 2 ? shifted(std::log(yy) + 0.5 / yy) : shifted(std::log(yy));
+          else
+            xv = full && k % 2 ? shifted(yy) : shifted(yy) - 1e-8;
+          x.push_back(xv);
+          y.push_back(yy);
+        } else {
+          x.push_back(xv);
+          y.push_back(yv);
+        }
+        g.push_back(ug(rng));
+      }
+      const std::string params = std::string(R"({"log_input": )") + (log_input ? "true" : "false") +
+                                 R"(, "full": )" + (full ? "true" : "false") + "}";
+      docs.push_back(float64_case("poisson_nll_loss", params, {{"input", x}, {"target", y}}, g));
+    }
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("poisson_nll_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+    for (std::size_t k = 0; k < docs.size(); ++k)
+      EXPECT_LE(eval_output_ulp(impl_name, docs[k], true), 0.51) << impl_name << " case " << k;
+  }
+}
+
 // float64 outputs of condition number below 2^10 that lossbench fuzz (seed 20261301) found
 // several ULPs off, every ISA within 1 ULP:
 // - cosine_embedding_loss of one-element rows (and exactly parallel two-element ones), whose
