@@ -1,17 +1,18 @@
 #pragma once
 // The float64 table's double-double formulas (isa/avx512_f64.cpp, LOSSBENCH_F64_MATH): the
-// float64 losses whose formulas cancel inside (binary_cross_entropy, kl_div, poisson_nll_loss)
-// on AVX-512, with the values of the exact64 kernels (formulas/dd.hpp) at a fraction of their
-// cost. Each overload here replaces its formula's generic function for VD (the formula header
-// says which; argument-dependent lookup picks the overload):
-// - exp and log as double-doubles (dd2::expd, dd2::ln: about 2^-70 and 2^-62 of the result),
-//   products and sums in double-double, each result rounded once, so that an element is within
-//   about half an ULP;
-// - where the result cancels beyond what those leave exact (below 2^-6 of the log it came from,
-//   2^-10 of the exp), the lanes are evaluated again over formulas::DD (about 2^-75; redo_lanes),
-//   which costs about as much as a whole vector here, and is rare;
-// - lanes with a special value (an input or a result that is not finite) take the formula's own
-//   double value.
+// float64 losses whose formulas cancel inside (binary_cross_entropy(_with_logits), kl_div,
+// poisson_nll_loss) on AVX-512, with the values of the exact64 kernels (formulas/dd.hpp) at a
+// fraction of their cost. Each overload here replaces its formula's generic function for VD (the
+// formula header says which; argument-dependent lookup picks the overload):
+// - exp and log as double-doubles (dd2::expd, dd2::ln: within 2^-68 of the result, measured
+//   against mpmath), products and sums in double-double, each result rounded once, so that an
+//   element is within about half an ULP;
+// - where the result cancels below 2^-8 of its largest term (cancels), or exp's low part would
+//   be subnormal (exp_tiny), the lanes are evaluated again over formulas::DD (about 2^-75;
+//   redo_lanes), which costs about as much as a whole vector here, and is rare;
+// - so are the lanes with a special value (an input or a result that is not finite), whose
+//   formulas (PyTorch's literal ones there) can cancel too; kl_div's lanes with y <= 0 take the
+//   formula's own double value, exact there.
 // Products are fmas (fma(a, b, 0)): a plain product could be contracted into the sum that uses
 // it, and its error, taken by the next fma, counted twice.
 #include "simd.hpp"
@@ -57,32 +58,102 @@ HWY_INLINE VDD quot(VDD a, VDD b) {
   const VD r = vfma(-q1, b.lo, vfma(-q1, b.hi, a.hi) + a.lo);
   return renorm(q1, r / b.hi);
 }
+// log(x + corr + corr_lo) as s + t (|t| well below |s|) to about 2^-68 of it, for x > 0 finite
+// and |corr|, |corr_lo| below about 2^-52 x (rounding errors of the x a caller formed), with
+// log_acc_parts's reduction and tables (isa/simd.hpp). There the tail rh^2 P(rh) is rounded as
+// a whole (about 2^-62 of the result, which a cancellation of 2^-8 would make a third of an
+// ULP); here rh^2 / 2 is exact (the square split by an fma) and goes into the TwoSum chain, and
+// so does rh^3 / 3 (a double-double product); only rh^4 (-1/4 + rh/5 - ...) (to degree 13) and
+// the terms of r's low part rl (rl (rh + rl / 2 - rh^2 + rh^3)) are rounded into t. (Against
+// mpmath, 16000 points: within 2^-68.3 of the result beside x = 1, where log c and rh cancel to
+// 2^-6, and 2^-70.7 elsewhere.)
+HWY_INLINE void log_dd_parts(__m512d x, __m512d corr, __m512d corr_lo, __m512d& s, __m512d& t) {
+  using namespace avx512math;
+  __m512d m, e;
+  __m512i j;
+  log_reduce(x, m, e, j);
+  const __m512d invc = table(kInvC, j);
+  const __m512d ph = _mm512_mul_pd(m, invc);
+  const __m512d rh = _mm512_sub_pd(ph, _mm512_set1_pd(1.0));
+  __m512d rl = _mm512_fmsub_pd(m, invc, ph);
+  const __m512d minus_e = _mm512_sub_pd(_mm512_setzero_pd(), e);
+  // r = rh + rl + rlo: corr into rl (each about 2^-53 of r's scale, so rounded at 2^-106
+  // there), corr_lo kept apart (where x = 1, corr is the whole result and corr_lo its low part).
+  rl = _mm512_add_pd(rl, _mm512_scalef_pd(_mm512_mul_pd(corr, invc), minus_e));
+  const __m512d rlo = _mm512_scalef_pd(_mm512_mul_pd(corr_lo, invc), minus_e);
+  // The low parts' sum for their terms of degree 2 to 4 below: corr_lo (exp's low part, for
+  // softplus's tail) is as large as corr there, and its rh multiple 2^-60 of the result.
+  const __m512d rls = _mm512_add_pd(rl, rlo);
+  // rh^2 and rh^3 as double-doubles (sq + sql exactly; cube + cube_lo to about 2^-100).
+  const __m512d sq = _mm512_mul_pd(rh, rh);
+  const __m512d sql = _mm512_fmsub_pd(rh, rh, sq);
+  const __m512d cube = _mm512_mul_pd(sq, rh);
+  const __m512d cube_lo = _mm512_fmadd_pd(sql, rh, _mm512_fmsub_pd(sq, rh, cube));
+  // rh^3 / 3 as third + third_lo (1/3 itself in two parts), and the terms of degree 4 to 13,
+  // rh^4 (-1/4 + rh/5 - ...), whose rounding is below 2^-76.
+  const __m512d k13 = _mm512_set1_pd(0x1.5555555555555p-2),
+                k13lo = _mm512_set1_pd(0x1.5555555555555p-56);
+  const __m512d third = _mm512_mul_pd(cube, k13);
+  const __m512d third_lo = _mm512_fmadd_pd(
+      cube, k13lo, _mm512_fmadd_pd(cube_lo, k13, _mm512_fmsub_pd(cube, k13, third)));
+  __m512d q = _mm512_set1_pd(1.0 / 13);
+  for (int k = 12; k >= 4; --k)
+    q = _mm512_fmadd_pd(q, rh, _mm512_set1_pd((k % 2 == 1 ? 1.0 : -1.0) / k));
+  __m512d s1, e1, s2, e2, s3, e3, s4, e4, s5, e5;
+  formulas::two_sum(_mm512_mul_pd(e, _mm512_set1_pd(0x1.62e42fefa3800p-1)), table(kLogC, j), s1,
+                    e1);
+  formulas::two_sum(s1, rh, s2, e2);
+  formulas::two_sum(s2, rl, s3, e3);
+  formulas::two_sum(s3, _mm512_mul_pd(sq, _mm512_set1_pd(-0.5)), s4, e4);
+  formulas::two_sum(s4, third, s5, e5);
+  __m512d lo = _mm512_fmadd_pd(e, _mm512_set1_pd(0x1.ef35793c76730p-45), table(kLogCLo, j));
+  // rlo, then -rls (rh + rls / 2 - rh^2 + rh^3): the low parts' terms of degree 2 to 4 (rl rh^3
+  // is 2^-69 near x = 1, where the result can be as small as 2^-6).
+  const __m512d half_rl = _mm512_mul_pd(rls, _mm512_set1_pd(0.5));
+  lo = _mm512_fnmadd_pd(rls, _mm512_add_pd(_mm512_sub_pd(_mm512_add_pd(rh, half_rl), sq), cube),
+                        _mm512_add_pd(lo, rlo));
+  lo = _mm512_fmadd_pd(sql, _mm512_set1_pd(-0.5), _mm512_add_pd(lo, third_lo));
+  lo = _mm512_add_pd(lo, _mm512_add_pd(_mm512_add_pd(e1, e2), _mm512_add_pd(e3, e4)));
+  s = s5;
+  t = _mm512_fmadd_pd(_mm512_mul_pd(cube, rh), q, _mm512_add_pd(lo, e5));
+}
 // log(u + c) for u > 0 finite and c its rounding error (a caller's u = 1 - x or 1 + t), as a
-// double-double; other lanes: vlog's special value of u, low part 0.
+// double-double; other lanes: vlog's special value of u, low part 0. kAcc: log_acc_parts (about
+// 2^-62, a third cheaper) for binary_cross_entropy, whose sums of logs have one sign, so that
+// half an ULP needs no more; otherwise log_dd_parts (2^-68).
+template <bool kAcc = false>
 HWY_INLINE VDD ln(VD u, VD c) {
   __m512d s, t;
-  avx512math::log_acc_parts(u.v.raw, c.v.raw, _mm512_setzero_pd(), s, t);
+  if constexpr (kAcc)
+    avx512math::log_acc_parts(u.v.raw, c.v.raw, _mm512_setzero_pd(), s, t);
+  else
+    log_dd_parts(u.v.raw, c.v.raw, _mm512_setzero_pd(), s, t);
   const VDD r = renorm(VD(hn::Vec<D>{s}), VD(hn::Vec<D>{t}));
   const MD regular = (u > VD(0.0)) & visfinite(u);
   return {VD(hn::Vec<D>{log_specials(r.hi.v.raw, u.v.raw)}), vselect(regular, r.lo, VD(0.0))};
 }
+template <bool kAcc = false>
 HWY_INLINE VDD log1m(VD x) {  // log(1 - x), x <= 1
   VD u, c;
   formulas::two_sum(VD(1.0), -x, u, c);
-  return ln(u, c);
+  return ln<kAcc>(u, c);
 }
 HWY_INLINE VDD sum(VD a, VD b) {  // exact
   VDD r;
   formulas::two_sum(a, b, r.hi, r.lo);
   return r;
 }
+HWY_INLINE VDD pick(MD c, VDD a, VDD b) {  // a where c, else b
+  return {vselect(c, a.hi, b.hi), vselect(c, a.lo, b.lo)};
+}
 HWY_INLINE VDD clamp100(VDD a) {
   const MD low = a.hi < VD(-100.0);
   return {vselect(low, VD(-100.0), a.hi), vselect(low, VD(0.0), a.lo)};
 }
 
-// exp(x) as a double-double to about 2^-70 of it for |x| <= 700 (elsewhere: inf, 0 or an
-// inexact value, which callers replace): exp_reduce's k, e and t, with r = x - k ln2/16 kept as
+// exp(x) as a double-double within 2^-68 of it for -680 <= x <= 709 (mpmath, 6000 points; below,
+// the low part loses bits to the subnormals, above, the result overflows; callers redo or
+// replace those lanes): exp_reduce's k, e and t, with r = x - k ln2/16 kept as
 // rh + rl (the first product is exact, the second's rounding recovered by an fma), and
 // exp(r) - 1 = rh + rh^2/2 + rh^3 P(rh) + rl (1 + rh) (rh^2 exact by an fma, P exp's Taylor
 // terms of degree 3 to 8: truncation below 2^-68) as ph + pl; exp(x) = 2^e (t + t ph +
@@ -126,9 +197,23 @@ HWY_INLINE VDD expd(VD xv) {
   return {VD(hn::Vec<D>{_mm512_scalef_pd(h2, e)}), VD(hn::Vec<D>{_mm512_scalef_pd(l2, e)})};
 }
 
-// |r| below factor |scale| (factor a power of two): where a result r cancelled from terms of
-// size scale, and the error of those terms, relative to r, grew by more than 1 / factor.
-HWY_INLINE MD cancels(VD r, VD scale, double factor) { return vabs(r) < vabs(scale) * VD(factor); }
+// log1p(e) for e = exp(-|t|) as a double-double (expd): softplus's tail, as
+// softplus_tail_acc_core before its last rounding (u = 1 + e's high part, its rounding error and
+// e's low part as log_dd_parts's corrections).
+HWY_INLINE VDD softplus_tail(VDD e) {
+  const VD u = VD(1.0) + e.hi;
+  const VD corr = e.hi - (u - VD(1.0));
+  __m512d s, t;
+  log_dd_parts(u.v.raw, corr.v.raw, e.lo.v.raw, s, t);
+  return renorm(VD(hn::Vec<D>{s}), VD(hn::Vec<D>{t}));
+}
+
+// |r| below 2^-8 |scale|: where a result r cancelled from terms of size scale (each within
+// 2^-68 of itself: ln, expd) by more than 2^8, so that their errors could reach 2^-7 ULP of r.
+HWY_INLINE MD cancels(VD r, VD scale) { return vabs(r) < vabs(scale) * VD(0x1p-8); }
+
+// exp(t) at or below 2^-980 (t < -680): expd's low part loses bits to the subnormals there.
+HWY_INLINE MD exp_tiny(VD t) { return t < VD(-680.0); }
 
 // The lanes of `redo` evaluated again over formulas::DD: fn(a, o) takes a lane's inputs
 // a[0..kIn) (in[k]'s lanes) and writes its results o[0..kOut), whose rounded values replace
@@ -173,7 +258,7 @@ HWY_INLINE void redo_lanes(MD redo, const VD (&in)[kIn], VD* hi, VD* lo, Fn fn) 
 // (The loss is hi + lo, hi its rounding: the sums of dense_forward take lo too.)
 HWY_INLINE VD bce_forward_split(VD x, VD y, VD w, VD& lo) {
   using namespace dd2;
-  const VDD lx = clamp100(ln(x, VD(0.0))), l1x = clamp100(log1m(x));
+  const VDD lx = clamp100(ln<true>(x, VD(0.0))), l1x = clamp100(log1m<true>(x));
   VDD ym1;
   formulas::two_sum(y, VD(-1.0), ym1.hi, ym1.lo);
   const VDD t = add(mul(ym1, l1x), neg(mul(lx, y)));
@@ -202,8 +287,8 @@ HWY_INLINE void bce_backward(VD x, VD y, VD w, VD g, VD eps, VD* out) {
   const VDD t = quot({VD(2.0) * x - VD(1.0), VD(0.0)}, omx);
   VD u, c;
   formulas::two_sum(VD(1.0), t.hi, u, c);
-  const VDD near = ln(u, c + t.lo);
-  const VDD far = add(ln(x, VD(0.0)), neg(log1m(x)));
+  const VDD near = ln<true>(u, c + t.lo);
+  const VDD far = add(ln<true>(x, VD(0.0)), neg(log1m<true>(x)));
   const MD mid = (x >= VD(0.25)) & (x <= VD(0.75));
   const VDD logit = {vselect(mid, near.hi, far.hi), vselect(mid, near.lo, far.lo)};
   const VDD gy = mul(mul(neg(logit), g), w);
@@ -216,29 +301,30 @@ HWY_INLINE void bce_backward(VD x, VD y, VD w, VD g, VD eps, VD* out) {
 }
 
 // ---- kl_div (formulas/kl_div.hpp: kl_div_forward_split, kl_div_backward).
-// y (log y - x), or exp(y) (y - x) for log_target; log y - x is redone where it cancels below
-// 2^-6 of log y, and exp(y) where it is not a normal number (y below -700).
+// y (log y - x), or exp(y) (y - x) for log_target; redone where log y - x cancels (cancels), and
+// where exp(y) is tiny (exp_tiny).
 HWY_INLINE VD kl_div_forward_split(VD x, VD y, const formulas::Params& p, VD& lo) {
   using namespace dd2;
   VDD r;
-  MD regular = visfinite(x) & visfinite(y), redo;
+  MD regular = visfinite(x) & visfinite(y), redo, plain = VD(1.0) < VD(0.0);
   if (p.f0) {
     r = mul(expd(y), sum(y, -x));
-    redo = y < VD(-700.0);
+    redo = exp_tiny(y);
   } else {
     const VDD l = ln(y, VD(0.0));
     const VDD d = add(l, {-x, VD(0.0)});
     r = mul(d, y);
+    plain = regular & (y <= VD(0.0));
     regular = regular & (y > VD(0.0));
-    redo = cancels(d.hi, l.hi, 0x1p-6);
+    redo = cancels(d.hi, l.hi);
   }
   regular = regular & visfinite(r.hi);
   VD hi = r.hi;
   lo = vselect(regular, r.lo, VD(0.0));
-  if (HWY_UNLIKELY(vany(!regular))) hi = vselect(regular, hi, formulas::kl_div_value(x, y, p));
-  redo_lanes<2, 1>(regular & redo, {x, y}, &hi, &lo, [&p](const formulas::DD* a, formulas::DD* o) {
-    o[0] = formulas::KlDiv::forward(a, p);
-  });
+  if (HWY_UNLIKELY(vany(plain))) hi = vselect(plain, formulas::kl_div_value(x, y, p), hi);
+  redo_lanes<2, 1>(
+      (regular & redo) | !(regular | plain), {x, y}, &hi, &lo,
+      [&p](const formulas::DD* a, formulas::DD* o) { o[0] = formulas::KlDiv::forward(a, p); });
   return hi;
 }
 
@@ -246,36 +332,37 @@ HWY_INLINE VD kl_div_forward_split(VD x, VD y, const formulas::Params& p, VD& lo
 // log_target, redone as the forward.
 HWY_INLINE void kl_div_backward(VD x, VD y, VD g, const formulas::Params& p, VD* out) {
   using namespace dd2;
-  MD regular = visfinite(x) & visfinite(y) & visfinite(g), redo;
+  MD regular = visfinite(x) & visfinite(y) & visfinite(g), redo, plain = VD(1.0) < VD(0.0);
   if (p.f0) {
     const VDD ge = mul(expd(y), g);
     const VDD d = add(sum(y, -x), {VD(1.0), VD(0.0)});
     out[0] = -ge.hi;
     out[1] = mul(ge, d).hi;
-    redo = y < VD(-700.0);
+    redo = exp_tiny(y);
   } else {
     out[0] = -g * y;
     const VDD l = ln(y, VD(0.0));
     const VDD d = add(add(l, {VD(1.0), VD(0.0)}), {-x, VD(0.0)});
     out[1] = mul(d, g).hi;
+    plain = regular & (y <= VD(0.0));
     regular = regular & (y > VD(0.0));
-    redo = cancels(d.hi, l.hi, 0x1p-6);
+    redo = cancels(d.hi, l.hi);
   }
   regular = regular & visfinite(out[0]) & visfinite(out[1]);
-  if (HWY_UNLIKELY(vany(!regular))) {
-    VD plain[2];
-    formulas::kl_div_grads(x, y, g, p, plain);
-    for (int k = 0; k < 2; ++k) out[k] = vselect(regular, out[k], plain[k]);
+  if (HWY_UNLIKELY(vany(plain))) {
+    VD v[2];
+    formulas::kl_div_grads(x, y, g, p, v);
+    for (int k = 0; k < 2; ++k) out[k] = vselect(plain, v[k], out[k]);
   }
   redo_lanes<3, 2>(
-      regular & redo, {x, y, g}, out, nullptr,
+      (regular & redo) | !(regular | plain), {x, y, g}, out, nullptr,
       [&p](const formulas::DD* a, formulas::DD* o) { formulas::KlDiv::backward(a, a[2], p, o); });
 }
 
 // ---- poisson_nll_loss (formulas/poisson_nll_loss.hpp: poisson_nll_forward_split,
 // poisson_nll_backward). exp(x) - y x, or x - y log(x + eps) without log_input, plus Stirling's
-// term for full; redone where the result cancels below 2^-12 of its largest term (2^-6 where a
-// log is among them), and, with log_input, where exp(x) is not a normal number (x below -700).
+// term for full; redone where the result cancels against its largest term (cancels), and, with
+// log_input, where exp(x) is tiny (exp_tiny).
 
 // Stirling's term y log y - y + log(2 pi y) / 2 where y > 1 (0 elsewhere; 2 pi y as the exact
 // product of s1 and y), and the size of its largest term.
@@ -295,13 +382,11 @@ HWY_INLINE VD poisson_nll_forward_split(VD x, VD y, const formulas::Params& p, V
   VDD r;
   VD size;
   MD regular = visfinite(x) & visfinite(y), redo;
-  double factor = 0x1p-6;
   if (p.f0) {
     const VDD ex = expd(x), yx = mul(y, x);
     r = add(ex, neg(yx));
     size = vmax(ex.hi, vabs(yx.hi));
-    redo = x < VD(-700.0);
-    if (!p.f1) factor = 0x1p-12;  // exp's 2^-70 and an exact product
+    redo = exp_tiny(x);
   } else {
     const VDD xe = sum(x, VD(p.s0));
     const VDD yl = mul(ln(xe.hi, xe.lo), y);
@@ -315,12 +400,11 @@ HWY_INLINE VD poisson_nll_forward_split(VD x, VD y, const formulas::Params& p, V
     r = add(r, poisson_stirling(y, p, ssize));
     size = vmax(size, ssize);
   }
-  redo = redo | cancels(r.hi, size, factor);
+  redo = redo | cancels(r.hi, size);
   regular = regular & visfinite(r.hi);
   VD hi = r.hi;
   lo = vselect(regular, r.lo, VD(0.0));
-  if (HWY_UNLIKELY(vany(!regular))) hi = vselect(regular, hi, formulas::poisson_nll_value(x, y, p));
-  redo_lanes<2, 1>(regular & redo, {x, y}, &hi, &lo, [&p](const formulas::DD* a, formulas::DD* o) {
+  redo_lanes<2, 1>(redo | !regular, {x, y}, &hi, &lo, [&p](const formulas::DD* a, formulas::DD* o) {
     o[0] = formulas::PoissonNllLoss::forward(a, p);
   });
   return hi;
@@ -336,7 +420,7 @@ HWY_INLINE void poisson_nll_backward(VD x, VD y, VD g, const formulas::Params& p
     const VDD ex = expd(x);
     const VDD d0 = add(ex, {-y, VD(0.0)});
     out[0] = mul(d0, g).hi;
-    redo = (x < VD(-700.0)) | cancels(d0.hi, vmax(ex.hi, vabs(y)), 0x1p-12);
+    redo = exp_tiny(x) | cancels(d0.hi, vmax(ex.hi, vabs(y)));
     d1 = {-x, VD(0.0)};
   } else {
     const VDD xe = sum(x, VD(p.s0));
@@ -354,19 +438,71 @@ HWY_INLINE void poisson_nll_backward(VD x, VD y, VD g, const formulas::Params& p
     const VDD t = add(ly, quot({VD(0.5), VD(0.0)}, {y, VD(0.0)}));
     const MD big = y > VD(1.0);
     d1 = add(d1, {vselect(big, t.hi, VD(0.0)), vselect(big, t.lo, VD(0.0))});
-    redo = redo | (big & cancels(d1.hi, size, 0x1p-6));
+    redo = redo | (big & cancels(d1.hi, size));
   }
   out[1] = p.f0 && !p.f1 ? -x * g : mul(d1, g).hi;
   regular = regular & visfinite(out[0]) & visfinite(out[1]);
   if (p.f1) out[1] = vselect(y > VD(0.0), out[1] + VD(0.0), VD(formulas::kNaN));
-  if (HWY_UNLIKELY(vany(!regular))) {
-    VD plain[2];
-    formulas::poisson_nll_grads(x, y, g, p, plain);
-    for (int k = 0; k < 2; ++k) out[k] = vselect(regular, out[k], plain[k]);
-  }
-  redo_lanes<3, 2>(regular & redo, {x, y, g}, out, nullptr,
+  redo_lanes<3, 2>(redo | !regular, {x, y, g}, out, nullptr,
                    [&p](const formulas::DD* a, formulas::DD* o) {
                      formulas::PoissonNllLoss::backward(a, a[2], p, o);
+                   });
+}
+
+// ---- binary_cross_entropy_with_logits (formulas/binary_cross_entropy_with_logits.hpp:
+// bcewl_forward_split, bcewl_backward). (1 - y) sp(x) + pw y sp(-x) and (1 - y) sigmoid(x) -
+// pw y sigmoid(-x), softplus and sigmoid from one double-double exp(-|x|). The two terms have
+// one sign for y in [0, 1] and pw >= 0 and cancel elsewhere (the losses) or near y = sigmoid(x)
+// (the gradients): redone there (cancels), and where exp(-|x|) is tiny (exp_tiny).
+HWY_INLINE VD bcewl_forward_split(VD x, VD y, VD w, VD pw, const formulas::Params& p, VD& lo) {
+  using namespace dd2;
+  const VDD l = softplus_tail(expd(-vabs(x)));
+  const VDD sp = add({vmax(x, VD(0.0)), VD(0.0)}, l);
+  const VDD spn = add({vmax(-x, VD(0.0)), VD(0.0)}, l);
+  const VDD t0 = mul(sum(VD(1.0), -y), sp), t1 = mul(mul(pw, y), spn);
+  const VDD v = add(t0, t1);
+  const VDD r = mul(v, w);
+  const MD regular = visfinite(x) & visfinite(y) & visfinite(pw) & visfinite(w) & visfinite(r.hi);
+  const MD redo = exp_tiny(-vabs(x)) | cancels(v.hi, vmax(vabs(t0.hi), vabs(t1.hi)));
+  VD hi = r.hi;
+  lo = vselect(regular, r.lo, VD(0.0));
+  redo_lanes<4, 1>(redo | !regular, {x, y, w, pw}, &hi, &lo,
+                   [&p](const formulas::DD* a, formulas::DD* o) {
+                     o[0] = formulas::BinaryCrossEntropyWithLogits::forward(a, p);
+                   });
+  return hi;
+}
+
+// ((1 - y) sigmoid(x) - pw y sigmoid(-x)) g w and, with pos_weight, ((pw - 1) sp(-x) - x) g w
+// (without: -x g w); each product of three rounded once.
+HWY_INLINE void bcewl_backward(VD x, VD y, VD w, VD pw, VD g, const formulas::Params& p, VD* out) {
+  using namespace dd2;
+  const VDD e = expd(-vabs(x));
+  const VDD den = add({VD(1.0), VD(0.0)}, e);
+  const VDD big = quot({VD(1.0), VD(0.0)}, den), small = quot(e, den);
+  const MD pos = x >= VD(0.0);
+  const VDD t0 = mul(sum(VD(1.0), -y), pick(pos, big, small));
+  const VDD t1 = mul(mul(pw, y), pick(pos, small, big));
+  const VDD d0 = add(t0, neg(t1));
+  out[0] = mul(mul(d0, g), w).hi;
+  MD redo = exp_tiny(-vabs(x)) | cancels(d0.hi, vmax(vabs(t0.hi), vabs(t1.hi)));
+  if (p.f0) {
+    const VDD spn = add({vmax(-x, VD(0.0)), VD(0.0)}, softplus_tail(e));
+    const VDD c = mul(sum(pw, VD(-1.0)), spn);
+    const VDD d1 = add(c, {-x, VD(0.0)});
+    out[1] = mul(mul(d1, g), w).hi;
+    redo = redo | cancels(d1.hi, vmax(vabs(c.hi), vabs(x)));
+  } else {
+    out[1] = mul(mul(-x, g), w).hi;
+  }
+  const MD regular = visfinite(x) & visfinite(y) & visfinite(pw) & visfinite(w) & visfinite(g) &
+                     visfinite(out[0]) & visfinite(out[1]);
+  redo_lanes<5, 2>(redo | !regular, {x, y, w, pw, g}, out, nullptr,
+                   [&p](const formulas::DD* a, formulas::DD* o) {
+                     formulas::DD all[4];
+                     formulas::BinaryCrossEntropyWithLogits::backward(a, a[4], p, all);
+                     o[0] = all[0];
+                     o[1] = all[1];
                    });
 }
 

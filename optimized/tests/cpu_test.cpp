@@ -1748,10 +1748,10 @@ TEST(OptimizedCpu, Float64CancellingSumKeepsLowParts) {
 // elements' 0.5 (1/v - d^2/v^2), which cancel from about 0.3 to 0.007 for these inputs (a fuzz
 // case); the double-double terms reach the sum unrounded (they once were rounded first: 34.6
 // ULP). Within 1 ULP of MPFR, every ISA.
-// The output's (with `grad`: the output's and every gradient's) largest ULP error of
-// implementation `impl` on the case document `doc`, as lossbench eval scores it (exact values
-// from the reference).
-double eval_output_ulp(const char* impl, const std::string& doc, bool grad = false) {
+// lossbench eval's JSON report of implementation `impl` on the case document `doc` (with `grad`:
+// the gradients too), and the output's (and every gradient's) largest ULP error in it (exact
+// values from the reference).
+ojson eval_json(const char* impl, const std::string& doc, bool grad = false) {
   const std::string path = test_temp("eval-case.json");
   {
     std::ofstream f(path);
@@ -1764,11 +1764,14 @@ double eval_output_ulp(const char* impl, const std::string& doc, bool grad = fal
   o.grad = grad;
   std::ostringstream out, err;
   EXPECT_EQ(conformance::run_eval(o, out, err), 0) << err.str();
-  const ojson j = ojson::parse(out.str());
+  return ojson::parse(out.str());
+}
+double eval_output_ulp(const char* impl, const std::string& doc, bool grad = false) {
+  const ojson j = eval_json(impl, doc, grad);
   const auto ulp = [](const ojson& u) { return u.is_string() ? HUGE_VAL : u.get<double>(); };
   double worst = ulp(j["output"]["max_ulp"]);
   if (grad) {
-    EXPECT_TRUE(j.contains("grad")) << out.str();
+    EXPECT_TRUE(j.contains("grad")) << j.dump();
     if (j.contains("grad"))
       for (const auto& [name, g] : j["grad"].items()) worst = std::max(worst, ulp(g["max_ulp"]));
   }
@@ -1943,6 +1946,138 @@ TEST(OptimizedCpu, Float64PoissonNllWithinHalfUlp) {
     if (impl->supports("poisson_nll_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
     for (std::size_t k = 0; k < docs.size(); ++k)
       EXPECT_LE(eval_output_ulp(impl_name, docs[k], true), 0.51) << impl_name << " case " << k;
+  }
+}
+
+// float64 binary_cross_entropy_with_logits, reduction 'none', with a weight and an upstream
+// gradient, without and with pos_weight: outputs and both gradients within 0.51 ULP, every ISA
+// (as Float64KlDivWithinHalfUlp). Logits from -40 to 40, |x| > 700 and infinite ones (redone:
+// PyTorch's literal formula there cancels too: 128 ULP where pos_weight is given, fuzz seed
+// 20261704); targets in [0, 1] and targets outside it that make the loss cancel to 2^-k of its
+// larger term, targets near sigmoid(x) (or its pos_weight form) that make the input's gradient
+// cancel, pos_weight near 1 + x / sp(-x) that makes the target's cancel; k up to 12.
+TEST(OptimizedCpu, Float64BceWithLogitsWithinHalfUlp) {
+  std::mt19937_64 rng(20261203);
+  std::uniform_real_distribution<double> u01(0.0, 1.0), ug(-2.0, 2.0);
+  const auto shifted = [&](double v) {
+    return v * (1.0 + std::ldexp(u01(rng) - 0.5, -static_cast<int>(rng() % 13)));
+  };
+  const auto sp = [](double t) { return std::max(t, 0.0) + std::log1p(std::exp(-std::fabs(t))); };
+  const auto sig = [](double t) { return 1.0 / (1.0 + std::exp(-t)); };
+  std::vector<std::string> docs;
+  for (const bool with_pw : {false, true}) {
+    std::vector<double> x, y, w, pw, g;
+    for (int k = 0; k < 240; ++k) {
+      double xv = 40.0 * ug(rng) / 2.0, yv = u01(rng);
+      double pv = with_pw ? 4.0 * u01(rng) : 1.0;
+      switch (k % 5) {
+        case 1:  // the loss cancels: (1 - y) sp(x) + p y sp(-x) = 0
+          xv = 6.0 * ug(rng);
+          yv = shifted(sp(xv) / (sp(xv) - pv * sp(-xv)));
+          break;
+        case 2:  // the input's gradient cancels: (1 - y) sig(x) = p y sig(-x)
+          yv = shifted(sig(xv) / (sig(xv) + pv * sig(-xv)));
+          break;
+        case 3:  // the target's: (p - 1) sp(-x) = x
+          if (with_pw) {
+            xv = 3.0 * ug(rng);
+            pv = shifted(1.0 + xv / sp(-xv));
+          }
+          break;
+        case 4:
+          xv = k % 3 == 0   ? 710.0 + 100.0 * u01(rng)
+               : k % 3 == 1 ? -710.0 - 100.0 * u01(rng)
+                            : (k % 2 ? HUGE_VAL : -HUGE_VAL);
+          break;
+        default: break;
+      }
+      x.push_back(xv);
+      y.push_back(yv);
+      pw.push_back(pv);
+      w.push_back(ug(rng));
+      g.push_back(ug(rng));
+    }
+    std::vector<std::pair<std::string, std::vector<double>>> inputs = {
+        {"input", x}, {"target", y}, {"weight", w}};
+    if (with_pw) inputs.push_back({"pos_weight", pw});
+    docs.push_back(float64_case("binary_cross_entropy_with_logits", "{}", inputs, g));
+  }
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("binary_cross_entropy_with_logits", LB_FLOAT64, {LB_DEVICE_CPU, 0},
+                       "none") == 0)
+      continue;
+    for (std::size_t k = 0; k < docs.size(); ++k)
+      EXPECT_LE(eval_output_ulp(impl_name, docs[k], true), 0.51) << impl_name << " case " << k;
+  }
+}
+
+// The lanes the float64 table's double-double formulas redo (isa/f64_dd.hpp: redo_lanes, where a
+// result cancels below 2^-8 of its terms) come out of formulas::DD, as the exact64 kernels' do:
+// on inputs where every element cancels to 2^-9 .. 2^-40 of its terms, cpu-avx512's values equal
+// cpu-avx2's (isa/exact64_fma.cpp, the same DD code with FMA products) bit for bit. kl_div's
+// log y - x (the loss) and log y + 1 - x (the target's gradient), poisson_nll_loss's exp(x) - y x
+// and exp(x) - y, binary_cross_entropy_with_logits's (1 - y) sp(x) + y sp(-x) with y outside
+// [0, 1] and (1 - y) sigmoid(x) - y sigmoid(-x) near y = sigmoid(x).
+TEST(OptimizedCpu, Float64RedoneLanesMatchExact64) {
+  std::mt19937_64 rng(20261204);
+  std::uniform_real_distribution<double> u01(0.0, 1.0), ug(-2.0, 2.0);
+  const auto shifted = [&](double v) {
+    return v * (1.0 + std::ldexp(u01(rng) + 0.5, -9 - static_cast<int>(rng() % 32)));
+  };
+  const auto sp = [](double t) { return std::max(t, 0.0) + std::log1p(std::exp(-std::fabs(t))); };
+  struct Doc {
+    std::string doc;
+    bool grads;  // compare the gradients (else the output)
+  };
+  std::vector<Doc> docs;
+  for (int kind = 0; kind < 6; ++kind) {
+    std::vector<double> x, y, g;
+    for (int k = 0; k < 64; ++k) {
+      double xv = 0.0, yv = 0.0;
+      switch (kind) {
+        case 0:  // kl_div: x = log y (1 - 2^-k)
+        case 1:  // x = (log y + 1) (1 - 2^-k)
+          yv = std::ldexp(0.5 + u01(rng), static_cast<int>(rng() % 40) - 20);
+          xv = shifted(std::log(yv) + (kind == 1 ? 1.0 : 0.0));
+          break;
+        case 2:  // poisson_nll_loss: y x = exp(x) (1 + 2^-k)
+          xv = 0.1 + 3.0 * u01(rng);
+          yv = shifted(std::exp(xv) / xv);
+          break;
+        case 3:  // y = exp(x) (1 + 2^-k)
+          xv = 20.0 * ug(rng);
+          yv = shifted(std::exp(xv));
+          break;
+        case 4:  // binary_cross_entropy_with_logits: y = sp(x) / (sp(x) - sp(-x)) (1 + 2^-k)
+          xv = 6.0 * ug(rng);
+          if (std::fabs(xv) < 0.1) xv = 0.5;
+          yv = shifted(sp(xv) / (sp(xv) - sp(-xv)));
+          break;
+        default:  // y = sigmoid(x) (1 + 2^-k)
+          xv = 6.0 * ug(rng);
+          yv = shifted(1.0 / (1.0 + std::exp(-xv)));
+          break;
+      }
+      x.push_back(xv);
+      y.push_back(yv);
+      g.push_back(ug(rng));
+    }
+    const char* loss = kind < 2   ? "kl_div"
+                       : kind < 4 ? "poisson_nll_loss"
+                                  : "binary_cross_entropy_with_logits";
+    docs.push_back({float64_case(loss, "{}", {{"input", x}, {"target", y}}, g), kind % 2 == 1});
+  }
+  for (std::size_t k = 0; k < docs.size(); ++k) {
+    const ojson a = eval_json("cpu-avx512", docs[k].doc, docs[k].grads);
+    const ojson b = eval_json("cpu-avx2", docs[k].doc, docs[k].grads);
+    if (docs[k].grads) {
+      ASSERT_TRUE(a.contains("grad") && b.contains("grad")) << "case " << k;
+      for (const auto& [name, t] : a["grad"].items())
+        EXPECT_EQ(t["got"], b["grad"][name]["got"]) << "case " << k << " grad " << name;
+    } else {
+      EXPECT_EQ(a["output"]["got"], b["output"]["got"]) << "case " << k;
+    }
   }
 }
 
