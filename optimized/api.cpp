@@ -56,8 +56,10 @@ bool transcendental(Loss l) {
 
 // float64 losses whose formula cancels inside whatever the inputs' condition
 // (LOSSBENCH_OPT_CANCELLING_LOSSES) run the double-double kernels (isa/exact64*.cpp), where the
-// cancellation costs no bits. (The other losses with exp/log add terms of one sign, softplus and
-// the like: double serves, and is up to 1.8 times faster.)
+// cancellation costs no bits; on AVX-512 all but gaussian_nll_loss run the float64 table's own
+// double-double formulas instead (isa/f64_dd.hpp, kernels_for below). (The other losses with
+// exp/log add terms of one sign, softplus and the like: double serves, and is up to 1.8 times
+// faster.)
 bool cancels_inside(Loss l) {
 #define LOSSBENCH_OPT_CASE(id, F) \
   if (l == Loss::id) return true;

@@ -33,7 +33,8 @@
   X(gaussian_nll_loss, GaussianNllLoss)                             \
   X(kl_div, KlDiv)
 
-// The elementwise losses whose float64 formulas run in double-double (api.cpp, isa/exact64*.cpp):
+// The elementwise losses whose float64 formulas run in double-double (api.cpp, isa/exact64*.cpp;
+// on AVX-512 the first four have formulas of their own, isa/f64_dd.hpp):
 // their formula cancels inside (poisson's exp(x) - y x, kl_div's y log y - y x, gaussian's
 // log v + d^2 / v), or does for targets outside [0, 1] (the two binary cross-entropies' weighted
 // sums, e.g. (1 - y) sp(x) + y sp(-x) with y > 1), and so do their gradients ((1 - y)

@@ -9,8 +9,8 @@ inline namespace LOSSBENCH_FORMULA_NS {
 
 // The loss of one element and its gradients (input, target), for every lane type; the AVX-512
 // float64 table has its own (isa/f64_dd.hpp: the same values in double-double, rounded once),
-// found by argument-dependent lookup. bcewl_value and bcewl_grads are the formulas themselves,
-// which those overloads keep for the lanes with special values.
+// found by argument-dependent lookup: bcewl_forward_split and bcewl_backward, whose generic forms
+// below are the formulas themselves, bcewl_value and bcewl_grads.
 
 // Finite inputs: (1 - y) sp(x) + p y sp(-x) (no cancellation); otherwise PyTorch's formula.
 template <class V>

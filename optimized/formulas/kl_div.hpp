@@ -7,8 +7,9 @@ inline namespace LOSSBENCH_FORMULA_NS {
 
 // The loss of one element and its gradients, for every lane type; the AVX-512 float64 table has
 // its own (isa/f64_dd.hpp: the same values in double-double, rounded once), found by
-// argument-dependent lookup. kl_div_value and kl_div_grads are the formulas themselves, which
-// those overloads keep for the lanes with special values.
+// argument-dependent lookup: kl_div_forward_split and kl_div_backward, whose generic forms below
+// are the formulas themselves, kl_div_value and kl_div_grads (which the overloads keep for the
+// lanes with y <= 0, exact there).
 template <class V>
 LOSSBENCH_HD inline V kl_div_value(V x, V y, const Params& p) {
   if (p.f0) return vexp(y) * (y - x);

@@ -16,8 +16,8 @@ LOSSBENCH_HD inline V poisson_nll_stirling(V y, const Params& p) {
 
 // The loss of one element and its gradients, for every lane type; the AVX-512 float64 table has
 // its own (isa/f64_dd.hpp: the same values in double-double, rounded once), found by
-// argument-dependent lookup. poisson_nll_value and poisson_nll_grads are the formulas
-// themselves, which those overloads keep for the lanes with special values.
+// argument-dependent lookup: poisson_nll_forward_split and poisson_nll_backward, whose generic
+// forms below are the formulas themselves, poisson_nll_value and poisson_nll_grads.
 template <class V>
 LOSSBENCH_HD inline V poisson_nll_value(V x, V y, const Params& p) {
   V l;

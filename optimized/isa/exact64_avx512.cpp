@@ -1,7 +1,8 @@
 // The float64 double-double kernels (isa/exact64.cpp) on AVX-512: DDV, eight DD lanes in two
 // registers (hi, lo), with the same operations, accuracy and special values as formulas/dd.hpp's
 // scalar DD, so that the formulas over DDV give each lane the value they give over DD. Compiled
-// with the AVX-512 flags; api.cpp uses it on the AVX-512 path.
+// with the AVX-512 flags; api.cpp uses it on the AVX-512 path for gaussian_nll_loss (the other
+// cancelling losses have isa/f64_dd.hpp's formulas there).
 #include <immintrin.h>
 
 // GCC 12's own AVX-512 headers trip -Wmaybe-uninitialized on their _mm512_undefined_pd()
