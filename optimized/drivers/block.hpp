@@ -106,6 +106,28 @@ void backward_block_split(const double* const* in, const double* g, double* cons
   });
 }
 
+// A formula with backward_split gives each gradient as out + lo (the float64 table's
+// double-double formulas, isa/f64_dd.hpp), for a broadcast input's gradient to be summed from
+// both, as backward_block_split does for double-double lanes.
+template <class V, class F>
+inline constexpr bool kHasBackwardSplit = requires(const V* a, V g, V* r) {
+  F::backward_split(a, g, formulas::Params{}, r, r);
+};
+template <class V, class F>
+void backward_block_lo(const double* const* in, const double* g, double* const* out,
+                       double* const* lo, std::size_t n, const formulas::Params& p) {
+  using T = Traits<V>;
+  for (std::size_t i = 0; i < n; i += T::kLanes) {
+    V a[F::kInputs], r[F::kInputs], l[F::kInputs];
+    for (int k = 0; k < F::kInputs; ++k) a[k] = T::load(in[k] + i);
+    F::backward_split(a, T::load(g + i), p, r, l);
+    for (int k = 0; k < F::kInputs; ++k) {
+      T::store(r[k], out[k] + i);
+      T::store(l[k], lo[k] + i);
+    }
+  }
+}
+
 // Error-free transformation: s + e == a + b exactly (formulas/common.hpp).
 using formulas::two_sum;
 
@@ -1456,6 +1478,15 @@ KernelTable make_table(const char* isa) {
   t.dense_fused[static_cast<int>(Loss::id)][1] = dense_forward<V, formulas::F, double, true>;
   LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_FILL)
 #undef LOSSBENCH_OPT_FILL
+#if defined(LOSSBENCH_F64_MATH)
+  // The float64 table: the formulas with a backward_split (low parts: isa/f64_dd.hpp's overloads)
+  // sum a broadcast input's gradient from hi and lo (drivers/elementwise.cpp).
+#define LOSSBENCH_OPT_FILL(id, F)                  \
+  if constexpr (kHasBackwardSplit<V, formulas::F>) \
+    t.backward_split[static_cast<int>(Loss::id)] = backward_block_lo<V, formulas::F>;
+  LOSSBENCH_OPT_LOSSES(LOSSBENCH_OPT_FILL)
+#undef LOSSBENCH_OPT_FILL
+#endif
   t.sum = sum_block<V>;
   t.math = math_block<V>;
   t.ce_row_f32 = ce_row_f32<V>;

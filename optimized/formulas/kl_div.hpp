@@ -46,6 +46,13 @@ template <class V>
 LOSSBENCH_HD inline void kl_div_backward(V x, V y, V g, const Params& p, V* out) {
   kl_div_grads(x, y, g, p, out);
 }
+// The gradients as out + lo (a broadcast input's gradient is summed from both): lo is 0 but
+// where an overload keeps the low parts.
+template <class V>
+LOSSBENCH_HD inline void kl_div_backward_split(V x, V y, V g, const Params& p, V* out, V* lo) {
+  kl_div_backward(x, y, g, p, out);
+  lo[0] = lo[1] = V(0.0);
+}
 
 struct KlDiv {
   static constexpr int kInputs = 2;
@@ -62,6 +69,10 @@ struct KlDiv {
   template <class V>
   LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
     kl_div_backward(in[0], in[1], g, p, out);
+  }
+  template <class V>
+  LOSSBENCH_HD static void backward_split(const V* in, V g, const Params& p, V* out, V* lo) {
+    kl_div_backward_split(in[0], in[1], g, p, out, lo);
   }
 };
 

@@ -68,6 +68,13 @@ template <class V>
 LOSSBENCH_HD inline void poisson_nll_backward(V x, V y, V g, const Params& p, V* out) {
   poisson_nll_grads(x, y, g, p, out);
 }
+// The gradients as out + lo (a broadcast input's gradient is summed from both): lo is 0 but
+// where an overload keeps the low parts.
+template <class V>
+LOSSBENCH_HD inline void poisson_nll_backward_split(V x, V y, V g, const Params& p, V* out, V* lo) {
+  poisson_nll_backward(x, y, g, p, out);
+  lo[0] = lo[1] = V(0.0);
+}
 
 struct PoissonNllLoss {
   static constexpr int kInputs = 2;
@@ -84,6 +91,10 @@ struct PoissonNllLoss {
   template <class V>
   LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
     poisson_nll_backward(in[0], in[1], g, p, out);
+  }
+  template <class V>
+  LOSSBENCH_HD static void backward_split(const V* in, V g, const Params& p, V* out, V* lo) {
+    poisson_nll_backward_split(in[0], in[1], g, p, out, lo);
   }
 };
 

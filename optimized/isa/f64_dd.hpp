@@ -328,35 +328,45 @@ HWY_INLINE VD kl_div_forward_split(VD x, VD y, const formulas::Params& p, VD& lo
   return hi;
 }
 
-// -g y (rounded once as it is) and g (log y + 1 - x), or -g exp(y) and g exp(y) (y - x + 1) for
-// log_target, redone as the forward.
-HWY_INLINE void kl_div_backward(VD x, VD y, VD g, const formulas::Params& p, VD* out) {
+// -g y and g (log y + 1 - x), or -g exp(y) and g exp(y) (y - x + 1) for log_target, redone as
+// the forward; each as out + lo (lo for a broadcast input's gradient sums).
+HWY_INLINE void kl_div_backward_split(VD x, VD y, VD g, const formulas::Params& p, VD* out,
+                                      VD* lo) {
   using namespace dd2;
   MD regular = visfinite(x) & visfinite(y) & visfinite(g), redo, plain = VD(1.0) < VD(0.0);
+  VDD r0, r1;
   if (p.f0) {
     const VDD ge = mul(expd(y), g);
     const VDD d = add(sum(y, -x), {VD(1.0), VD(0.0)});
-    out[0] = -ge.hi;
-    out[1] = mul(ge, d).hi;
+    r0 = neg(ge);
+    r1 = mul(ge, d);
     redo = exp_tiny(y);
   } else {
-    out[0] = -g * y;
+    r0 = mul(-g, y);
     const VDD l = ln(y, VD(0.0));
     const VDD d = add(add(l, {VD(1.0), VD(0.0)}), {-x, VD(0.0)});
-    out[1] = mul(d, g).hi;
+    r1 = mul(d, g);
     plain = regular & (y <= VD(0.0));
     regular = regular & (y > VD(0.0));
     redo = cancels(d.hi, l.hi);
   }
-  regular = regular & visfinite(out[0]) & visfinite(out[1]);
+  regular = regular & visfinite(r0.hi) & visfinite(r1.hi);
+  out[0] = r0.hi;
+  out[1] = r1.hi;
+  lo[0] = vselect(regular, r0.lo, VD(0.0));
+  lo[1] = vselect(regular, r1.lo, VD(0.0));
   if (HWY_UNLIKELY(vany(plain))) {
     VD v[2];
     formulas::kl_div_grads(x, y, g, p, v);
     for (int k = 0; k < 2; ++k) out[k] = vselect(plain, v[k], out[k]);
   }
   redo_lanes<3, 2>(
-      (regular & redo) | !(regular | plain), {x, y, g}, out, nullptr,
+      (regular & redo) | !(regular | plain), {x, y, g}, out, lo,
       [&p](const formulas::DD* a, formulas::DD* o) { formulas::KlDiv::backward(a, a[2], p, o); });
+}
+HWY_INLINE void kl_div_backward(VD x, VD y, VD g, const formulas::Params& p, VD* out) {
+  VD lo[2];
+  kl_div_backward_split(x, y, g, p, out, lo);
 }
 
 // ---- poisson_nll_loss (formulas/poisson_nll_loss.hpp: poisson_nll_forward_split,
@@ -411,21 +421,23 @@ HWY_INLINE VD poisson_nll_forward_split(VD x, VD y, const formulas::Params& p, V
 }
 
 // (exp(x) - y) g and -x g, or (x - y + eps) / (x + eps) g and -log(x + eps) g without
-// log_input; full adds (log y + 1 / (2 y)) g to the target's.
-HWY_INLINE void poisson_nll_backward(VD x, VD y, VD g, const formulas::Params& p, VD* out) {
+// log_input; full adds (log y + 1 / (2 y)) g to the target's. Each as out + lo (lo for a
+// broadcast input's gradient sums).
+HWY_INLINE void poisson_nll_backward_split(VD x, VD y, VD g, const formulas::Params& p, VD* out,
+                                           VD* lo) {
   using namespace dd2;
   MD regular = visfinite(x) & visfinite(y) & visfinite(g), redo;
-  VDD d1;  // the target's gradient over g
+  VDD d1, r0;  // d1: the target's gradient over g
   if (p.f0) {
     const VDD ex = expd(x);
     const VDD d0 = add(ex, {-y, VD(0.0)});
-    out[0] = mul(d0, g).hi;
+    r0 = mul(d0, g);
     redo = exp_tiny(x) | cancels(d0.hi, vmax(ex.hi, vabs(y)));
     d1 = {-x, VD(0.0)};
   } else {
     const VDD xe = sum(x, VD(p.s0));
     const VDD num = add(sum(x, -y), {VD(p.s0), VD(0.0)});
-    out[0] = mul(quot(num, xe), g).hi;
+    r0 = mul(quot(num, xe), g);
     d1 = neg(ln(xe.hi, xe.lo));
     regular = regular & (xe.hi > VD(0.0));
     redo = VD(1.0) < VD(0.0);
@@ -440,13 +452,25 @@ HWY_INLINE void poisson_nll_backward(VD x, VD y, VD g, const formulas::Params& p
     d1 = add(d1, {vselect(big, t.hi, VD(0.0)), vselect(big, t.lo, VD(0.0))});
     redo = redo | (big & cancels(d1.hi, size));
   }
-  out[1] = p.f0 && !p.f1 ? -x * g : mul(d1, g).hi;
-  regular = regular & visfinite(out[0]) & visfinite(out[1]);
-  if (p.f1) out[1] = vselect(y > VD(0.0), out[1] + VD(0.0), VD(formulas::kNaN));
-  redo_lanes<3, 2>(redo | !regular, {x, y, g}, out, nullptr,
+  const VDD r1 = mul(d1, g);
+  regular = regular & visfinite(r0.hi) & visfinite(r1.hi);
+  out[0] = r0.hi;
+  out[1] = r1.hi;
+  lo[0] = vselect(regular, r0.lo, VD(0.0));
+  lo[1] = vselect(regular, r1.lo, VD(0.0));
+  if (p.f1) {
+    const MD pos = y > VD(0.0);
+    out[1] = vselect(pos, out[1] + VD(0.0), VD(formulas::kNaN));
+    lo[1] = vselect(pos, lo[1], VD(0.0));
+  }
+  redo_lanes<3, 2>(redo | !regular, {x, y, g}, out, lo,
                    [&p](const formulas::DD* a, formulas::DD* o) {
                      formulas::PoissonNllLoss::backward(a, a[2], p, o);
                    });
+}
+HWY_INLINE void poisson_nll_backward(VD x, VD y, VD g, const formulas::Params& p, VD* out) {
+  VD lo[2];
+  poisson_nll_backward_split(x, y, g, p, out, lo);
 }
 
 // ---- binary_cross_entropy_with_logits (formulas/binary_cross_entropy_with_logits.hpp:
@@ -484,19 +508,22 @@ HWY_INLINE void bcewl_backward(VD x, VD y, VD w, VD pw, VD g, const formulas::Pa
   const VDD t0 = mul(sum(VD(1.0), -y), pick(pos, big, small));
   const VDD t1 = mul(mul(pw, y), pick(pos, small, big));
   const VDD d0 = add(t0, neg(t1));
-  out[0] = mul(mul(d0, g), w).hi;
+  const VDD r0 = mul(mul(d0, g), w);
+  VDD r1;
   MD redo = exp_tiny(-vabs(x)) | cancels(d0.hi, vmax(vabs(t0.hi), vabs(t1.hi)));
   if (p.f0) {
     const VDD spn = add({vmax(-x, VD(0.0)), VD(0.0)}, softplus_tail(e));
     const VDD c = mul(sum(pw, VD(-1.0)), spn);
     const VDD d1 = add(c, {-x, VD(0.0)});
-    out[1] = mul(mul(d1, g), w).hi;
+    r1 = mul(mul(d1, g), w);
     redo = redo | cancels(d1.hi, vmax(vabs(c.hi), vabs(x)));
   } else {
-    out[1] = mul(mul(-x, g), w).hi;
+    r1 = mul(mul(-x, g), w);
   }
   const MD regular = visfinite(x) & visfinite(y) & visfinite(pw) & visfinite(w) & visfinite(g) &
-                     visfinite(out[0]) & visfinite(out[1]);
+                     visfinite(r0.hi) & visfinite(r1.hi);
+  out[0] = r0.hi;
+  out[1] = r1.hi;
   redo_lanes<5, 2>(redo | !regular, {x, y, w, pw, g}, out, nullptr,
                    [&p](const formulas::DD* a, formulas::DD* o) {
                      formulas::DD all[4];
