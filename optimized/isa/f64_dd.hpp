@@ -69,17 +69,11 @@ HWY_INLINE VDD quot(VDD a, VDD b) {
 // 2^-6, and 2^-70.7 elsewhere.)
 HWY_INLINE void log_dd_parts(__m512d x, __m512d corr, __m512d corr_lo, __m512d& s, __m512d& t) {
   using namespace avx512math;
-  __m512d m, e;
-  __m512i j;
-  log_reduce(x, m, e, j);
-  const __m512d invc = table(kInvC, j);
-  const __m512d ph = _mm512_mul_pd(m, invc);
-  const __m512d rh = _mm512_sub_pd(ph, _mm512_set1_pd(1.0));
-  __m512d rl = _mm512_fmsub_pd(m, invc, ph);
-  const __m512d minus_e = _mm512_sub_pd(_mm512_setzero_pd(), e);
   // r = rh + rl + rlo: corr into rl (each about 2^-53 of r's scale, so rounded at 2^-106
   // there), corr_lo kept apart (where x = 1, corr is the whole result and corr_lo its low part).
-  rl = _mm512_add_pd(rl, _mm512_scalef_pd(_mm512_mul_pd(corr, invc), minus_e));
+  const LogReduced red = log_reduce_dd(x, corr);
+  const __m512d invc = red.invc, rh = red.rh, rl = red.rl, e = red.e, minus_e = red.minus_e;
+  const __m512i j = red.j;
   const __m512d rlo = _mm512_scalef_pd(_mm512_mul_pd(corr_lo, invc), minus_e);
   // The low parts' sum for their terms of degree 2 to 4 below: corr_lo (exp's low part, for
   // softplus's tail) is as large as corr there, and its rh multiple 2^-60 of the result.

@@ -311,16 +311,29 @@ inline constexpr double kLogCLo[16] = {
 // the end (about 0.52 ULP). log_acc_parts gives the value before that rounding, log x = s + t
 // (|t| well below |s|), within about 2^-60 of the result (the polynomial tail's rounding and the
 // tables'); log_acc_core rounds it.
-inline void log_acc_parts(__m512d x, __m512d corr, __m512d corr_lo, __m512d& s, __m512d& t) {
-  __m512d m, e;
+// log_reduce with r = m invc - 1 as rh + rl (rl the product's rounding error, by an fma, plus
+// corr scaled as m is): log_acc_parts and f64_dd.hpp's log_dd_parts.
+struct LogReduced {
+  __m512d invc, rh, rl, e, minus_e;
   __m512i j;
-  log_reduce(x, m, e, j);
-  const __m512d invc = table(kInvC, j);
-  const __m512d ph = _mm512_mul_pd(m, invc);
-  const __m512d rh = _mm512_sub_pd(ph, _mm512_set1_pd(1.0));
-  __m512d rl = _mm512_fmsub_pd(m, invc, ph);
-  const __m512d minus_e = _mm512_sub_pd(_mm512_setzero_pd(), e);
-  rl = _mm512_add_pd(rl, _mm512_scalef_pd(_mm512_mul_pd(corr, invc), minus_e));
+};
+inline LogReduced log_reduce_dd(__m512d x, __m512d corr) {
+  LogReduced q;
+  __m512d m;
+  log_reduce(x, m, q.e, q.j);
+  q.invc = table(kInvC, q.j);
+  const __m512d ph = _mm512_mul_pd(m, q.invc);
+  q.rh = _mm512_sub_pd(ph, _mm512_set1_pd(1.0));
+  q.minus_e = _mm512_sub_pd(_mm512_setzero_pd(), q.e);
+  q.rl = _mm512_add_pd(_mm512_fmsub_pd(m, q.invc, ph),
+                       _mm512_scalef_pd(_mm512_mul_pd(corr, q.invc), q.minus_e));
+  return q;
+}
+
+inline void log_acc_parts(__m512d x, __m512d corr, __m512d corr_lo, __m512d& s, __m512d& t) {
+  const LogReduced q = log_reduce_dd(x, corr);
+  const __m512d invc = q.invc, rh = q.rh, rl = q.rl, e = q.e, minus_e = q.minus_e;
+  const __m512i j = q.j;
   const __m512d tail = _mm512_mul_pd(log1p_poly<11>(rh), _mm512_mul_pd(rh, rh));  // rh^2 P(rh)
   __m512d s1, e1, s2, e2, s3, e3;
   formulas::two_sum(_mm512_mul_pd(e, _mm512_set1_pd(0x1.62e42fefa3800p-1)), table(kLogC, j), s1,
