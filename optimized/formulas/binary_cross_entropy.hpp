@@ -22,22 +22,15 @@ LOSSBENCH_HD inline V bce_logit(V x) {
   return vselect((x >= V(0.25)) & (x <= V(0.75)), near, far);
 }
 
-// The loss of one element and its gradients, for every lane type; the AVX-512 float64 table
-// has its own (isa/f64_dd.hpp: the same values in double-double, rounded once), found by
-// argument-dependent lookup.
-template <class V>
-LOSSBENCH_HD inline V bce_forward(V x, V y, V w) {
-  const V lx = bce_clamp100(vlog(x));
-  const V l1x = bce_clamp100(vlog1p(-x));
-  return ((y - V(1.0)) * l1x - y * lx) * w;
-}
-
-// bce_forward as hi + lo, hi the rounded loss (dense_forward's sums take lo too): lo is 0 but
-// where an overload keeps the loss's low part.
+// The loss of one element (with its low part lo, which a reduction sums with it; 0 here) and its
+// gradients, for every lane type; the AVX-512 float64 table has its own (isa/f64_dd.hpp: the
+// same values in double-double, rounded once), found by argument-dependent lookup.
 template <class V>
 LOSSBENCH_HD inline V bce_forward_split(V x, V y, V w, V& lo) {
   lo = V(0.0);
-  return bce_forward(x, y, w);
+  const V lx = bce_clamp100(vlog(x));
+  const V l1x = bce_clamp100(vlog1p(-x));
+  return ((y - V(1.0)) * l1x - y * lx) * w;
 }
 
 template <class V>
@@ -58,7 +51,8 @@ struct BinaryCrossEntropy {
 
   template <class V>
   LOSSBENCH_HD static V forward(const V* in, const Params&) {
-    return bce_forward(in[0], in[1], in[2]);
+    V lo;
+    return bce_forward_split(in[0], in[1], in[2], lo);
   }
   template <class V>
   LOSSBENCH_HD static V forward_split(const V* in, const Params&, V& lo) {

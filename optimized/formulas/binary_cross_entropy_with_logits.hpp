@@ -7,14 +7,15 @@
 namespace lossbench::opt::formulas {
 inline namespace LOSSBENCH_FORMULA_NS {
 
-// The loss of one element and its gradients (input, target), for every lane type; the AVX-512
-// float64 table has its own (isa/f64_dd.hpp: the same values in double-double, rounded once),
-// found by argument-dependent lookup: bcewl_forward_split and bcewl_backward, whose generic forms
-// below are the formulas themselves, bcewl_value and bcewl_grads.
+// The loss of one element (with its low part lo, which a reduction sums with it; 0 here) and its
+// gradients (input, target), for every lane type; the AVX-512 float64 table has its own
+// (isa/f64_dd.hpp: the same values in double-double, rounded once), found by argument-dependent
+// lookup.
 
 // Finite inputs: (1 - y) sp(x) + p y sp(-x) (no cancellation); otherwise PyTorch's formula.
 template <class V>
-LOSSBENCH_HD inline V bcewl_value(V x, V y, V w, V pw, const Params& p) {
+LOSSBENCH_HD inline V bcewl_forward_split(V x, V y, V w, V pw, const Params& p, V& lo) {
+  lo = V(0.0);
   const V c0 = V(1.0) - y, c1 = pw * y;
   V sp, sp_neg;
   softplus_pair(x, sp, sp_neg);
@@ -29,7 +30,7 @@ LOSSBENCH_HD inline V bcewl_value(V x, V y, V w, V pw, const Params& p) {
   return value * w;
 }
 template <class V>
-LOSSBENCH_HD inline void bcewl_grads(V x, V y, V w, V pw, V g, const Params& p, V* out) {
+LOSSBENCH_HD inline void bcewl_backward(V x, V y, V w, V pw, V g, const Params& p, V* out) {
   const V t = pw * y;
   // Finite values: (1 - y) sigmoid(x) - t sigmoid(-x), which keeps the small gradients of
   // saturated logits (sigmoid(x) - y would round them to 0); PyTorch's formula otherwise.
@@ -50,17 +51,6 @@ LOSSBENCH_HD inline void bcewl_grads(V x, V y, V w, V pw, V g, const Params& p, 
   } else {
     out[1] = -x * g * w;
   }
-}
-// bcewl_value as hi + lo, hi the rounded loss (dense_forward's sums take lo too): lo is 0 but
-// where an overload keeps the loss's low part.
-template <class V>
-LOSSBENCH_HD inline V bcewl_forward_split(V x, V y, V w, V pw, const Params& p, V& lo) {
-  lo = V(0.0);
-  return bcewl_value(x, y, w, pw, p);
-}
-template <class V>
-LOSSBENCH_HD inline void bcewl_backward(V x, V y, V w, V pw, V g, const Params& p, V* out) {
-  bcewl_grads(x, y, w, pw, g, p, out);
 }
 
 struct BinaryCrossEntropyWithLogits {

@@ -5,13 +5,13 @@
 namespace lossbench::opt::formulas {
 inline namespace LOSSBENCH_FORMULA_NS {
 
-// The loss of one element and its gradients, for every lane type; the AVX-512 float64 table has
-// its own (isa/f64_dd.hpp: the same values in double-double, rounded once), found by
-// argument-dependent lookup: kl_div_forward_split and kl_div_backward, whose generic forms below
-// are the formulas themselves, kl_div_value and kl_div_grads (which the overloads keep for the
-// lanes with y <= 0, exact there).
+// The loss of one element and its gradients, for every lane type, each with a low part (lo: a
+// reduction sums it with the loss, a broadcast input's gradient sum with the gradient), 0 here;
+// the AVX-512 float64 table has its own (isa/f64_dd.hpp: the same values in double-double,
+// rounded once, with their low parts), found by argument-dependent lookup.
 template <class V>
-LOSSBENCH_HD inline V kl_div_value(V x, V y, const Params& p) {
+LOSSBENCH_HD inline V kl_div_forward_split(V x, V y, const Params& p, V& lo) {
+  lo = V(0.0);
   if (p.f0) return vexp(y) * (y - x);
   const V regular = y * (vlog(y) - x);
   const V literal = y * vlog(y) - y * x;
@@ -21,7 +21,8 @@ LOSSBENCH_HD inline V kl_div_value(V x, V y, const Params& p) {
                  vselect(y == V(0.0), at_zero, vselect(is_regular, regular, literal)));
 }
 template <class V>
-LOSSBENCH_HD inline void kl_div_grads(V x, V y, V g, const Params& p, V* out) {
+LOSSBENCH_HD inline void kl_div_backward_split(V x, V y, V g, const Params& p, V* out, V* lo) {
+  lo[0] = lo[1] = V(0.0);
   const auto finite = visfinite(x) & visfinite(y) & visfinite(g);
   if (p.f0) {
     const V eb = vexp(y);
@@ -34,24 +35,6 @@ LOSSBENCH_HD inline void kl_div_grads(V x, V y, V g, const Params& p, V* out) {
     const V literal = t1 + (g * y) / y + -g * x;
     out[1] = vselect((y > V(0.0)) & finite, regular, literal);
   }
-}
-// kl_div_value as hi + lo, hi the rounded loss (dense_forward's sums take lo too): lo is 0 but
-// where an overload keeps the loss's low part.
-template <class V>
-LOSSBENCH_HD inline V kl_div_forward_split(V x, V y, const Params& p, V& lo) {
-  lo = V(0.0);
-  return kl_div_value(x, y, p);
-}
-template <class V>
-LOSSBENCH_HD inline void kl_div_backward(V x, V y, V g, const Params& p, V* out) {
-  kl_div_grads(x, y, g, p, out);
-}
-// The gradients as out + lo (a broadcast input's gradient is summed from both): lo is 0 but
-// where an overload keeps the low parts.
-template <class V>
-LOSSBENCH_HD inline void kl_div_backward_split(V x, V y, V g, const Params& p, V* out, V* lo) {
-  kl_div_backward(x, y, g, p, out);
-  lo[0] = lo[1] = V(0.0);
 }
 
 struct KlDiv {
@@ -67,11 +50,12 @@ struct KlDiv {
     return kl_div_forward_split(in[0], in[1], p, lo);
   }
   template <class V>
-  LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
-    kl_div_backward(in[0], in[1], g, p, out);
+  LOSSBENCH_HD static void backward_split(const V* in, V g, const Params& p, V* out, V* lo) {
+    kl_div_backward_split(in[0], in[1], g, p, out, lo);
   }
   template <class V>
-  LOSSBENCH_HD static void backward_split(const V* in, V g, const Params& p, V* out, V* lo) {
+  LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
+    V lo[kInputs];
     kl_div_backward_split(in[0], in[1], g, p, out, lo);
   }
 };

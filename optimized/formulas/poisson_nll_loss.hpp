@@ -14,12 +14,13 @@ LOSSBENCH_HD inline V poisson_nll_stirling(V y, const Params& p) {
   return vselect(y <= V(1.0), V(0.0), s);
 }
 
-// The loss of one element and its gradients, for every lane type; the AVX-512 float64 table has
-// its own (isa/f64_dd.hpp: the same values in double-double, rounded once), found by
-// argument-dependent lookup: poisson_nll_forward_split and poisson_nll_backward, whose generic
-// forms below are the formulas themselves, poisson_nll_value and poisson_nll_grads.
+// The loss of one element and its gradients, for every lane type, each with a low part (lo: a
+// reduction sums it with the loss, a broadcast input's gradient sum with the gradient), 0 here;
+// the AVX-512 float64 table has its own (isa/f64_dd.hpp: the same values in double-double,
+// rounded once, with their low parts), found by argument-dependent lookup.
 template <class V>
-LOSSBENCH_HD inline V poisson_nll_value(V x, V y, const Params& p) {
+LOSSBENCH_HD inline V poisson_nll_forward_split(V x, V y, const Params& p, V& lo) {
+  lo = V(0.0);
   V l;
   if (p.f0) {
     // Where a finite x >= 718 makes both exp(x) and y x overflow, inf - inf would be NaN;
@@ -34,7 +35,8 @@ LOSSBENCH_HD inline V poisson_nll_value(V x, V y, const Params& p) {
   return l;
 }
 template <class V>
-LOSSBENCH_HD inline void poisson_nll_grads(V x, V y, V g, const Params& p, V* out) {
+LOSSBENCH_HD inline void poisson_nll_backward_split(V x, V y, V g, const Params& p, V* out, V* lo) {
+  lo[0] = lo[1] = V(0.0);
   if (p.f0) {
     // exp(x) - y without the rounding of exp(x) where the two cancel (common.hpp).
     out[0] = vexp_minus(x, y) * g;
@@ -57,24 +59,6 @@ LOSSBENCH_HD inline void poisson_nll_grads(V x, V y, V g, const Params& p, V* ou
     out[1] = out[1] + vselect(y <= V(1.0), small, big);
   }
 }
-// poisson_nll_value as hi + lo, hi the rounded loss (dense_forward's sums take lo too): lo is 0
-// but where an overload keeps the loss's low part.
-template <class V>
-LOSSBENCH_HD inline V poisson_nll_forward_split(V x, V y, const Params& p, V& lo) {
-  lo = V(0.0);
-  return poisson_nll_value(x, y, p);
-}
-template <class V>
-LOSSBENCH_HD inline void poisson_nll_backward(V x, V y, V g, const Params& p, V* out) {
-  poisson_nll_grads(x, y, g, p, out);
-}
-// The gradients as out + lo (a broadcast input's gradient is summed from both): lo is 0 but
-// where an overload keeps the low parts.
-template <class V>
-LOSSBENCH_HD inline void poisson_nll_backward_split(V x, V y, V g, const Params& p, V* out, V* lo) {
-  poisson_nll_backward(x, y, g, p, out);
-  lo[0] = lo[1] = V(0.0);
-}
 
 struct PoissonNllLoss {
   static constexpr int kInputs = 2;
@@ -89,11 +73,12 @@ struct PoissonNllLoss {
     return poisson_nll_forward_split(in[0], in[1], p, lo);
   }
   template <class V>
-  LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
-    poisson_nll_backward(in[0], in[1], g, p, out);
+  LOSSBENCH_HD static void backward_split(const V* in, V g, const Params& p, V* out, V* lo) {
+    poisson_nll_backward_split(in[0], in[1], g, p, out, lo);
   }
   template <class V>
-  LOSSBENCH_HD static void backward_split(const V* in, V g, const Params& p, V* out, V* lo) {
+  LOSSBENCH_HD static void backward(const V* in, V g, const Params& p, V* out) {
+    V lo[kInputs];
     poisson_nll_backward_split(in[0], in[1], g, p, out, lo);
   }
 };

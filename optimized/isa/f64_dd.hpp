@@ -244,11 +244,11 @@ HWY_INLINE void redo_lanes(MD redo, const VD (&in)[kIn], VD* hi, VD* lo, Fn fn) 
 }
 }  // namespace dd2
 
-// ---- binary_cross_entropy (formulas/binary_cross_entropy.hpp: bce_forward, bce_backward). x and
-// y are in [0, 1] (api.cpp checks), so only the gradient's logit could cancel, near x = 1/2,
+// ---- binary_cross_entropy (formulas/binary_cross_entropy.hpp: bce_forward_split, bce_backward). x
+// and y are in [0, 1] (api.cpp checks), so only the gradient's logit could cancel, near x = 1/2,
 // where it is a log1p: no lane is redone.
-// ((y - 1) log(1 - x) - y log x) w, both logs clamped at -100 (bce_forward's order, so that its
-// zeros keep their signs).
+// ((y - 1) log(1 - x) - y log x) w, both logs clamped at -100 (the generic formula's order, so
+// that its zeros keep their signs).
 // (The loss is hi + lo, hi its rounding: the sums of dense_forward take lo too.)
 HWY_INLINE VD bce_forward_split(VD x, VD y, VD w, VD& lo) {
   using namespace dd2;
@@ -259,10 +259,6 @@ HWY_INLINE VD bce_forward_split(VD x, VD y, VD w, VD& lo) {
   const VDD r = mul(t, w);
   lo = vselect(visfinite(r.hi), r.lo, VD(0.0));
   return r.hi;
-}
-HWY_INLINE VD bce_forward(VD x, VD y, VD w) {
-  VD lo;
-  return bce_forward_split(x, y, w, lo);
 }
 
 // g (x - y) / max((1 - x) x, eps) w and -logit(x) g w (bce_backward), in double-double; the
@@ -294,7 +290,7 @@ HWY_INLINE void bce_backward(VD x, VD y, VD w, VD g, VD eps, VD* out) {
   }
 }
 
-// ---- kl_div (formulas/kl_div.hpp: kl_div_forward_split, kl_div_backward).
+// ---- kl_div (formulas/kl_div.hpp: kl_div_forward_split, kl_div_backward_split).
 // y (log y - x), or exp(y) (y - x) for log_target; redone where log y - x cancels (cancels), and
 // where exp(y) is tiny (exp_tiny).
 HWY_INLINE VD kl_div_forward_split(VD x, VD y, const formulas::Params& p, VD& lo) {
@@ -315,7 +311,10 @@ HWY_INLINE VD kl_div_forward_split(VD x, VD y, const formulas::Params& p, VD& lo
   regular = regular & visfinite(r.hi);
   VD hi = r.hi;
   lo = vselect(regular, r.lo, VD(0.0));
-  if (HWY_UNLIKELY(vany(plain))) hi = vselect(plain, formulas::kl_div_value(x, y, p), hi);
+  if (HWY_UNLIKELY(vany(plain))) {
+    VD plain_lo;  // (0)
+    hi = vselect(plain, formulas::kl_div_forward_split(x, y, p, plain_lo), hi);
+  }
   redo_lanes<2, 1>(
       (regular & redo) | !(regular | plain), {x, y}, &hi, &lo,
       [&p](const formulas::DD* a, formulas::DD* o) { o[0] = formulas::KlDiv::forward(a, p); });
@@ -350,23 +349,19 @@ HWY_INLINE void kl_div_backward_split(VD x, VD y, VD g, const formulas::Params& 
   lo[0] = vselect(regular, r0.lo, VD(0.0));
   lo[1] = vselect(regular, r1.lo, VD(0.0));
   if (HWY_UNLIKELY(vany(plain))) {
-    VD v[2];
-    formulas::kl_div_grads(x, y, g, p, v);
+    VD v[2], v_lo[2];  // (v_lo: 0)
+    formulas::kl_div_backward_split(x, y, g, p, v, v_lo);
     for (int k = 0; k < 2; ++k) out[k] = vselect(plain, v[k], out[k]);
   }
   redo_lanes<3, 2>(
       (regular & redo) | !(regular | plain), {x, y, g}, out, lo,
       [&p](const formulas::DD* a, formulas::DD* o) { formulas::KlDiv::backward(a, a[2], p, o); });
 }
-HWY_INLINE void kl_div_backward(VD x, VD y, VD g, const formulas::Params& p, VD* out) {
-  VD lo[2];
-  kl_div_backward_split(x, y, g, p, out, lo);
-}
 
 // ---- poisson_nll_loss (formulas/poisson_nll_loss.hpp: poisson_nll_forward_split,
-// poisson_nll_backward). exp(x) - y x, or x - y log(x + eps) without log_input, plus Stirling's
-// term for full; redone where the result cancels against its largest term (cancels), and, with
-// log_input, where exp(x) is tiny (exp_tiny).
+// poisson_nll_backward_split). exp(x) - y x, or x - y log(x + eps) without log_input, plus
+// Stirling's term for full; redone where the result cancels against its largest term (cancels),
+// and, with log_input, where exp(x) is tiny (exp_tiny).
 
 // Stirling's term y log y - y + log(2 pi y) / 2 where y > 1 (0 elsewhere; 2 pi y as the exact
 // product of s1 and y), and the size of its largest term.
@@ -461,10 +456,6 @@ HWY_INLINE void poisson_nll_backward_split(VD x, VD y, VD g, const formulas::Par
                    [&p](const formulas::DD* a, formulas::DD* o) {
                      formulas::PoissonNllLoss::backward(a, a[2], p, o);
                    });
-}
-HWY_INLINE void poisson_nll_backward(VD x, VD y, VD g, const formulas::Params& p, VD* out) {
-  VD lo[2];
-  poisson_nll_backward_split(x, y, g, p, out, lo);
 }
 
 // ---- binary_cross_entropy_with_logits (formulas/binary_cross_entropy_with_logits.hpp:

@@ -1780,8 +1780,8 @@ double eval_output_ulp(const char* impl, const std::string& doc, bool grad = fal
 
 // float64 binary_cross_entropy, reduction 'none', with a weight and an upstream gradient: every
 // loss and both gradients within 0.51 ULP, every ISA (AVX-512: the float64 table's double-double
-// formula, isa/f64_dd.hpp bce_forward/bce_backward; the others: the exact64 kernels). Inputs near
-// 0, 1 and 1/2 (the logit's two forms), tiny ones, 0 and 1 themselves (logs clamped at -100),
+// formula, isa/f64_dd.hpp bce_forward_split/bce_backward; the others: the exact64 kernels). Inputs
+// near 0, 1 and 1/2 (the logit's two forms), tiny ones, 0 and 1 themselves (logs clamped at -100),
 // targets 0, 1 and between, weights of both signs. The double formula is off by up to about 2
 // ULP on such values (its logs, 1 - y, the products). (Not x = 2^-1074: g (x - y) underflows
 // there before the division by eps, in every path and in PyTorch's formula alike.)
