@@ -421,6 +421,18 @@ const KernelTable& kernels_for(Isa isa, const Plan& plan) {
   return table_of(isa);
 }
 
+// The CTC driver's kernels: float64 log_probs on AVX-512 take the float64 table, which has the
+// vector double-double recursion (isa/ctc_dd.hpp); everything else the ISA's.
+const KernelTable& ctc_kernels(Isa isa, const lb_call& call) {
+  for (std::int32_t k = 0; k < call.num_inputs; ++k) {
+    const lb_tensor& t = call.inputs[k];
+    if (isa == Isa::avx512 && t.name != nullptr && std::string_view(t.name) == "log_probs" &&
+        t.dtype == LB_FLOAT64)
+      return avx512_f64_kernels();
+  }
+  return table_of(isa);
+}
+
 // The classification driver's kernels: float64 cross_entropy uses the float64 table on AVX-512
 // and the scalar one elsewhere (its exp to half an ULP of double, as transcendental() above);
 // everything else the ISA's (float64 multi_margin_loss: its double-double row kernel).
@@ -458,7 +470,7 @@ std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* 
     }
     if (ctc::handles(call->loss)) {
       const std::int32_t s =
-          ctc::forward(*call, *output, driver_threads(), error, size, &table_of(isa));
+          ctc::forward(*call, *output, driver_threads(), error, size, &ctc_kernels(isa, *call));
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }
@@ -523,7 +535,7 @@ std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_ou
     }
     if (ctc::handles(call->loss)) {
       const std::int32_t s = ctc::backward(*call, grad_output, grads, num_grads, driver_threads(),
-                                           error, size, &table_of(isa));
+                                           error, size, &ctc_kernels(isa, *call));
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }

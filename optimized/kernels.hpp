@@ -75,7 +75,8 @@ using DenseBackwardKernel = void (*)(const DenseIO& io, std::int64_t start, std:
 // blank states 0..S (at 1 + j) and as many for the label states 0..S-1 (at ctc_half(S) + 1 + j);
 // index 0 and the padding beyond hold -inf.
 struct CtcSample {
-  const float* lp = nullptr;  // log_probs[0, b, 0]: time step t's classes at lp + t * st
+  const float* lp = nullptr;     // log_probs[0, b, 0]: time step t's classes at lp + t * st
+  const double* lp64 = nullptr;  // the same for float64 log_probs (the float64 kernels')
   std::int64_t st = 0;
   std::int64_t C = 0, L = 0, S = 0;  // classes, input length (>= 1), target length
   std::int64_t blank = 0;
@@ -264,6 +265,14 @@ struct KernelTable {
   bool (*ctc_alpha_f32)(const CtcSample& s, double* alpha, bool all_rows, double* nll);
   void (*ctc_grad_f32)(const CtcSample& s, const double* alpha, double nll, double gr, float* grad,
                        std::int64_t gst);
+  // ctc_loss's float64 kernels (CtcSample with lp64), in the float64 table on AVX-512 only (null
+  // elsewhere: the driver's scalar double-double path): isa/ctc_dd.hpp. ctc_paths_f64: the last
+  // row's final states' probabilities as (hi, lo, binary exponent) each, out[0..3) the blank's
+  // and out[3..6) label S - 1's (hi = 0 for zero). ctc_grad_f64: the gradient rows t < L (C
+  // doubles each, row t at g + t gst), upstream gr. Both false where the driver's scalar path must
+  // take the sample (isa/ctc_dd.hpp says when).
+  bool (*ctc_paths_f64)(const CtcSample& s, double* out) = nullptr;
+  bool (*ctc_grad_f64)(const CtcSample& s, double gr, double* g, std::int64_t gst) = nullptr;
 };
 
 // One per ISA, each defined in its own translation unit compiled with its own -m flags.

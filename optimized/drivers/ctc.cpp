@@ -307,6 +307,19 @@ Scaled paths_total(const Scaled* last, std::int64_t S) {
                       last[static_cast<std::size_t>(2 * S - 1)]);
 }
 
+// -log P in double-double (inf where P = 0).
+formulas::DD nll_of(const Scaled& tot) {
+  using formulas::DD;
+  if (tot.m.hi == 0.0) return DD(HUGE_VAL);
+  return -(formulas::vlog(tot.m) +
+           DD(static_cast<double>(tot.e)) * DD(formulas::dd::kLn2Hi, formulas::dd::kLn2Lo));
+}
+
+// A probability given as (hi, lo, binary exponent) by KernelTable::ctc_paths_f64.
+Scaled scaled_of(const double* v) {
+  return v[0] == 0.0 ? Scaled{} : Scaled{formulas::DD(v[0], v[1]), static_cast<std::int64_t>(v[2])};
+}
+
 // float64 forward: alpha in linear space in double-double with a binary exponent per state
 // (Scaled) and a DD exp per step and class of the target (exp_split), so that the rounding of T
 // steps does not accumulate (the double recursion reached 2.55 ULP on a corpus case of condition
@@ -340,13 +353,7 @@ bool nll_linear_dd(const Call& c, std::int64_t b, formulas::DD& nll) {
       cur[s] = alpha_next(prev.data(), s, lt, p[cls[s]]);
     std::swap(prev, cur);
   }
-  const Scaled tot = paths_total(prev.data(), S);
-  if (tot.m.hi == 0.0) {
-    nll = DD(HUGE_VAL);
-    return true;
-  }
-  nll = -(formulas::vlog(tot.m) +
-          DD(static_cast<double>(tot.e)) * DD(formulas::dd::kLn2Hi, formulas::dd::kLn2Lo));
+  nll = nll_of(paths_total(prev.data(), S));
   return true;
 }
 
@@ -494,10 +501,19 @@ double final_nll(const Call& c, double nll) {
 bool fast_input(const Call& c, const KernelTable* k) {
   return k != nullptr && c.dtype == LB_FLOAT32 && (c.sc == 1 || c.C == 1);
 }
+// The float64 vector kernels (the float64 table on AVX-512 has them): float64 log_probs with
+// contiguous classes.
+bool fast_input64(const Call& c, const KernelTable* k) {
+  return k != nullptr && k->ctc_paths_f64 != nullptr && c.dtype == LB_FLOAT64 &&
+         (c.sc == 1 || c.C == 1);
+}
 
 CtcSample sample_of(const Call& c, std::int64_t b) {
   CtcSample s;
-  s.lp = static_cast<const float*>(c.lp->data) + b * c.sn;
+  if (c.dtype == LB_FLOAT64)
+    s.lp64 = static_cast<const double*>(c.lp->data) + b * c.sn;
+  else
+    s.lp = static_cast<const float*>(c.lp->data) + b * c.sn;
   s.st = c.st;
   s.C = c.C;
   s.L = c.il[static_cast<std::size_t>(b)];
@@ -518,6 +534,16 @@ double sample_nll(const Call& c, const KernelTable* k, std::int64_t b, std::vect
     double nll;
     if (k->ctc_alpha_f32(s, work.data(), false, &nll)) return nll;
   }
+  if (fast_input64(c, k) && c.il[static_cast<std::size_t>(b)] > 0) {
+    double last[6];
+    if (k->ctc_paths_f64(sample_of(c, b), last)) {
+      const Scaled blank = scaled_of(last);
+      const formulas::DD nll =
+          nll_of(c.tl[static_cast<std::size_t>(b)] == 0 ? blank : add(blank, scaled_of(last + 3)));
+      if (std::fabs(nll.hi) < HUGE_VAL) lo = nll.lo;
+      return nll.hi;
+    }
+  }
   if (formulas::DD nll; c.dtype == LB_FLOAT64 && nll_linear_dd(c, b, nll)) {
     if (std::fabs(nll.hi) < HUGE_VAL) lo = nll.lo;
     return nll.hi;
@@ -527,9 +553,9 @@ double sample_nll(const Call& c, const KernelTable* k, std::int64_t b, std::vect
   return smp.nll;
 }
 
-// Is the gradient tensor float32 and contiguous ((T, N, C) or (T, C) row-major)?
-bool dense_f32(const lb_tensor& g) {
-  if (g.dtype != LB_FLOAT32) return false;
+// Is the gradient tensor of that dtype and contiguous ((T, N, C) or (T, C) row-major)?
+bool dense(const lb_tensor& g, std::int32_t dtype) {
+  if (g.dtype != dtype) return false;
   std::int64_t want = 1;
   for (std::int32_t d = g.ndim - 1; d >= 0; --d) {
     if (g.shape[d] != 1 && g.strides[d] != want) return false;
@@ -598,7 +624,9 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
     lb_tensor* gt = match_grads(c, grads, num_grads);
     if (gt == nullptr) return;
     const std::int64_t TC = c.T * c.C;
-    const bool fast = fast_input(c, k) && dense_f32(*gt);
+    const bool fast = fast_input(c, k) && dense(*gt, LB_FLOAT32);
+    const bool fast64 = fast_input64(c, k);
+    const bool direct64 = fast64 && dense(*gt, LB_FLOAT64);
     // Each sample writes its own rows of the gradient ((T, N, C) or (T, C)): the fast path
     // directly (rounded once to float32), the general path through a (T, C) row of doubles.
 #pragma omp parallel num_threads(threads)
@@ -632,13 +660,28 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
               continue;
           }
         }
+        // float64 with the vector kernels: into the gradient's rows when they are contiguous.
+        if (direct64 && c.il[i] > 0) {
+          const std::int64_t rs = c.N * c.C;  // (T, N, C); (T, C) has N = 1
+          double* g = static_cast<double*>(gt->data) + b * c.C;
+          if (k->ctc_grad_f64(sample_of(c, b), gr, g, rs)) {
+            for (std::int64_t t = c.il[i]; t < c.T; ++t)
+              std::fill(g + t * rs, g + t * rs + c.C, 0.0);
+            continue;
+          }
+        }
         work.resize(static_cast<std::size_t>(TC));
-        // float64: double-double always; float32 and 16-bit: where the double recursion's
-        // gradient cancels.
+        // float64: double-double always (the vector kernels where the table has them);
+        // float32 and 16-bit: where the double recursion's gradient cancels.
         const auto of_work = [&](std::int64_t t, std::int64_t x) {
           return work[static_cast<std::size_t>(t * c.C + x)];
         };
-        if (c.dtype != LB_FLOAT64 || !grad_linear_dd(c, b, gr, work.data())) {
+        bool done = false;
+        if (fast64 && !direct64 && c.il[i] > 0) {
+          std::fill(work.begin() + c.il[i] * c.C, work.end(), 0.0);
+          done = k->ctc_grad_f64(sample_of(c, b), gr, work.data(), c.C);
+        }
+        if (!done && (c.dtype != LB_FLOAT64 || !grad_linear_dd(c, b, gr, work.data()))) {
           Sample smp;
           alpha(c, b, smp);
           beta(c, b, smp, gr, work.data());

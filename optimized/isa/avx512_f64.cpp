@@ -1,8 +1,10 @@
 // The AVX-512 path for the float64 losses with exp and log that add terms of one sign
-// (soft_margin_loss; the row exps of cross_entropy: api.cpp) and for those with a double-double
-// formula of their own (binary_cross_entropy, kl_div: isa/f64_dd.hpp). The same code as
+// (soft_margin_loss; the row exps of cross_entropy: api.cpp), for those with a double-double
+// formula of their own (binary_cross_entropy, kl_div: isa/f64_dd.hpp) and for ctc_loss's
+// double-double recursion (isa/ctc_dd.hpp). The same code as
 // isa/avx512.cpp, compiled with LOSSBENCH_F64_MATH: exp, log, log1p and softplus's tail to about
 // half an ULP of double, and a true division (isa/simd.hpp).
+#include "ctc_dd.hpp"
 #include "f64_dd.hpp"
 
 #if HWY_TARGET != HWY_AVX3 || !defined(LOSSBENCH_F64_MATH)
@@ -12,7 +14,12 @@
 namespace lossbench::opt {
 
 const KernelTable& avx512_f64_kernels() {
-  static const KernelTable table = kernels::make_table<simd::VD>("avx512");
+  static const KernelTable table = [] {
+    KernelTable t = kernels::make_table<simd::VD>("avx512");
+    t.ctc_paths_f64 = simd::ctcdd::paths;
+    t.ctc_grad_f64 = simd::ctcdd::grad;
+    return t;
+  }();
   return table;
 }
 

@@ -2819,30 +2819,42 @@ TEST(OptimizedCpu, CtcFloat64KeepsStatesFarBelowTheRowMaximum) {
   }
 }
 
-// ctc_loss's float32 fast path (contiguous classes: the ISA's vector recursion, kernels.hpp
-// CtcSample) against the general path (the same log_probs with a class stride of 2: the scalar
-// double recursion), every ISA, both blanks and zero_infinity settings. The samples cover
-// repeated labels (consecutive and not), S = 0, L = 1, L = 0, an impossible alignment (infinite
-// nll), -inf log_probs (a label's, the blank's, a class outside the target), +inf (the blank's
-// with blank 36, else outside the target) and a NaN emission (samples with a NaN or +inf
-// emission fall back to the general path). Losses within one float32 ULP (both run the
-// recursion in double; they differ by a few double ULPs of the nll).
-// Gradients within one float32 ULP or, where exp(lp) and the posterior exp(lcab + nll - lp)
-// cancel, within 2^-36 exp(lp) |gr| absolute: the posterior's exponent is rounded in double at
-// the magnitude of nll (here up to about 2^9, so 2^-43 absolute, and a few times that after the
-// recursion's steps), and the two paths round it differently. The fast path's results are also
-// bitwise the same with 1, 2 and 3 threads.
-TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
-  const std::int64_t T = 90, N = 8, C = 37, Smax = 40;
+// ctc_loss's fast paths (contiguous classes: the ISA's vector recursion, kernels.hpp CtcSample;
+// float64 on AVX-512: the double-double one, isa/ctc_dd.hpp) against the general path (the same
+// log_probs with a class stride of 2: the scalar recursion, in double for float32 and in
+// double-double for float64), every ISA, both blanks and zero_infinity settings. The samples
+// cover repeated labels (consecutive and not), S = 0, L = 1, L = 0, an impossible alignment
+// (infinite nll), -inf log_probs (a label's, the blank's, a class outside the target), +inf (the
+// blank's with blank 36, else outside the target), a NaN emission and (float64) a label's
+// emission below the vector kernels' range (-5e4): samples with a NaN or +inf emission fall back
+// to the general path, and so, for float64, does the sample with that emission and the one with
+// an infinite log_prob anywhere. Losses within one ULP of the dtype (float32: both run the
+// recursion in double, and differ by a few double ULPs of the nll; float64: both in
+// double-double). Gradients within one ULP or, where exp(lp) and the posterior cancel, within
+// tol exp(lp) |gr| absolute: float32 2^-36 (the posterior's exponent, lcab + nll - lp, is
+// rounded in double at the magnitude of nll, here up to about 2^9, so 2^-43 absolute, and a
+// few times that after the recursion's steps; the two paths round it differently); float64
+// 2^-62 (each path's probabilities are within about 2^-75 per step, over 90 steps). The fast
+// path's results are also bitwise the same with 1, 2 and 3 threads.
+template <class T>
+bool within_one_ulp_of(T a, T b) {
+  if (a == b || (std::isnan(a) && std::isnan(b))) return true;
+  return std::fabs(a - b) <= std::nextafter(std::fabs(b), T(HUGE_VAL)) - std::fabs(b);
+}
+
+template <class T>
+void check_ctc_fast_path(std::int32_t dtype, double tol) {
+  const std::int64_t T_ = 90, N = 8, C = 37, Smax = 40;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
   std::mt19937_64 rng(17);
   std::normal_distribution<double> normal(0.0, 2.0);
-  std::vector<float> dense(static_cast<std::size_t>(T * N * C)), strided(dense.size() * 2, 0.0f);
-  for (std::int64_t r = 0; r < T * N; ++r) {
+  std::vector<T> dense(static_cast<std::size_t>(T_ * N * C)), strided(dense.size() * 2, T(0));
+  for (std::int64_t r = 0; r < T_ * N; ++r) {
     double z[C], m = -HUGE_VAL, s = 0.0;
     for (auto& v : z) m = std::max(m, v = normal(rng));
     for (double v : z) s += std::exp(v - m);
     for (std::int64_t k = 0; k < C; ++k)
-      dense[static_cast<std::size_t>(r * C + k)] = static_cast<float>(z[k] - m - std::log(s));
+      dense[static_cast<std::size_t>(r * C + k)] = static_cast<T>(z[k] - m - std::log(s));
   }
   const std::int64_t il[N] = {90, 90, 1, 0, 10, 90, 77, 50};
   const std::int64_t tl[N] = {25, 0, 1, 2, 12, 30, 33, 10};
@@ -2851,30 +2863,31 @@ TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
     for (std::int64_t j = 0; j < tl[b]; ++j)  // labels in [1, 36): b = 0 from 4 labels (repeats)
       tg[static_cast<std::size_t>(b * Smax + j)] =
           1 + static_cast<std::int64_t>(rng() % (b == 0 ? 4 : 35));
-  const auto at = [&](std::int64_t t, std::int64_t b, std::int64_t k) -> float& {
+  const auto at = [&](std::int64_t t, std::int64_t b, std::int64_t k) -> T& {
     return dense[static_cast<std::size_t>((t * N + b) * C + k)];
   };
-  at(40, 5, tg[5 * Smax + 7]) = -HUGE_VALF;  // a label's emission
-  at(41, 5, 0) = -HUGE_VALF;                 // the blank (blank 0)
-  at(42, 5, 36) = -HUGE_VALF;                // the blank (blank 36)
-  at(30, 0, 0) = -HUGE_VALF;                 // outside sample 0's labels, or its blank
-  at(5, 6, 36) = HUGE_VALF;                  // blank 36, else outside the target
-  at(20, 7, tg[7 * Smax + 3]) = std::nanf("");
+  at(40, 5, tg[5 * Smax + 7]) = -kInf;  // a label's emission
+  at(41, 5, 0) = -kInf;                 // the blank (blank 0)
+  at(42, 5, 36) = -kInf;                // the blank (blank 36)
+  at(30, 0, 0) = -kInf;                 // outside sample 0's labels, or its blank
+  at(5, 6, 36) = kInf;                  // blank 36, else outside the target
+  at(20, 7, tg[7 * Smax + 3]) = std::numeric_limits<T>::quiet_NaN();
+  if (dtype == LB_FLOAT64) at(3, 4, tg[4 * Smax + 5]) = T(-5e4);
   for (std::size_t i = 0; i < dense.size(); ++i) strided[2 * i] = dense[i];
-  std::vector<float> up(static_cast<std::size_t>(N));
+  std::vector<T> up(static_cast<std::size_t>(N));
   for (std::int64_t b = 0; b < N; ++b)
-    up[static_cast<std::size_t>(b)] = 0.5f + 0.25f * static_cast<float>(b);
+    up[static_cast<std::size_t>(b)] = T(0.5) + T(0.25) * static_cast<T>(b);
   for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
     const lb_impl* impl = conformance::find_implementation(impl_name);
-    if (impl->supports("ctc_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+    if (impl->supports("ctc_loss", dtype, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
     for (std::int64_t blank : {0, 36})
       for (bool zero_infinity : {false, true}) {
-        const auto run = [&](float* x, std::int64_t stride, std::vector<float>& loss,
-                             std::vector<float>& grad) {
-          std::int64_t xs[3] = {T, N, C}, xst[3] = {N * C * stride, C * stride, stride},
+        const auto run = [&](T* x, std::int64_t stride, std::vector<T>& loss,
+                             std::vector<T>& grad) {
+          std::int64_t xs[3] = {T_, N, C}, xst[3] = {N * C * stride, C * stride, stride},
                        gst[3] = {N * C, C, 1}, ts[2] = {N, Smax}, tst[2] = {Smax, 1}, ns[1] = {N},
                        one[1] = {1};
-          lb_tensor in[4] = {{"log_probs", x, LB_FLOAT32, 3, xs, xst, {LB_DEVICE_CPU, 0}},
+          lb_tensor in[4] = {{"log_probs", x, dtype, 3, xs, xst, {LB_DEVICE_CPU, 0}},
                              {"targets", tg.data(), LB_INT64, 2, ts, tst, {LB_DEVICE_CPU, 0}},
                              {"input_lengths",
                               const_cast<std::int64_t*>(il),
@@ -2898,16 +2911,16 @@ TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
           params[1].type = LB_PARAM_BOOL;
           params[1].b = zero_infinity ? 1 : 0;
           lb_call call = cpu_call("ctc_loss", "none", in, 4, params, 2);
-          loss.assign(static_cast<std::size_t>(N), 0.0f);
-          grad.assign(dense.size(), 1.0f);
-          lb_tensor out{"output", loss.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
-          lb_tensor go{"grad_output", up.data(), LB_FLOAT32, 1, ns, one, {LB_DEVICE_CPU, 0}};
-          lb_tensor g{"log_probs", grad.data(), LB_FLOAT32, 3, xs, gst, {LB_DEVICE_CPU, 0}};
+          loss.assign(static_cast<std::size_t>(N), T(0));
+          grad.assign(dense.size(), T(1));
+          lb_tensor out{"output", loss.data(), dtype, 1, ns, one, {LB_DEVICE_CPU, 0}};
+          lb_tensor go{"grad_output", up.data(), dtype, 1, ns, one, {LB_DEVICE_CPU, 0}};
+          lb_tensor g{"log_probs", grad.data(), dtype, 3, xs, gst, {LB_DEVICE_CPU, 0}};
           char err[256] = {};
           ASSERT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
           ASSERT_EQ(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK) << err;
         };
-        std::vector<float> loss_fast, grad_fast, loss_general, grad_general;
+        std::vector<T> loss_fast, grad_fast, loss_general, grad_general;
         {
           EnvGuard one_thread("LOSSBENCH_CPU_THREADS", "1");
           run(dense.data(), 1, loss_fast, grad_fast);
@@ -2918,23 +2931,26 @@ TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
         // The fast path is bitwise the same for any thread count (one sample per iteration).
         for (const char* threads : {"2", "3"}) {
           EnvGuard many("LOSSBENCH_CPU_THREADS", threads);
-          std::vector<float> loss_many, grad_many;
+          std::vector<T> loss_many, grad_many;
           run(dense.data(), 1, loss_many, grad_many);
-          EXPECT_EQ(std::memcmp(loss_many.data(), loss_fast.data(), loss_fast.size() * 4), 0)
+          EXPECT_EQ(std::memcmp(loss_many.data(), loss_fast.data(), loss_fast.size() * sizeof(T)),
+                    0)
               << where << " threads " << threads;
-          EXPECT_EQ(std::memcmp(grad_many.data(), grad_fast.data(), grad_fast.size() * 4), 0)
+          EXPECT_EQ(std::memcmp(grad_many.data(), grad_fast.data(), grad_fast.size() * sizeof(T)),
+                    0)
               << where << " threads " << threads;
         }
         for (std::int64_t b = 0; b < N; ++b)
-          EXPECT_TRUE(within_one_ulp(loss_fast[b], loss_general[b], true))
+          EXPECT_TRUE(within_one_ulp_of(loss_fast[b], loss_general[b]))
               << where << " sample " << b << ": " << loss_fast[b] << " vs " << loss_general[b];
-        EXPECT_EQ(loss_fast[3], zero_infinity ? 0.0f : HUGE_VALF) << where;  // L = 0, S = 2
+        EXPECT_EQ(loss_fast[3], zero_infinity ? T(0) : kInf) << where;  // L = 0, S = 2
         int bad = 0;
         for (std::size_t i = 0; i < grad_fast.size() && bad < 5; ++i) {
-          const float a = grad_fast[i], b = grad_general[i];
+          const T a = grad_fast[i], b = grad_general[i];
           const double scale =
-              std::exp(static_cast<double>(dense[i])) * up[i / C % N];  // exp(lp) |gr|
-          if (within_one_ulp(a, b, true) || std::fabs(double(a) - double(b)) <= 0x1p-36 * scale)
+              std::exp(static_cast<double>(dense[i])) * static_cast<double>(up[i / C % N]);
+          if (within_one_ulp_of(a, b) ||
+              std::fabs(static_cast<double>(a) - static_cast<double>(b)) <= tol * scale)
             continue;
           ++bad;
           ADD_FAILURE() << where << " grad " << i << " (t " << i / (N * C) << ", sample "
@@ -2942,6 +2958,13 @@ TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
         }
       }
   }
+}
+
+TEST(OptimizedCpu, CtcFastPathMatchesGeneralPath) {
+  check_ctc_fast_path<float>(LB_FLOAT32, 0x1p-36);
+}
+TEST(OptimizedCpu, CtcFloat64FastPathMatchesGeneralPath) {
+  check_ctc_fast_path<double>(LB_FLOAT64, 0x1p-62);
 }
 
 // Tensors written with non-temporal stores (written tensors of 16 MiB or more whose blocks or rows
