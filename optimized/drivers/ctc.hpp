@@ -3,8 +3,10 @@
 // iteration (alpha/beta tables in double, formulas/ctc_loss.hpp), reductions in batch order, so
 // results do not depend on the thread count. float32 log_probs with contiguous classes take the
 // ISA's vector kernels (KernelTable::ctc_alpha_f32, ctc_grad_f32: the recursion vectorised over
-// the states of a time step); float64, strided classes, and samples with a NaN or +inf emission
-// or an infinite nll run the scalar double code on every ISA.
+// the states of a time step), and float64 ones on AVX-512 the double-double kernels
+// (ctc_paths_f64, ctc_grad_f64: isa/ctc_dd.hpp); float64 elsewhere runs the scalar double-double
+// recursion, and strided classes and samples with a NaN or +inf emission or an infinite nll the
+// scalar code on every ISA.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
