@@ -272,6 +272,14 @@ struct KernelTable {
   // doubles each, row t at g + t gst), upstream gr. Both false where the driver's scalar path must
   // take the sample (isa/ctc_dd.hpp says when).
   bool (*ctc_paths_f64)(const CtcSample& s, double* out) = nullptr;
+  // cross_entropy's float64 rows, in the float64 table on AVX-512 only (null elsewhere: the
+  // general path): isa/ce_dd.hpp. ce_row_f64 as ce_row_f32, with each exp(x_k - m) as the
+  // double-double e[k] + e_lo[k] (both null: not stored); ce_grad_row_f64: out[k] = (e[k] +
+  // e_lo[k]) (q_hi + q_lo) rounded once.
+  bool (*ce_row_f64)(const double* x, std::int64_t c, double* m, double* s_hi, double* s_lo,
+                     double* e, double* e_lo) = nullptr;
+  void (*ce_grad_row_f64)(const double* e, const double* e_lo, std::int64_t c, double q_hi,
+                          double q_lo, double* out, bool stream) = nullptr;
   bool (*ctc_grad_f64)(const CtcSample& s, double gr, double* g, std::int64_t gst) = nullptr;
 };
 

@@ -36,9 +36,21 @@ bool stream_grad(const lb_tensor* gx, std::int64_t count) {
   return gx != nullptr && gx->dtype == LB_FLOAT32 && count * 4 >= kStreamBytes;
 }
 
-// The same for a float64 input gradient (the float64 row kernels: multi_margin_loss).
+// The same for a float64 input gradient (the float64 row kernels: multi_margin_loss,
+// cross_entropy).
 bool stream_grad64(const lb_tensor* gx, std::int64_t count) {
   return gx != nullptr && gx->dtype == LB_FLOAT64 && count * 8 >= kStreamBytes;
+}
+
+// Either, by the gradient's dtype.
+bool stream_grad_any(const lb_tensor* gx, std::int64_t count) {
+  return stream_grad(gx, count) || stream_grad64(gx, count);
+}
+
+// Position i's gradient row (contiguous classes) of gx, float32 or float64.
+void* grad_row_ptr(const lb_tensor& gx, std::int64_t base) {
+  return gx.dtype == LB_FLOAT64 ? static_cast<void*>(static_cast<double*>(gx.data) + base)
+                                : static_cast<void*>(static_cast<float*>(gx.data) + base);
 }
 
 // n float32 zeros at row: with non-temporal 16-byte stores over its aligned middle when `stream`
@@ -191,30 +203,78 @@ void softmax_row(const KernelTable& k, const ClassificationPlan& p, Row& r) {
   r.z = 1.0 + S;
 }
 
-// cross_entropy's float32 fast path (KernelTable::ce_row_f32): class-index targets without
-// label smoothing, float32 logits with contiguous classes. x - m is exact in double for float32
-// x and m wherever exp(x - m) is not negligible, so the general path's correction term vanishes.
-bool ce_fast_path(const ClassificationPlan& p, const RowIndex& xi) {
+// cross_entropy's fast path (KernelTable::ce_row_f32, ce_row_f64): class-index targets without
+// label smoothing, contiguous classes, float32 logits, or float64 ones where the table has the
+// double-double rows (the float64 table on AVX-512). For float32, x - m is exact in double
+// wherever exp(x - m) is not negligible, so the general path's correction term vanishes; the
+// float64 rows keep it (isa/ce_dd.hpp).
+bool ce_fast_path(const ClassificationPlan& p, const RowIndex& xi, const KernelTable& k) {
   return p.loss == Loss::cross_entropy && !p.prob && !p.smoothing && p.c > 0 &&
-         p.input->dtype == LB_FLOAT32 && xi.class_stride == 1;
+         xi.class_stride == 1 &&
+         (p.input->dtype == LB_FLOAT32 ||
+          (p.input->dtype == LB_FLOAT64 && k.ce_row_f64 != nullptr));
 }
 
-// The float32 fast path's loss and gradient of one row from ce_row_f32's m, s_hi + s_lo (the
-// exp-sum less the argmax's 1) and exps e; t the target, wt its weight.
-double ce_fast_nll(const float* x, std::int64_t t, double m, double s_hi, double s_lo, double wt) {
-  return NllLoss::term(CrossEntropy::log_prob(x[t] - m, 0.0, std::log1p(s_hi + s_lo)), wt);
+// Position i's row of logits (contiguous classes).
+const void* ce_row_ptr(const ClassificationPlan& p, const RowIndex& xi, std::int64_t i) {
+  const std::int64_t off = xi.base(p, *p.input, i);
+  return p.input->dtype == LB_FLOAT64
+             ? static_cast<const void*>(static_cast<const double*>(p.input->data) + off)
+             : static_cast<const void*>(static_cast<const float*>(p.input->data) + off);
+}
+
+// The fast path's sums of a row: its max m and s_hi + s_lo, the exp-sum less the argmax's 1.
+struct FastRow {
+  double m = 0.0, s_hi = 0.0, s_lo = 0.0;
+};
+
+// The row's sums, and its exps into e (float64: their low parts into e_lo) when non-null; false
+// where the row takes the general path (a NaN, an infinite max).
+bool ce_fast_row(const KernelTable& k, const ClassificationPlan& p, const void* x, double* e,
+                 double* e_lo, FastRow& r) {
+  if (p.input->dtype == LB_FLOAT64)
+    return k.ce_row_f64(static_cast<const double*>(x), p.c, &r.m, &r.s_hi, &r.s_lo, e, e_lo);
+  return k.ce_row_f32(static_cast<const float*>(x), p.c, &r.m, &r.s_hi, &r.s_lo, e);
+}
+
+// The fast path's loss of one row; t the target, wt its weight (the general path's formula).
+double ce_fast_nll(const ClassificationPlan& p, const void* x, std::int64_t t, const FastRow& r,
+                   double wt) {
+  const double lse = std::log1p(r.s_hi + r.s_lo);
+  double d_hi, d_lo;
+  if (p.input->dtype == LB_FLOAT64)
+    CrossEntropy::diff(static_cast<const double*>(x)[t], r.m, d_hi, d_lo);
+  else
+    d_hi = static_cast<const float*>(x)[t] - r.m, d_lo = 0.0;
+  return NllLoss::term(CrossEntropy::log_prob(d_hi, d_lo, lse), wt);
 }
 
 // grad_k = p_k dl_t' with dl = d loss / d log p = (0, .., dl_t, .., 0): for k != t -e_k dl_t / z,
-// and at t dl_t (z - e_t) / z (CrossEntropy::grad); the row written once.
-void ce_fast_grad_row(const KernelTable& k, const float* x, std::int64_t C, std::int64_t t,
-                      double m, double s_hi, double s_lo, const double* e, double dl_t, float* out,
-                      bool stream) {
-  const double z = 1.0 + (s_hi + s_lo);
+// and at t dl_t (z - e_t) / z (CrossEntropy::grad); the row written once. float64: z, q =
+// -dl_t / z and z - e_t as double-doubles, each element rounded once.
+void ce_fast_grad_row(const KernelTable& k, const ClassificationPlan& p, const void* x,
+                      std::int64_t t, const FastRow& r, const double* e, const double* e_lo,
+                      double dl_t, void* out, bool stream) {
+  const std::int64_t C = p.c;
+  if (p.input->dtype == LB_FLOAT64) {
+    using formulas::DD;
+    const DD S(r.s_hi, r.s_lo), z = DD(1.0) + S, q = DD(-dl_t) / z;
+    double* o = static_cast<double*>(out);
+    k.ce_grad_row_f64(e, e_lo, C, q.hi, q.lo, o, stream);
+    DD et;
+    formulas::dd::two_sum(e[t], e_lo[t], et.hi, et.lo);
+    const DD zmt = static_cast<const double*>(x)[t] == r.m ? S : z - et;
+    const DD v = -(zmt * q);
+    o[t] = v.hi + v.lo;
+    return;
+  }
+  const double z = 1.0 + (r.s_hi + r.s_lo);
   const double e_t = e[t];
-  k.ce_grad_row_f32(e, C, -dl_t / z, out, stream);
-  const double zmt = x[t] == m ? s_hi + s_lo : 1.0 + ((s_hi - e_t) + s_lo);
-  out[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
+  float* o = static_cast<float*>(out);
+  k.ce_grad_row_f32(e, C, -dl_t / z, o, stream);
+  const double zmt =
+      static_cast<const float*>(x)[t] == r.m ? r.s_hi + r.s_lo : 1.0 + ((r.s_hi - e_t) + r.s_lo);
+  o[t] = static_cast<float>(CrossEntropy::grad(dl_t, e_t, zmt, 0.0, z));
 }
 
 // p.w: the weight tensor's C values, or C ones without one. A vector of ones left by the thread's
@@ -838,7 +898,7 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
     std::vector<double> a(kPositionBlock + kRowPad), b(kPositionBlock + kRowPad);
     const RowIndex xi = row_index(p, *p.input);
     const RowIndex ti = p.prob ? row_index(p, *p.target) : RowIndex{};
-    const bool fast = ce_fast_path(p, xi);
+    const bool fast = ce_fast_path(p, xi, k);
     const bool nll_rows = !ce && !p.prob && !p.unbatched && p.s == 1 && p.c > 0 &&
                           p.input->dtype == LB_FLOAT32 &&
                           static_cast<std::int64_t>(p.t.size()) == P;
@@ -904,13 +964,10 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
             if (!ce) {
               nll =
                   NllLoss::term(load(*p.input, xi.base(p, *p.input, i) + t * xi.class_stride), wt);
-            } else if (double m, s_hi, s_lo;
-                       fast && k.ce_row_f32(static_cast<const float*>(p.input->data) +
-                                                xi.base(p, *p.input, i),
-                                            p.c, &m, &s_hi, &s_lo, nullptr)) {
-              // The float32 fast path (no smoothing): one read of the row's logits.
-              nll = ce_fast_nll(static_cast<const float*>(p.input->data) + xi.base(p, *p.input, i),
-                                t, m, s_hi, s_lo, wt);
+            } else if (FastRow fr;
+                       fast && ce_fast_row(k, p, ce_row_ptr(p, xi, i), nullptr, nullptr, fr)) {
+              // The fast path (no smoothing): one read of the row's logits.
+              nll = ce_fast_nll(p, ce_row_ptr(p, xi, i), t, fr, wt);
             } else {
               gather_row(p, *p.input, i, r);
               softmax_row(k, p, r);
@@ -991,7 +1048,7 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
   };
   const std::int64_t L = layout_positions(p);
   const std::int64_t gstride = grad_stride(p);
-  const bool stream = stream_grad(gx, L * p.c);
+  const bool stream = stream_grad_any(gx, L * p.c);
   std::vector<double> dw_hi(gw ? static_cast<std::size_t>(p.c) : 0, 0.0), dw_lo(dw_hi);
   const std::int64_t nb = (L + kPositionBlock - 1) / kPositionBlock;
   // The weight gradient sums over positions: one thread, positions in order (deterministic).
@@ -1001,8 +1058,10 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
     std::vector<double> dl((static_cast<std::size_t>(p.c) + kRowPad) / kRowPad * kRowPad + kRowPad);
     const RowIndex ti = p.prob ? row_index(p, *p.target) : RowIndex{};
     const RowIndex xi = row_index(p, *p.input);
+    // The fast path writes the gradient in the logits' dtype.
     const bool fast =
-        gx != nullptr && gx->dtype == LB_FLOAT32 && gstride == 1 && ce_fast_path(p, xi);
+        gx != nullptr && gx->dtype == p.input->dtype && gstride == 1 && ce_fast_path(p, xi, k);
+    std::vector<double> e_lo(fast && p.input->dtype == LB_FLOAT64 ? r.e.size() : 0);
     formulas::Params fp;
     fp.f0 = p.smoothing;
     fp.s0 = p.keep;
@@ -1031,13 +1090,13 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
         if (p.c == 0) continue;
         if (fast) {
           const std::int64_t t = target_of(p, i);
-          const float* x = static_cast<const float*>(p.input->data) + xi.base(p, *p.input, i);
-          double m, s_hi, s_lo;
-          if (t >= 0 && k.ce_row_f32(x, p.c, &m, &s_hi, &s_lo, r.e.data())) {
+          const void* x = ce_row_ptr(p, xi, i);
+          FastRow fr;
+          if (t >= 0 && ce_fast_row(k, p, x, r.e.data(), e_lo.data(), fr)) {
             const double s_nll = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
             const double dl_t = NllLoss::grad(p.w[static_cast<std::size_t>(t)], s_nll);
-            ce_fast_grad_row(k, x, p.c, t, m, s_hi, s_lo, r.e.data(), dl_t,
-                             static_cast<float*>(gx->data) + gb, stream);
+            ce_fast_grad_row(k, p, x, t, fr, r.e.data(), e_lo.data(), dl_t, grad_row_ptr(*gx, gb),
+                             stream);
             continue;
           }
         }
@@ -1155,11 +1214,11 @@ bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p,
   const lb_tensor* gt = nullptr;
   const lb_tensor* gw = nullptr;
   match_classification_grads(p, &grad_output, grads, num_grads, gx, gt, gw);
-  if (gx == nullptr || gt != nullptr || gw != nullptr || gx->dtype != LB_FLOAT32 ||
+  if (gx == nullptr || gt != nullptr || gw != nullptr || gx->dtype != p.input->dtype ||
       grad_stride(p) != 1)
     return false;
   const RowIndex xi = row_index(p, *p.input);
-  if (!ce_fast_path(p, xi)) return false;
+  if (!ce_fast_path(p, xi, k)) return false;
   // As run_classification_forward and run_classification_backward compute them.
   const bool each = per_position(p);
   const bool per_g = each && !shape_of(grad_output).empty();
@@ -1169,12 +1228,13 @@ bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p,
   const double W = p.reduction == Reduction::mean ? w_hi + w_lo : 1.0;
   const std::int64_t P = p.positions;
   const std::int64_t nb = (P + kPositionBlock - 1) / kPositionBlock;
-  const bool stream = stream_grad(gx, layout_positions(p) * p.c);
+  const bool stream = stream_grad_any(gx, layout_positions(p) * p.c);
   std::vector<double> part(static_cast<std::size_t>(nb) * 2, 0.0);
   int slow_row = 0;  // a row the fast path does not take: give up, the caller runs the two
 #pragma omp parallel num_threads(threads) if (nb > 1)
   {
     std::vector<double> e((static_cast<std::size_t>(p.c) + kRowPad) / kRowPad * kRowPad + kRowPad);
+    std::vector<double> e_lo(p.input->dtype == LB_FLOAT64 ? e.size() : 0);
     std::vector<double> a(kPositionBlock + kRowPad);
 #pragma omp for schedule(static)
     for (std::int64_t blk = 0; blk < nb; ++blk) {
@@ -1187,21 +1247,21 @@ bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p,
       for (std::int64_t j = 0; j < n; ++j) {
         const std::int64_t i = start + j;
         const std::int64_t t = target_of(p, i);
-        const float* x = static_cast<const float*>(p.input->data) + xi.base(p, *p.input, i);
-        double m, s_hi, s_lo;
-        if (t < 0 || !k.ce_row_f32(x, p.c, &m, &s_hi, &s_lo, e.data())) {
+        const void* x = ce_row_ptr(p, xi, i);
+        FastRow fr;
+        if (t < 0 || !ce_fast_row(k, p, x, e.data(), e_lo.data(), fr)) {
 #pragma omp atomic write relaxed
           slow_row = 1;
           break;
         }
         const double wt = p.w[static_cast<std::size_t>(t)];
-        const double nll = ce_fast_nll(x, t, m, s_hi, s_lo, wt);
+        const double nll = ce_fast_nll(p, x, t, fr, wt);
         if (each) store(output, i, nll);
         a[static_cast<std::size_t>(j)] = nll;
         const double up = per_g ? load(grad_output, offset_of(grad_output, i)) : g0;
         const double dl_t = NllLoss::grad(wt, p.reduction == Reduction::mean ? up / W : up);
-        ce_fast_grad_row(k, x, p.c, t, m, s_hi, s_lo, e.data(), dl_t,
-                         static_cast<float*>(gx->data) + grad_base(p, i), stream);
+        ce_fast_grad_row(k, p, x, t, fr, e.data(), e_lo.data(), dl_t,
+                         grad_row_ptr(*gx, grad_base(p, i)), stream);
       }
       if (!each) {
         const std::size_t q = static_cast<std::size_t>(blk) * 2;

@@ -1,9 +1,10 @@
 // The AVX-512 path for the float64 losses with exp and log that add terms of one sign
 // (soft_margin_loss; the row exps of cross_entropy: api.cpp), for those with a double-double
 // formula of their own (binary_cross_entropy, kl_div: isa/f64_dd.hpp) and for ctc_loss's
-// double-double recursion (isa/ctc_dd.hpp). The same code as
-// isa/avx512.cpp, compiled with LOSSBENCH_F64_MATH: exp, log, log1p and softplus's tail to about
-// half an ULP of double, and a true division (isa/simd.hpp).
+// double-double recursion (isa/ctc_dd.hpp) and cross_entropy's float64 rows (isa/ce_dd.hpp). The
+// same code as isa/avx512.cpp, compiled with LOSSBENCH_F64_MATH: exp, log, log1p and softplus's
+// tail to about half an ULP of double, and a true division (isa/simd.hpp).
+#include "ce_dd.hpp"
 #include "ctc_dd.hpp"
 #include "f64_dd.hpp"
 
@@ -18,6 +19,8 @@ const KernelTable& avx512_f64_kernels() {
     KernelTable t = kernels::make_table<simd::VD>("avx512");
     t.ctc_paths_f64 = simd::ctcdd::paths;
     t.ctc_grad_f64 = simd::ctcdd::grad;
+    t.ce_row_f64 = simd::cedd::row;
+    t.ce_grad_row_f64 = simd::cedd::grad_row;
     return t;
   }();
   return table;

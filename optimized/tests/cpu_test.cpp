@@ -842,18 +842,20 @@ TEST(OptimizedCpu, CrossEntropyFastPathMatchesGeneralPath) {
 
 // cross_entropy's forward_backward (one read of the logits) against forward then backward:
 // bitwise equal, for each reduction, with every target valid (the fused pass) and with an
-// ignored one (the fused pass gives up and makes the two calls).
-TEST(OptimizedCpu, CrossEntropyFusedMatchesTwoCalls) {
+// ignored one (the fused pass gives up and makes the two calls); float32, and float64 (on
+// AVX-512 the double-double rows, isa/ce_dd.hpp).
+template <class T>
+void check_ce_fused(std::int32_t dtype) {
   const std::int64_t N = 37, C = 1003;
   std::mt19937_64 rng(9);
   std::normal_distribution<float> normal(0.0f, 4.0f);
-  std::vector<float> x(static_cast<std::size_t>(N * C));
-  for (auto& v : x) v = normal(rng);
+  std::vector<T> x(static_cast<std::size_t>(N * C));
+  for (auto& v : x) v = static_cast<T>(normal(rng)) * T(1.0 + 0x1p-30);  // (float64: all bits)
   std::vector<std::int64_t> target(static_cast<std::size_t>(N));
   for (auto& t : target) t = static_cast<std::int64_t>(rng() % C);
   for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
     const lb_impl* impl = conformance::find_implementation(impl_name);
-    if (impl->supports("cross_entropy", LB_FLOAT32, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+    if (impl->supports("cross_entropy", dtype, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
     const lb_forward_backward_fn fb = lb_forward_backward_of(impl);
     ASSERT_NE(fb, nullptr);
     for (const char* reduction : {"none", "mean", "sum"})
@@ -861,19 +863,17 @@ TEST(OptimizedCpu, CrossEntropyFusedMatchesTwoCalls) {
         std::vector<std::int64_t> t = target;
         if (ignored) t[5] = -100;
         const bool none = std::strcmp(reduction, "none") == 0;
-        const auto run = [&](bool fused, std::vector<float>& loss, std::vector<float>& grad) {
+        const auto run = [&](bool fused, std::vector<T>& loss, std::vector<T>& grad) {
           std::int64_t xs[2] = {N, C}, xst[2] = {C, 1}, ts[1] = {N}, tst[1] = {1};
-          lb_tensor in[2] = {{"input", x.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}},
+          lb_tensor in[2] = {{"input", x.data(), dtype, 2, xs, xst, {LB_DEVICE_CPU, 0}},
                              {"target", t.data(), LB_INT64, 1, ts, tst, {LB_DEVICE_CPU, 0}}};
           lb_call call = cpu_call("cross_entropy", reduction, in, 2);
-          loss.assign(static_cast<std::size_t>(none ? N : 1), 0.0f);
-          grad.assign(static_cast<std::size_t>(N * C), 0.0f);
-          std::vector<float> up(static_cast<std::size_t>(none ? N : 1), 0.5f);
-          lb_tensor out{"output", loss.data(), LB_FLOAT32,        none ? 1 : 0,
-                        ts,       tst,         {LB_DEVICE_CPU, 0}};
-          lb_tensor go{"grad_output", up.data(),         LB_FLOAT32, none ? 1 : 0, ts,
-                       tst,           {LB_DEVICE_CPU, 0}};
-          lb_tensor g{"input", grad.data(), LB_FLOAT32, 2, xs, xst, {LB_DEVICE_CPU, 0}};
+          loss.assign(static_cast<std::size_t>(none ? N : 1), T(0));
+          grad.assign(static_cast<std::size_t>(N * C), T(0));
+          std::vector<T> up(static_cast<std::size_t>(none ? N : 1), T(0.5));
+          lb_tensor out{"output", loss.data(), dtype, none ? 1 : 0, ts, tst, {LB_DEVICE_CPU, 0}};
+          lb_tensor go{"grad_output", up.data(), dtype, none ? 1 : 0, ts, tst, {LB_DEVICE_CPU, 0}};
+          lb_tensor g{"input", grad.data(), dtype, 2, xs, xst, {LB_DEVICE_CPU, 0}};
           char err[256] = {};
           if (fused) {
             ASSERT_EQ(fb(&call, &out, &go, &g, 1, err, sizeof err), LB_OK) << err;
@@ -882,16 +882,19 @@ TEST(OptimizedCpu, CrossEntropyFusedMatchesTwoCalls) {
             ASSERT_EQ(impl->backward(&call, &go, &g, 1, err, sizeof err), LB_OK) << err;
           }
         };
-        std::vector<float> l2, g2, l1, g1;
+        std::vector<T> l2, g2, l1, g1;
         run(false, l2, g2);
         run(true, l1, g1);
         const std::string what =
             std::string(impl_name) + " " + reduction + (ignored ? " (an ignored target)" : "");
-        EXPECT_EQ(std::memcmp(l2.data(), l1.data(), l2.size() * sizeof(float)), 0) << what;
-        EXPECT_EQ(std::memcmp(g2.data(), g1.data(), g2.size() * sizeof(float)), 0) << what;
+        EXPECT_EQ(std::memcmp(l2.data(), l1.data(), l2.size() * sizeof(T)), 0) << what;
+        EXPECT_EQ(std::memcmp(g2.data(), g1.data(), g2.size() * sizeof(T)), 0) << what;
       }
   }
 }
+
+TEST(OptimizedCpu, CrossEntropyFusedMatchesTwoCalls) { check_ce_fused<float>(LB_FLOAT32); }
+TEST(OptimizedCpu, CrossEntropyFloat64FusedMatchesTwoCalls) { check_ce_fused<double>(LB_FLOAT64); }
 
 // float64 triplet_margin_loss whose hinge d(a, p) - d(a, n) cancels about 30 bits of the
 // distances (n is p moved 2^-30 of the way towards a): the cpu forward takes the p-norms and the
@@ -1833,10 +1836,11 @@ TEST(OptimizedCpu, Float64BinaryCrossEntropyWithinHalfUlp) {
 // An elementwise case document: reduction 'none', the given params (a JSON object) and float64
 // inputs, with an upstream gradient g; one-dimensional unless `shapes` gives an input's (or
 // "grad_output"'s) shape as JSON.
-std::string float64_case(const std::string& loss, const std::string& params,
-                         const std::vector<std::pair<std::string, std::vector<double>>>& inputs,
-                         const std::vector<double>& g,
-                         const std::map<std::string, std::string>& shapes = {}) {
+std::string float64_case(
+    const std::string& loss, const std::string& params,
+    const std::vector<std::pair<std::string, std::vector<double>>>& inputs,
+    const std::vector<double>& g, const std::map<std::string, std::string>& shapes = {},
+    const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& int_inputs = {}) {
   const auto tensor = [&](const std::string& name, const std::vector<double>& v) {
     const auto shape = shapes.find(name);
     std::string d = R"({"dtype": "float64", "shape": )" +
@@ -1854,7 +1858,52 @@ std::string float64_case(const std::string& loss, const std::string& params,
   for (std::size_t k = 0; k < inputs.size(); ++k)
     doc +=
         (k ? ", \"" : "\"") + inputs[k].first + "\": " + tensor(inputs[k].first, inputs[k].second);
+  for (const auto& [name, v] : int_inputs) {
+    doc += ", \"" + name + R"(": {"dtype": "int64", "shape": [)" + std::to_string(v.size()) +
+           R"(], "data": [)";
+    for (std::size_t k = 0; k < v.size(); ++k) doc += (k ? ", " : "") + std::to_string(v[k]);
+    doc += "]}";
+  }
   return doc + R"(}, "grad_output": )" + tensor("grad_output", g) + "}";
+}
+
+// float64 cross_entropy, class-index targets, reduction 'none' with an upstream gradient, on
+// AVX-512 (the float64 table's double-double rows, isa/ce_dd.hpp): every gradient element within
+// 0.51 ULP (each exp a double-double, z, -g / z and z - e_t too, each element rounded once; the
+// general path rounds exp, a product and a division: 2.46 ULP on the corpus), losses within the
+// general path's 1 ULP (log1p of the row's sum, as PyTorch). Rows of C = 203 (whole vectors and
+// a tail): logits N(0, 4) (x - m inexact in double: the TwoSum's low part matters), a row from
+// -700 to 0 (exps down to 2^-1010), a tie at the max with the target on the second, the target
+// at the max with the rest 40-50 below (z - e_t = S tiny), a row of equal logits.
+TEST(OptimizedCpu, Float64CrossEntropyWithinHalfUlp) {
+  const lb_impl* impl = conformance::find_implementation("cpu-avx512");
+  if (impl->supports("cross_entropy", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0)
+    GTEST_SKIP() << "no AVX-512 here";
+  const std::int64_t N = 24, C = 203;
+  std::mt19937_64 rng(20261205);
+  std::normal_distribution<double> normal(0.0, 4.0);
+  std::uniform_real_distribution<double> u01(0.0, 1.0);
+  std::vector<double> x(static_cast<std::size_t>(N * C)), g(static_cast<std::size_t>(N));
+  std::vector<std::int64_t> t(static_cast<std::size_t>(N));
+  for (std::int64_t r = 0; r < N; ++r) {
+    double* row = x.data() + r * C;
+    for (std::int64_t k = 0; k < C; ++k)
+      row[k] = r == 16   ? -700.0 * u01(rng)
+               : r == 18 ? -40.0 - 10.0 * u01(rng)
+               : r == 19 ? 1.25
+                         : normal(rng);
+    t[static_cast<std::size_t>(r)] = static_cast<std::int64_t>(rng() % C);
+    g[static_cast<std::size_t>(r)] = 0.5 + 1.5 * u01(rng);
+  }
+  x[17 * C + 11] = x[17 * C + 150] = 30.0;  // a tie at the max; the target the second
+  t[17] = 150;
+  x[18 * C + 77] = 0.0;  // the target alone at the max
+  t[18] = 77;
+  const std::string doc = float64_case("cross_entropy", "{}", {{"input", x}}, g,
+                                       {{"input", "[24, 203]"}}, {{"target", t}});
+  const ojson j = eval_json("cpu-avx512", doc, true);
+  EXPECT_LE(j["grad"]["input"]["max_ulp"].get<double>(), 0.51) << j["grad"]["input"].dump();
+  EXPECT_LE(j["output"]["max_ulp"].get<double>(), 1.0) << j["output"].dump();
 }
 
 // float64 kl_div, reduction 'none', with an upstream gradient: outputs and both gradients within
