@@ -70,6 +70,22 @@ void zero_row(float* row, std::int64_t n, bool stream) {
   std::fill(row, row + n, 0.0f);
 }
 
+// The same for n float64 zeros.
+void zero_row(double* row, std::int64_t n, bool stream) {
+#if defined(__SSE2__)
+  if (stream) {
+    std::int64_t i = 0;
+    for (; i < n && reinterpret_cast<std::uintptr_t>(row + i) % 16 != 0; ++i) row[i] = 0.0;
+    const __m128d zero = _mm_setzero_pd();
+    for (; i + 2 <= n; i += 2) _mm_stream_pd(row + i, zero);
+    for (; i < n; ++i) row[i] = 0.0;
+    _mm_sfence();
+    return;
+  }
+#endif
+  std::fill(row, row + n, 0.0);
+}
+
 // Offset (in elements) of the flat index `flat` of t (row-major over its shape).
 std::int64_t offset_of(const lb_tensor& t, std::int64_t flat) {
   std::int64_t off = 0, rest = flat;
@@ -876,6 +892,34 @@ void build_classification(const lb_call& call, ClassificationPlan& p) {
   p.positions = count;
 }
 
+// nll_loss over (N, C) float32 or float64 rows, positions start .. start + n: one loop of
+// independent gathers and their terms, with the logit kAhead positions on prefetched (positions
+// past the block too), so that as many misses are in flight as the core allows; the terms into
+// a (and the output, each).
+template <class E>
+void nll_rows_block(const ClassificationPlan& p, const lb_tensor& output, const E* x,
+                    const RowIndex& xi, std::int64_t start, std::int64_t n, bool store_each,
+                    double* a) {
+  const std::int64_t rs = p.input->strides[0], cs = xi.class_stride;
+  const std::int64_t* t = p.t.data();
+  constexpr std::int64_t kAhead = 64;
+  const std::int64_t prefetch_end = std::min(p.positions, start + n + kAhead);
+  for (std::int64_t i = start; i < start + n; ++i) {
+    if (i + kAhead < prefetch_end) {
+      const std::int64_t tn = t[i + kAhead];
+      __builtin_prefetch(x + (i + kAhead) * rs + (tn == p.ignore_index ? 0 : tn) * cs);
+    }
+    const std::int64_t cls = t[i];
+    const bool ignored = cls == p.ignore_index;
+    const E v = x[i * rs + (ignored ? 0 : cls) * cs];
+    // Without a weight, w_t = 1 (NllLoss::term(x, 1) is -x, bitwise).
+    const double wt = p.weight == nullptr || ignored ? 1.0 : p.w[static_cast<std::size_t>(cls)];
+    const double nll = ignored ? 0.0 : NllLoss::term(static_cast<double>(v), wt);
+    if (store_each) store(output, i, nll);
+    a[i - start] = nll;
+  }
+}
+
 void run_classification_forward(const KernelTable& k, const ClassificationPlan& p,
                                 lb_tensor& output, int threads) {
   // nll_loss with class-index targets reads one logit per position, not a row: a gather that
@@ -900,36 +944,19 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
     const RowIndex ti = p.prob ? row_index(p, *p.target) : RowIndex{};
     const bool fast = ce_fast_path(p, xi, k);
     const bool nll_rows = !ce && !p.prob && !p.unbatched && p.s == 1 && p.c > 0 &&
-                          p.input->dtype == LB_FLOAT32 &&
+                          (p.input->dtype == LB_FLOAT32 || p.input->dtype == LB_FLOAT64) &&
                           static_cast<std::int64_t>(p.t.size()) == P;
 #pragma omp for schedule(static)
     for (std::int64_t blk = 0; blk < nb; ++blk) {
       const std::int64_t start = blk * kPositionBlock;
       const std::int64_t n = std::min(kPositionBlock, P - start);
       if (nll_rows) {
-        // nll_loss over (N, C) float32 rows: one loop of independent gathers and their terms,
-        // with the logit kAhead positions on prefetched (positions past the block too), so that
-        // as many misses are in flight as the core allows.
-        const float* x = static_cast<const float*>(p.input->data);
-        const std::int64_t rs = p.input->strides[0], cs = xi.class_stride;
-        const std::int64_t* t = p.t.data();
-        constexpr std::int64_t kAhead = 64;
-        const std::int64_t prefetch_end = std::min(P, start + n + kAhead);
-        for (std::int64_t i = start; i < start + n; ++i) {
-          if (i + kAhead < prefetch_end) {
-            const std::int64_t tn = t[i + kAhead];
-            __builtin_prefetch(x + (i + kAhead) * rs + (tn == p.ignore_index ? 0 : tn) * cs);
-          }
-          const std::int64_t cls = t[i];
-          const bool ignored = cls == p.ignore_index;
-          const float v = x[i * rs + (ignored ? 0 : cls) * cs];
-          // Without a weight, w_t = 1 (NllLoss::term(x, 1) is -x, bitwise).
-          const double wt =
-              p.weight == nullptr || ignored ? 1.0 : p.w[static_cast<std::size_t>(cls)];
-          const double nll = ignored ? 0.0 : NllLoss::term(static_cast<double>(v), wt);
-          if (store_each) store(output, i, nll);
-          a[static_cast<std::size_t>(i - start)] = nll;
-        }
+        if (p.input->dtype == LB_FLOAT64)
+          nll_rows_block(p, output, static_cast<const double*>(p.input->data), xi, start, n,
+                         store_each, a.data());
+        else
+          nll_rows_block(p, output, static_cast<const float*>(p.input->data), xi, start, n,
+                         store_each, a.data());
         if (!store_each) {
           const std::size_t q = static_cast<std::size_t>(blk) * 4;
           k.sum(a.data(), static_cast<std::size_t>(n), &part[q], &part[q + 1]);
@@ -1080,6 +1107,12 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
             zero_row(row, p.c, stream);
             if (t >= 0)
               row[t] = static_cast<float>(NllLoss::grad(p.w[static_cast<std::size_t>(t)], s));
+            continue;
+          }
+          if (gx->dtype == LB_FLOAT64 && gstride == 1) {
+            double* row = static_cast<double*>(gx->data) + gb;
+            zero_row(row, p.c, stream);
+            if (t >= 0) row[t] = NllLoss::grad(p.w[static_cast<std::size_t>(t)], s);
             continue;
           }
           for (std::int64_t c = 0; c < p.c; ++c)

@@ -3024,7 +3024,7 @@ TEST(OptimizedCpu, CtcFloat64FastPathMatchesGeneralPath) {
 // forward ('none' output), backward and forward_backward, cross_entropy's fused float32 rows
 // (rows of 8200 classes: every other row starts aligned), multi_margin_loss's and
 // multilabel_margin_loss's fused rows, triplet_margin_loss's p = 2 gradient rows and nll_loss's
-// rows of zeros.
+// rows of zeros; float64 cross_entropy's fused rows and nll_loss's rows of zeros.
 TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
   constexpr std::int64_t kElems = 4 * 1024 * 1024 + 4100;  // > 16 MiB of float32
   constexpr std::int64_t N = 520, C = 8200;                // cross_entropy / nll_loss: N * C > 4 Mi
@@ -3138,6 +3138,45 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
       EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 4), 0)
           << impl_name << " " << loss;
       EXPECT_EQ(std::memcmp(&losses[0], &losses[1], sizeof(float)), 0) << impl_name << " " << loss;
+    }
+    // The same for float64 cross_entropy forward_backward (on AVX-512 the float64 table's
+    // rows, isa/ce_dd.hpp) and nll_loss backward (rows of zeros), 'mean'; the destination 8
+    // bytes past 64-byte alignment for the plain stores.
+    {
+      const std::vector<double> x64(x.begin(), x.end());
+      for (const char* loss : {"cross_entropy", "nll_loss"}) {
+        std::vector<double> results[2];
+        double losses[2] = {};
+        for (bool aligned : {true, false}) {
+          std::int64_t xs[2] = {N, C}, xst[2] = {C, 1}, ts[1] = {N}, tst[1] = {1};
+          lb_tensor in[2] = {
+              {"input", const_cast<double*>(x64.data()), LB_FLOAT64, 2, xs, xst, cpu},
+              {"target", t.data(), LB_INT64, 1, ts, tst, cpu}};
+          lb_call call = cpu_call(loss, "mean", in, 2);
+          std::vector<double> storage(static_cast<std::size_t>(N * C + 16), NAN);
+          const auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
+          double* gp = storage.data() + (64 - addr % 64) % 64 / sizeof(double) + (aligned ? 0 : 1);
+          double loss_value = 0.0, one = 1.0;
+          lb_tensor o{"output", &loss_value, LB_FLOAT64, 0, nullptr, nullptr, cpu};
+          lb_tensor go{"grad_output", &one, LB_FLOAT64, 0, nullptr, nullptr, cpu};
+          lb_tensor gt{"input", gp, LB_FLOAT64, 2, xs, xst, cpu};
+          char err[256] = {};
+          if (std::strcmp(loss, "nll_loss") != 0) {
+            ASSERT_EQ(fb(&call, &o, &go, &gt, 1, err, sizeof err), LB_OK) << err;
+          } else {
+            ASSERT_EQ(impl->backward(&call, &go, &gt, 1, err, sizeof err), LB_OK) << err;
+          }
+          results[aligned ? 0 : 1].assign(gp, gp + N * C);
+          losses[aligned ? 0 : 1] = loss_value;
+        }
+        std::size_t nan = 0;
+        for (const double v : results[0]) nan += std::isnan(v) ? 1 : 0;
+        EXPECT_EQ(nan, 0u) << impl_name << " float64 " << loss << ": gradient elements not written";
+        EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * 8), 0)
+            << impl_name << " float64 " << loss;
+        EXPECT_EQ(std::memcmp(&losses[0], &losses[1], sizeof(double)), 0)
+            << impl_name << " float64 " << loss;
+      }
     }
     // triplet_margin_loss (p = 2, with swap) forward_backward, 'mean': three gradients of rows
     // of 8200 features (KernelTable::triplet2_grad_row_f32).
