@@ -406,12 +406,13 @@ void check_output(const Plan& plan, const lb_tensor& out, const char* what) {
 }
 
 const KernelTable& kernels_for(Isa isa, const Plan& plan) {
-  // float64 binary_cross_entropy(_with_logits), kl_div and poisson_nll_loss on AVX-512: the float64
-  // table's double-double formulas (isa/f64_dd.hpp), as exact as the exact64 kernels.
+  // float64 binary_cross_entropy(_with_logits), kl_div, poisson_nll_loss and gaussian_nll_loss on
+  // AVX-512: the float64 table's double-double formulas (isa/f64_dd.hpp), as exact as the
+  // exact64 kernels.
   if (plan.dtype == LB_FLOAT64 && isa == Isa::avx512 &&
       (plan.loss == Loss::binary_cross_entropy ||
        plan.loss == Loss::binary_cross_entropy_with_logits || plan.loss == Loss::kl_div ||
-       plan.loss == Loss::poisson_nll_loss))
+       plan.loss == Loss::poisson_nll_loss || plan.loss == Loss::gaussian_nll_loss))
     return avx512_f64_kernels();
   if (plan.dtype == LB_FLOAT64 && cancels_inside(plan.loss))
     return isa == Isa::avx512 ? exact64_avx512_kernels()

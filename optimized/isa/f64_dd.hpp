@@ -1,9 +1,9 @@
 #pragma once
 // The float64 table's double-double formulas (isa/avx512_f64.cpp, LOSSBENCH_F64_MATH): the
 // float64 losses whose formulas cancel inside (binary_cross_entropy(_with_logits), kl_div,
-// poisson_nll_loss) on AVX-512, with the values of the exact64 kernels (formulas/dd.hpp) at a
-// fraction of their cost. Each overload here replaces its formula's generic function for VD (the
-// formula header says which; argument-dependent lookup picks the overload):
+// poisson_nll_loss, gaussian_nll_loss) on AVX-512, with the values of the exact64 kernels
+// (formulas/dd.hpp) at a fraction of their cost. Each overload here replaces its formula's generic
+// function for VD (the formula header says which; argument-dependent lookup picks the overload):
 // - exp and log as double-doubles (dd2::expd, dd2::ln: within 2^-68 of the result, measured
 //   against mpmath), products and sums in double-double, each result rounded once, so that an
 //   element is within about half an ULP;
@@ -456,6 +456,58 @@ HWY_INLINE void poisson_nll_backward_split(VD x, VD y, VD g, const formulas::Par
                    [&p](const formulas::DD* a, formulas::DD* o) {
                      formulas::PoissonNllLoss::backward(a, a[2], p, o);
                    });
+}
+
+// ---- gaussian_nll_loss (formulas/gaussian_nll_loss.hpp: gaussian_nll_forward_split,
+// gaussian_nll_backward_split). (log v + d^2 / v) / 2 (+ the full constant) with d = x - y as an
+// exact TwoSum and v the clamped var; redone where log v and d^2 / v cancel (cancels) and on the
+// lanes with a special value. The gradients (g / v) d (the generic formula's order: g d / v would
+// round a subnormal product before the division amplifies it) and (g / 2) ((v - d^2) / v) / v,
+// whose v - d^2 keeps 2^-104 of v in double-double wherever it cancels.
+HWY_INLINE VD gaussian_nll_forward_split(VD x, VD y, VD var, const formulas::Params& p, VD& lo) {
+  using namespace dd2;
+  const VDD d = sum(x, -y);
+  const VD v = formulas::gaussian_nll_clamped(var, p);
+  const VDD lv = ln(v, VD(0.0));
+  const VDD q = quot(mul(d, d), {v, VD(0.0)});
+  const VDD s = add(lv, q);
+  VDD r{s.hi * VD(0.5), s.lo * VD(0.5)};
+  VD size = vmax(vabs(lv.hi), q.hi);
+  if (p.f0) {
+    r = add(r, {VD(p.s1), VD(0.0)});
+    size = vmax(size, VD(2.0) * vabs(VD(p.s1)));
+  }
+  const MD regular = visfinite(x) & visfinite(y) & visfinite(v) & visfinite(d.hi) & (v > VD(0.0)) &
+                     visfinite(r.hi);
+  VD hi = r.hi;
+  lo = vselect(regular, r.lo, VD(0.0));
+  redo_lanes<3, 1>(cancels(s.hi, size) | !regular, {x, y, var}, &hi, &lo,
+                   [&p](const formulas::DD* a, formulas::DD* o) {
+                     o[0] = formulas::GaussianNllLoss::forward(a, p);
+                   });
+  return hi;
+}
+
+HWY_INLINE void gaussian_nll_backward_split(VD x, VD y, VD var, VD g, const formulas::Params& p,
+                                            VD* out, VD* lo) {
+  using namespace dd2;
+  const VDD d = sum(x, -y);
+  const VD v = formulas::gaussian_nll_clamped(var, p);
+  const VDD vv{v, VD(0.0)};
+  const VDD gx = mul(quot({g, VD(0.0)}, vv), d);
+  const VDD num = add(vv, neg(mul(d, d)));
+  const VDD gv = mul(quot(quot(num, vv), vv), VD(0.5) * g);
+  const MD regular = visfinite(x) & visfinite(y) & visfinite(v) & visfinite(g) & (v > VD(0.0)) &
+                     visfinite(d.hi) & visfinite(gx.hi) & visfinite(gv.hi) & visfinite(d.hi * d.hi);
+  out[0] = gx.hi;
+  out[1] = -gx.hi;
+  out[2] = gv.hi;
+  lo[0] = vselect(regular, gx.lo, VD(0.0));
+  lo[1] = -lo[0];
+  lo[2] = vselect(regular, gv.lo, VD(0.0));
+  redo_lanes<4, 3>(!regular, {x, y, var, g}, out, lo, [&p](const formulas::DD* a, formulas::DD* o) {
+    formulas::GaussianNllLoss::backward(a, a[3], p, o);
+  });
 }
 
 // ---- binary_cross_entropy_with_logits (formulas/binary_cross_entropy_with_logits.hpp:

@@ -2135,13 +2135,91 @@ TEST(OptimizedCpu, Float64RedoneLanesMatchExact64) {
   }
 }
 
+// float64 gaussian_nll_loss, reduction 'none', with an upstream gradient, without and with full:
+// outputs and the three gradients within 0.51 ULP, every ISA (AVX-512: the float64 table's
+// double-double formula, isa/f64_dd.hpp, with its redone lanes; the others: the exact64
+// kernels). A quarter of the elements at random, a quarter where log v and d^2 / v (and the
+// full constant) cancel to 2^-k of log v, a quarter where var's gradient (v - d^2) cancels to
+// 2^-k of v, k up to 12, and a quarter of subnormal x, y and var (var clamped to eps, 1e-6 and
+// 1e-300: (g / v) d then rounds its subnormal product once, where g d / v amplified the
+// product's rounding 1e6 times). A result below 2^-969 may be 1 ULP off: its double-double
+// value's low part is in the subnormal range (rounded there, then hi + lo), on every path; and
+// cpu-scalar's, where an input is subnormal, are held to the float64 budget of 2 ULP only
+// (Dekker's product, without an fma, splits a subnormal operand inexactly: up to 1.04 ULP here).
+TEST(OptimizedCpu, Float64GaussianNllWithinHalfUlp) {
+  std::mt19937_64 rng(20261206);
+  std::uniform_real_distribution<double> u01(0.0, 1.0), ug(-2.0, 2.0);
+  const auto shifted = [&](double v) {
+    return v * (1.0 + std::ldexp(u01(rng) - 0.5, -static_cast<int>(rng() % 13)));
+  };
+  const double c = std::log(2.0 * M_PI);  // full adds c / 2
+  std::vector<std::string> docs;
+  for (const bool full : {false, true})
+    for (const double eps : {1e-6, 1e-300}) {
+      std::vector<double> x, y, v, g;
+      for (int k = 0; k < 240; ++k) {
+        double xv = 4.0 * ug(rng), yv = 4.0 * ug(rng), vv = 0.01 + 4.0 * u01(rng);
+        switch (k % 4) {
+          case 1: {  // the loss cancels: d^2 / v = -(log v + full c)
+            vv = (full ? 0.15 : 0.9) * u01(rng) + 1e-3;
+            const double d2 = -vv * (std::log(vv) + (full ? c : 0.0));
+            xv = yv + std::sqrt(shifted(d2));
+            break;
+          }
+          case 2:  // var's gradient cancels: d^2 = v
+            xv = yv + std::sqrt(shifted(vv));
+            break;
+          case 3:  // subnormal values
+            xv = std::ldexp(ug(rng), -1030 - static_cast<int>(rng() % 40));
+            yv = std::ldexp(ug(rng), -1030 - static_cast<int>(rng() % 40));
+            vv = std::ldexp(u01(rng), -1030 - static_cast<int>(rng() % 40));
+            break;
+          default: break;
+        }
+        x.push_back(xv);
+        y.push_back(yv);
+        v.push_back(vv);
+        g.push_back(ug(rng));
+      }
+      char params[96];
+      std::snprintf(params, sizeof params, R"({"full": %s, "eps": %.17g})", full ? "true" : "false",
+                    eps);
+      docs.push_back(
+          float64_case("gaussian_nll_loss", params, {{"input", x}, {"target", y}, {"var", v}}, g));
+    }
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("gaussian_nll_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+    for (std::size_t k = 0; k < docs.size(); ++k) {
+      const ojson j = eval_json(impl_name, docs[k], true);
+      std::vector<const ojson*> scores = {&j["output"]};
+      for (const auto& [name, gj] : j["grad"].items()) scores.push_back(&gj);
+      int bad = 0;
+      for (const ojson* sc : scores)
+        for (std::size_t e = 0; e < (*sc)["ulp"].size() && bad < 5; ++e) {
+          const ojson& u = (*sc)["ulp"][e];
+          const double ulp = u.is_string() ? HUGE_VAL : u.get<double>();
+          const double want = std::strtod((*sc)["expected"][e].get<std::string>().c_str(), nullptr);
+          const bool scalar_subnormal_input =
+              std::strcmp(impl_name, "cpu-scalar") == 0 && e % 4 == 3;
+          const double bound =
+              scalar_subnormal_input ? 2.0 : (std::fabs(want) < 0x1p-969 ? 1.0 : 0.51);
+          if (ulp <= bound) continue;
+          ++bad;
+          ADD_FAILURE() << impl_name << " case " << k << " element " << e << ": " << ulp
+                        << " ULP, got " << (*sc)["got"][e] << ", exact " << want;
+        }
+    }
+  }
+}
+
 // A broadcast input's float64 gradient is the sum of the elements' terms; the float64 table's
 // double-double formulas give each term's low part too (backward_split, isa/f64_dd.hpp), so the
 // sum is not of rounded terms: kl_div's and poisson_nll_loss's target (4 values) broadcast over
-// 256 rows of input, with an upstream gradient, the terms of both signs (the binary
-// cross-entropies take no broadcast target). Every gradient within 0.51 ULP, every ISA (the
-// others: the exact64 kernels' own split). Summed from rounded terms, they were 1.22 and 0.53
-// ULP off here.
+// 256 rows of input, and gaussian_nll_loss's var (one per row of 4), with an upstream gradient,
+// the terms of both signs (the binary cross-entropies take no broadcast target). Every gradient
+// within 0.51 ULP, every ISA (the others: the exact64 kernels' own split). Summed from rounded
+// terms, kl_div's and poisson_nll_loss's were 1.22 and 0.53 ULP off here.
 TEST(OptimizedCpu, Float64BroadcastGradientsSumLowParts) {
   std::mt19937_64 rng(20261205);
   std::uniform_real_distribution<double> u01(0.0, 1.0), ug(-2.0, 2.0);
@@ -2161,6 +2239,25 @@ TEST(OptimizedCpu, Float64BroadcastGradientsSumLowParts) {
       }
     docs.push_back(float64_case(kind == 0 ? "kl_div" : "poisson_nll_loss", "{}",
                                 {{"input", x}, {"target", y}}, g, shapes));
+  }
+  {
+    // gaussian_nll_loss's var (256, 1) broadcast over each row's 4 elements, d^2 on both sides
+    // of v (the terms (v - d^2) / v^2 of both signs).
+    std::vector<double> x, y, v, g;
+    for (int n = 0; n < kN; ++n) {
+      v.push_back(0.5 + u01(rng));
+      for (int c = 0; c < kC; ++c) {
+        y.push_back(ug(rng));
+        x.push_back(y.back() + std::sqrt(v.back()) * (1.0 + 0.3 * ug(rng)));
+        g.push_back(ug(rng));
+      }
+    }
+    docs.push_back(float64_case("gaussian_nll_loss", "{}",
+                                {{"input", x}, {"target", y}, {"var", v}}, g,
+                                {{"input", "[256, 4]"},
+                                 {"target", "[256, 4]"},
+                                 {"var", "[256, 1]"},
+                                 {"grad_output", "[256, 4]"}}));
   }
   for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
     const lb_impl* impl = conformance::find_implementation(impl_name);
