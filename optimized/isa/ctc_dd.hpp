@@ -80,22 +80,13 @@ HWY_INLINE VDD value(const VS& a) { return {scalef(a.hi, a.e), scalef(a.lo, a.e)
 // three parts (the first two products exact, the third's error below 2^-110 of the result), r as
 // rh + rl; exp(r) - 1 = rh + rh^2/2 + rh^3/6 + rh^4/24 + rh^5 P(rh) + rl (1 + ...), P the Taylor
 // terms of degree 5 to 10 (truncation below 2^-86), the terms of degree 2 to 4 as double-doubles
-// added by Fast2Sums, so that only terms below 2^-34 of the result are rounded; then 2^(k/16) =
-// 2^e (t + tlo) from exp's table (isa/simd.hpp: kPow2, kPow2Lo).
+// added by Fast2Sums, so that only terms below 2^-34 of the result are rounded; then 2^(k/16)
+// (1 + ...) by expd's table step (isa/f64_dd.hpp: exp_reduce_dd, exp_table_step).
 HWY_INLINE VS exp_scaled(VD v) {
-  using avx512math::kPow2, avx512math::kPow2Lo, avx512math::table;
   const MD none = v == VD(-HUGE_VAL);
-  const __m512d x = vselect(none, VD(0.0), v).v.raw;
-  const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(0x1.71547652b82fep+4)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512d c2 = _mm512_set1_pd(0x1.473de6af278edp-38);
-  const __m512d r1 = _mm512_fnmadd_pd(k, _mm512_set1_pd(0x1.62e42fef00000p-5), x);  // exact
-  const __m512d rh = _mm512_fnmadd_pd(k, c2, r1);
-  __m512d rl = _mm512_fnmadd_pd(k, c2, _mm512_sub_pd(r1, rh));
-  rl = _mm512_fnmadd_pd(k, _mm512_set1_pd(-0x1.9ff0342542fc3p-94), rl);
-  const __m512d e = _mm512_roundscale_pd(_mm512_mul_pd(k, _mm512_set1_pd(1.0 / 16)),
-                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  const __m512i j = _mm512_cvttpd_epi64(_mm512_fnmadd_pd(e, _mm512_set1_pd(16.0), k));
+  __m512d rh, rl, e;
+  __m512i j;
+  dd2::exp_reduce_dd<true>(vselect(none, VD(0.0), v).v.raw, rh, rl, e, j);
   // P(rh) = 1/5! + rh/6! + ... + rh^5/10!.
   __m512d q = _mm512_set1_pd(1.0 / 3628800);
   for (const double c : {1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720, 1.0 / 120})
@@ -133,16 +124,8 @@ HWY_INLINE VS exp_scaled(VD v) {
   pl = _mm512_add_pd(pl, _mm512_fmadd_pd(sql, _mm512_set1_pd(0.5),
                                          _mm512_add_pd(_mm512_add_pd(c6lo, c24lo),
                                                        _mm512_add_pd(e1, _mm512_add_pd(e2, e3)))));
-  const __m512d t = table(kPow2, j);
-  const __m512d tlo = table(kPow2Lo, j);
-  const __m512d bh = _mm512_mul_pd(t, ph);
-  const __m512d bl = _mm512_add_pd(_mm512_fmsub_pd(t, ph, bh),
-                                   _mm512_fmadd_pd(t, pl, _mm512_fmadd_pd(tlo, ph, tlo)));
-  // t + bh, Fast2Sum (|bh| < 2.3% of t), then the low parts.
-  const __m512d s = _mm512_add_pd(t, bh);
-  const __m512d lo = _mm512_add_pd(_mm512_sub_pd(bh, _mm512_sub_pd(s, t)), bl);
-  const __m512d h2 = _mm512_add_pd(s, lo);
-  const __m512d l2 = _mm512_sub_pd(lo, _mm512_sub_pd(h2, s));
+  __m512d h2, l2;
+  dd2::exp_table_step(j, ph, pl, h2, l2);
   const VS r = normalized(raw(h2), raw(l2), raw(e));
   return {vselect(none, VD(0.0), r.hi), vselect(none, VD(0.0), r.lo),
           vselect(none, VD(kZeroE), r.e)};

@@ -152,18 +152,45 @@ HWY_INLINE VDD clamp100(VDD a) {
 // exp(r) - 1 = rh + rh^2/2 + rh^3 P(rh) + rl (1 + rh) (rh^2 exact by an fma, P exp's Taylor
 // terms of degree 3 to 8: truncation below 2^-68) as ph + pl; exp(x) = 2^e (t + t ph +
 // (t pl + tlo (1 + ph))), tlo the table's rounding error (kPow2Lo).
-HWY_INLINE VDD expd(VD xv) {
-  const __m512d x =
-      _mm512_min_pd(_mm512_max_pd(xv.v.raw, _mm512_set1_pd(-1000.0)), _mm512_set1_pd(1000.0));
+// exp's reduction as a double-double, shared by expd and ctc_dd.hpp's exp_scaled: x = (16 e +
+// j) ln2/16 + rh + rl with k = 16 e + j = round(16 x / ln2), ln2/16 in two parts (the first has
+// 33 bits, so k times it is exact for |k| < 2^20) and, with kThird, a third (k c3 into rl: the
+// second part's own error, below 2^-110 of the result then).
+template <bool kThird>
+HWY_INLINE void exp_reduce_dd(__m512d x, __m512d& rh, __m512d& rl, __m512d& e, __m512i& j) {
   const __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(0x1.71547652b82fep+4)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512d c2 = _mm512_set1_pd(0x1.473de6af278edp-38);
   const __m512d r1 = _mm512_fnmadd_pd(k, _mm512_set1_pd(0x1.62e42fef00000p-5), x);  // exact
-  const __m512d rh = _mm512_fnmadd_pd(k, c2, r1);
-  const __m512d rl = _mm512_fnmadd_pd(k, c2, _mm512_sub_pd(r1, rh));
-  const __m512d e = _mm512_roundscale_pd(_mm512_mul_pd(k, _mm512_set1_pd(1.0 / 16)),
-                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  const __m512i j = _mm512_cvttpd_epi64(_mm512_fnmadd_pd(e, _mm512_set1_pd(16.0), k));
+  rh = _mm512_fnmadd_pd(k, c2, r1);
+  rl = _mm512_fnmadd_pd(k, c2, _mm512_sub_pd(r1, rh));
+  if constexpr (kThird) rl = _mm512_fnmadd_pd(k, _mm512_set1_pd(-0x1.9ff0342542fc3p-94), rl);
+  e = _mm512_roundscale_pd(_mm512_mul_pd(k, _mm512_set1_pd(1.0 / 16)),
+                           _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  j = _mm512_cvttpd_epi64(_mm512_fnmadd_pd(e, _mm512_set1_pd(16.0), k));
+}
+
+// 2^(j/16) (1 + ph + pl) as h2 + l2 (|ph| < 2.3%, pl well below ph), with t = kPow2[j] and its
+// rounding error tlo = kPow2Lo[j]: t + t ph by a Fast2Sum, then the low parts (t ph's rounding
+// error, t pl and tlo (1 + ph)); expd and exp_scaled.
+HWY_INLINE void exp_table_step(__m512i j, __m512d ph, __m512d pl, __m512d& h2, __m512d& l2) {
+  const __m512d t = avx512math::table(avx512math::kPow2, j);
+  const __m512d tlo = avx512math::table(avx512math::kPow2Lo, j);
+  const __m512d bh = _mm512_mul_pd(t, ph);
+  const __m512d bl = _mm512_add_pd(_mm512_fmsub_pd(t, ph, bh),
+                                   _mm512_fmadd_pd(t, pl, _mm512_fmadd_pd(tlo, ph, tlo)));
+  const __m512d s = _mm512_add_pd(t, bh);
+  const __m512d lo = _mm512_add_pd(_mm512_sub_pd(bh, _mm512_sub_pd(s, t)), bl);
+  h2 = _mm512_add_pd(s, lo);
+  l2 = _mm512_sub_pd(lo, _mm512_sub_pd(h2, s));
+}
+
+HWY_INLINE VDD expd(VD xv) {
+  const __m512d x =
+      _mm512_min_pd(_mm512_max_pd(xv.v.raw, _mm512_set1_pd(-1000.0)), _mm512_set1_pd(1000.0));
+  __m512d rh, rl, e;
+  __m512i j;
+  exp_reduce_dd<false>(x, rh, rl, e, j);
   __m512d q = _mm512_set1_pd(1.0 / 40320);
   q = _mm512_fmadd_pd(q, rh, _mm512_set1_pd(1.0 / 5040));
   q = _mm512_fmadd_pd(q, rh, _mm512_set1_pd(1.0 / 720));
@@ -178,16 +205,8 @@ HWY_INLINE VDD expd(VD xv) {
   const __m512d pe = _mm512_sub_pd(half, _mm512_sub_pd(ph, rh));
   __m512d pl = _mm512_fmadd_pd(_mm512_mul_pd(sq, rh), q, _mm512_fmadd_pd(rl, rh, rl));
   pl = _mm512_add_pd(pe, _mm512_fmadd_pd(sql, _mm512_set1_pd(0.5), pl));
-  const __m512d t = avx512math::table(avx512math::kPow2, j);
-  const __m512d tlo = avx512math::table(avx512math::kPow2Lo, j);
-  const __m512d bh = _mm512_mul_pd(t, ph);
-  const __m512d bl = _mm512_add_pd(_mm512_fmsub_pd(t, ph, bh),
-                                   _mm512_fmadd_pd(t, pl, _mm512_fmadd_pd(tlo, ph, tlo)));
-  // t + bh, Fast2Sum (|bh| < 2.3% of t), then the low parts.
-  const __m512d s = _mm512_add_pd(t, bh);
-  const __m512d lo = _mm512_add_pd(_mm512_sub_pd(bh, _mm512_sub_pd(s, t)), bl);
-  const __m512d h2 = _mm512_add_pd(s, lo);
-  const __m512d l2 = _mm512_sub_pd(lo, _mm512_sub_pd(h2, s));
+  __m512d h2, l2;
+  exp_table_step(j, ph, pl, h2, l2);
   return {VD(hn::Vec<D>{_mm512_scalef_pd(h2, e)}), VD(hn::Vec<D>{_mm512_scalef_pd(l2, e)})};
 }
 
