@@ -53,37 +53,27 @@ void* grad_row_ptr(const lb_tensor& gx, std::int64_t base) {
                                 : static_cast<void*>(static_cast<float*>(gx.data) + base);
 }
 
-// n float32 zeros at row: with non-temporal 16-byte stores over its aligned middle when `stream`
-// (then fenced: the caller stores into the row next), else a plain fill.
-void zero_row(float* row, std::int64_t n, bool stream) {
+// n float32 or float64 zeros at row: with non-temporal 16-byte stores over its aligned middle when
+// `stream` (then fenced: the caller stores into the row next), else a plain fill.
+template <class E>
+void zero_row(E* row, std::int64_t n, bool stream) {
 #if defined(__SSE2__)
   if (stream) {
+    constexpr std::int64_t kStep = 16 / sizeof(E);
     std::int64_t i = 0;
-    for (; i < n && reinterpret_cast<std::uintptr_t>(row + i) % 16 != 0; ++i) row[i] = 0.0f;
-    const __m128 zero = _mm_setzero_ps();
-    for (; i + 4 <= n; i += 4) _mm_stream_ps(row + i, zero);
-    for (; i < n; ++i) row[i] = 0.0f;
+    for (; i < n && reinterpret_cast<std::uintptr_t>(row + i) % 16 != 0; ++i) row[i] = E(0);
+    for (; i + kStep <= n; i += kStep) {
+      if constexpr (sizeof(E) == 4)
+        _mm_stream_ps(row + i, _mm_setzero_ps());
+      else
+        _mm_stream_pd(row + i, _mm_setzero_pd());
+    }
+    for (; i < n; ++i) row[i] = E(0);
     _mm_sfence();
     return;
   }
 #endif
-  std::fill(row, row + n, 0.0f);
-}
-
-// The same for n float64 zeros.
-void zero_row(double* row, std::int64_t n, bool stream) {
-#if defined(__SSE2__)
-  if (stream) {
-    std::int64_t i = 0;
-    for (; i < n && reinterpret_cast<std::uintptr_t>(row + i) % 16 != 0; ++i) row[i] = 0.0;
-    const __m128d zero = _mm_setzero_pd();
-    for (; i + 2 <= n; i += 2) _mm_stream_pd(row + i, zero);
-    for (; i < n; ++i) row[i] = 0.0;
-    _mm_sfence();
-    return;
-  }
-#endif
-  std::fill(row, row + n, 0.0);
+  std::fill(row, row + n, E(0));
 }
 
 // Offset (in elements) of the flat index `flat` of t (row-major over its shape).
