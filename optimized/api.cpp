@@ -422,16 +422,23 @@ const KernelTable& kernels_for(Isa isa, const Plan& plan) {
   return table_of(isa);
 }
 
-// The CTC driver's kernels: float64 log_probs on AVX-512 take the float64 table, which has the
-// vector double-double recursion (isa/ctc_dd.hpp); everything else the ISA's.
-const KernelTable& ctc_kernels(Isa isa, const lb_call& call) {
+// The CTC and multilabel drivers' kernels: float64 log_probs (input) on AVX-512 take the float64
+// table, which has the vector double-double recursion (isa/ctc_dd.hpp) and
+// multilabel_soft_margin_loss's float64 rows; everything else the ISA's.
+const KernelTable& driver_kernels(Isa isa, const lb_call& call, std::string_view first_input) {
   for (std::int32_t k = 0; k < call.num_inputs; ++k) {
     const lb_tensor& t = call.inputs[k];
-    if (isa == Isa::avx512 && t.name != nullptr && std::string_view(t.name) == "log_probs" &&
+    if (isa == Isa::avx512 && t.name != nullptr && std::string_view(t.name) == first_input &&
         t.dtype == LB_FLOAT64)
       return avx512_f64_kernels();
   }
   return table_of(isa);
+}
+const KernelTable& ctc_kernels(Isa isa, const lb_call& call) {
+  return driver_kernels(isa, call, "log_probs");
+}
+const KernelTable& multilabel_kernels(Isa isa, const lb_call& call) {
+  return driver_kernels(isa, call, "input");
 }
 
 // The classification driver's kernels: float64 cross_entropy uses the float64 table on AVX-512
@@ -476,8 +483,8 @@ std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* 
       return;
     }
     if (multilabel::handles(call->loss)) {
-      const std::int32_t s =
-          multilabel::forward(*call, *output, driver_threads(), error, size, &table_of(isa));
+      const std::int32_t s = multilabel::forward(*call, *output, driver_threads(), error, size,
+                                                 &multilabel_kernels(isa, *call));
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }
@@ -541,8 +548,9 @@ std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_ou
       return;
     }
     if (multilabel::handles(call->loss)) {
-      const std::int32_t s = multilabel::backward(*call, grad_output, grads, num_grads,
-                                                  driver_threads(), error, size, &table_of(isa));
+      const std::int32_t s =
+          multilabel::backward(*call, grad_output, grads, num_grads, driver_threads(), error, size,
+                               &multilabel_kernels(isa, *call));
       if (s != LB_OK) throw Failure{s, error != nullptr && size > 0 ? error : ""};
       return;
     }
@@ -585,9 +593,9 @@ std::int32_t forward_backward_isa(Isa isa, const lb_call* call, lb_tensor* outpu
   }
   if (multilabel::handles(call->loss)) {
     if (!machine_has(isa)) return forward_isa(isa, call, output, error, size);  // its error
-    const std::int32_t s =
-        multilabel::forward_backward(*call, *output, grad_output, grads, num_grads,
-                                     driver_threads(), error, size, &table_of(isa), fused);
+    const std::int32_t s = multilabel::forward_backward(*call, *output, grad_output, grads,
+                                                        num_grads, driver_threads(), error, size,
+                                                        &multilabel_kernels(isa, *call), fused);
     if (s != LB_OK || fused) return s;
   }
   if (find_loss(call->loss) != nullptr && !is_classification(call->loss) &&

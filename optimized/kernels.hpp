@@ -187,6 +187,11 @@ struct KernelTable {
   // fast path): formulas::MultilabelSoftMarginRow as a dense kernel.
   DenseForwardKernel mlsm_forward_f32;
   DenseBackwardKernel mlsm_backward_f32;
+  // The same over float64 classes, in the float64 table on AVX-512 only (null elsewhere: the
+  // driver's scalar path): exp, log1p and the divisions there are within about half an ULP of
+  // double, as the scalar path's glibc functions.
+  DenseForwardKernel mlsm_forward_f64 = nullptr;
+  DenseBackwardKernel mlsm_backward_f64 = nullptr;
   // multilabel_margin_loss, rows mlm_group_f32 does not take: one listed class against a
   // contiguous float32 row (formulas::MultilabelMarginRow).
   DenseForwardKernel mlm_forward_f32;

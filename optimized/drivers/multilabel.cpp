@@ -66,7 +66,7 @@ void read_common(const lb_call& call, Common& c, bool weight_ok) {
 
 // Reduces per-sample losses (in sample order, double-double) and stores the output.
 void reduce_store(const Common& c, const std::vector<double>& v, const Shape& none_shape,
-                  lb_tensor& output) {
+                  lb_tensor& output, const std::vector<double>* v_lo = nullptr) {
   const std::int64_t n = static_cast<std::int64_t>(v.size());
   check_output(c, none_shape, output);
   if (c.reduction == Common::Reduction::none) {
@@ -77,6 +77,8 @@ void reduce_store(const Common& c, const std::vector<double>& v, const Shape& no
   }
   double hi = 0.0, lo = 0.0;
   for (const double x : v) dd_add(hi, lo, x);
+  if (v_lo != nullptr)  // the samples' low parts (v[i] + (*v_lo)[i] each)
+    for (const double x : *v_lo) dd_add(hi, lo, x);
   const double r =
       c.reduction == Common::Reduction::mean ? dd_div(hi, lo, static_cast<double>(n)) : hi + lo;
   store_float(output.data, output.dtype, 0, r);
@@ -652,8 +654,8 @@ SoftElement soft_element(const Soft& s, std::int64_t i) {
   return e;
 }
 
-bool contiguous_as(const lb_tensor* t, const Shape& shape) {
-  if (t == nullptr || t->dtype != LB_FLOAT32 || shape_of(*t) != shape) return false;
+bool contiguous_as(const lb_tensor* t, const Shape& shape, std::int32_t dtype = LB_FLOAT32) {
+  if (t == nullptr || t->dtype != dtype || shape_of(*t) != shape) return false;
   std::int64_t expect = 1;
   for (std::int32_t d = t->ndim; d-- > 0;) {
     if (t->shape[d] != 1 && t->strides[d] != expect) return false;
@@ -662,19 +664,38 @@ bool contiguous_as(const lb_tensor* t, const Shape& shape) {
   return true;
 }
 
-// The fast path (KernelTable::mlsm_*_f32): float32 input and target of the full shape, both
-// contiguous, and no weight or a contiguous float32 weight of shape (C): each sample's classes
-// are then contiguous runs, fed to the ISA's dense row kernels.
-bool soft_fast(const Soft& s) {
+// The fast path (KernelTable::mlsm_*_f32, mlsm_*_f64): float32 input and target of the full
+// shape, both contiguous, and no weight or a contiguous float32 weight of shape (C): each
+// sample's classes are then contiguous runs, fed to the ISA's dense row kernels; the same in
+// float64 where the table has the float64 rows (the float64 table on AVX-512). The row kernels,
+// or null where the call takes the scalar path.
+struct SoftKernels {
+  DenseForwardKernel forward = nullptr;
+  DenseBackwardKernel backward = nullptr;
+  std::size_t size = 4;  // bytes per element
+};
+SoftKernels soft_fast(const Soft& s, const KernelTable* k) {
+  if (k == nullptr) return {};
+  const std::int32_t dt = s.c.input->dtype;
   const Shape w_shape{s.classes};
-  return contiguous_as(s.c.input, s.shape) && contiguous_as(s.c.target, s.shape) &&
-         (s.c.weight == nullptr || contiguous_as(s.c.weight, w_shape));
+  if (!contiguous_as(s.c.input, s.shape, dt) || !contiguous_as(s.c.target, s.shape, dt) ||
+      (s.c.weight != nullptr && !contiguous_as(s.c.weight, w_shape, dt)))
+    return {};
+  if (dt == LB_FLOAT32) return {k->mlsm_forward_f32, k->mlsm_backward_f32, 4};
+  if (dt == LB_FLOAT64 && k->mlsm_forward_f64 != nullptr)
+    return {k->mlsm_forward_f64, k->mlsm_backward_f64, 8};
+  return {};
 }
 
-DenseIO soft_row(const Soft& s, std::int64_t o) {
+// Row o's elements: at o C of each operand (bytes of the element size).
+const void* row_at(const lb_tensor& t, std::int64_t o, std::int64_t c, std::size_t size) {
+  return static_cast<const char*>(t.data) + static_cast<std::size_t>(o * c) * size;
+}
+
+DenseIO soft_row(const Soft& s, std::int64_t o, std::size_t size) {
   DenseIO io;
-  io.in[0] = static_cast<const float*>(s.c.input->data) + o * s.classes;
-  io.in[1] = static_cast<const float*>(s.c.target->data) + o * s.classes;
+  io.in[0] = row_at(*s.c.input, o, s.classes, size);
+  io.in[1] = row_at(*s.c.target, o, s.classes, size);
   io.in[2] = s.c.weight != nullptr ? s.c.weight->data : nullptr;
   io.constant[2] = 1.0;
   return io;
@@ -686,15 +707,21 @@ void soft_forward(const lb_call& call, lb_tensor& output, int threads, const Ker
   const std::int64_t n = s.samples();
   std::vector<double> loss(static_cast<std::size_t>(n));
   const double C = static_cast<double>(s.classes);
-  if (k != nullptr && soft_fast(s)) {
+  if (const SoftKernels fk = soft_fast(s, k); fk.forward != nullptr) {
     const formulas::Params none;
+    // Each sample's loss as loss + loss_lo (the row sum hi + lo over C, its quotient's rounding
+    // kept), so that a sum or mean over samples rounds once.
+    std::vector<double> loss_lo(loss.size());
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
     for (std::int64_t o = 0; o < n; ++o) {
       double hi, lo;
-      k->mlsm_forward_f32(soft_row(s, o), 0, s.classes, none, &hi, &lo);
-      loss[static_cast<std::size_t>(o)] = dd_div(hi, lo, C);
+      fk.forward(soft_row(s, o, fk.size), 0, s.classes, none, &hi, &lo);
+      const auto i = static_cast<std::size_t>(o);
+      loss[i] = dd_div(hi, lo, C);
+      // hi - loss C is exact (C an integer, loss within an ULP or so of hi / C).
+      loss_lo[i] = std::isfinite(loss[i]) ? (std::fma(-loss[i], C, hi) + lo) / C : 0.0;
     }
-    reduce_store(s.c, loss, s.out_shape, output);
+    reduce_store(s.c, loss, s.out_shape, output, &loss_lo);
     return;
   }
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
@@ -752,17 +779,18 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
   const std::int64_t n = s.samples();
   const std::vector<double> g = upstreams(s.c, grad_output, s.out_shape, n);
   const double C = static_cast<double>(s.classes);
-  if (k != nullptr && gw == nullptr && soft_fast(s) &&
-      (gx == nullptr || contiguous_as(gx, s.shape)) &&
-      (gy == nullptr || contiguous_as(gy, s.shape))) {
+  const std::int32_t dt = s.c.input->dtype;
+  if (const SoftKernels fk = soft_fast(s, k); fk.backward != nullptr && gw == nullptr &&
+                                              (gx == nullptr || contiguous_as(gx, s.shape, dt)) &&
+                                              (gy == nullptr || contiguous_as(gy, s.shape, dt))) {
     const formulas::Params none;
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
     for (std::int64_t o = 0; o < n; ++o) {
-      DenseIO io = soft_row(s, o);
+      DenseIO io = soft_row(s, o, fk.size);
       io.g_constant = g[static_cast<std::size_t>(o)] / C;  // backward of sum(dim) / C
-      if (gx) io.out[0] = static_cast<float*>(gx->data) + o * s.classes;
-      if (gy) io.out[1] = static_cast<float*>(gy->data) + o * s.classes;
-      k->mlsm_backward_f32(io, 0, s.classes, none);
+      if (gx) io.out[0] = const_cast<void*>(row_at(*gx, o, s.classes, fk.size));
+      if (gy) io.out[1] = const_cast<void*>(row_at(*gy, o, s.classes, fk.size));
+      fk.backward(io, 0, s.classes, none);
     }
     return;
   }

@@ -52,20 +52,37 @@ struct MultilabelSoftMarginLoss {
 };
 
 // The same, as elementwise formulas over one sample's classes (inputs x, y, w; w = 1 when there
-// is no weight), for the drivers' dense row kernels: the weighted term, and for a row upstream
-// g = grad_output / C the gradients of x and y.
+// is no weight), for the drivers' dense row kernels: the weighted term (with its low part lo,
+// which the row's sum takes; 0 here), and for a row upstream g = grad_output / C the gradients of
+// x and y. The AVX-512 float64 table has its own (isa/f64_dd.hpp: the same values in
+// double-double, rounded once), found by argument-dependent lookup.
+template <class V>
+LOSSBENCH_HD inline V mlsm_row_forward_split(V x, V y, V w, V& lo) {
+  lo = V(0.0);
+  return MultilabelSoftMarginLoss::term(x, y) * w;
+}
+template <class V>
+LOSSBENCH_HD inline void mlsm_row_backward(V x, V y, V w, V g, V* out) {
+  const V gl = g * w;
+  out[0] = MultilabelSoftMarginLoss::grad_input(x, y, gl);
+  out[1] = MultilabelSoftMarginLoss::grad_target(x, gl);
+  out[2] = V(0.0);
+}
+
 struct MultilabelSoftMarginRow {
   static constexpr int kInputs = 3;
   template <class V>
+  LOSSBENCH_HD static V forward_split(const V* in, const Params&, V& lo) {
+    return mlsm_row_forward_split(in[0], in[1], in[2], lo);
+  }
+  template <class V>
   LOSSBENCH_HD static V forward(const V* in, const Params&) {
-    return MultilabelSoftMarginLoss::term(in[0], in[1]) * in[2];
+    V lo;
+    return mlsm_row_forward_split(in[0], in[1], in[2], lo);
   }
   template <class V>
   LOSSBENCH_HD static void backward(const V* in, V g, const Params&, V* out) {
-    const V gl = g * in[2];
-    out[0] = MultilabelSoftMarginLoss::grad_input(in[0], in[1], gl);
-    out[1] = MultilabelSoftMarginLoss::grad_target(in[0], gl);
-    out[2] = V(0.0);
+    mlsm_row_backward(in[0], in[1], in[2], g, out);
   }
 };
 

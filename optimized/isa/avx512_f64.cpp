@@ -1,7 +1,8 @@
 // The AVX-512 path for the float64 losses with exp and log that add terms of one sign
 // (soft_margin_loss; the row exps of cross_entropy: api.cpp), for those with a double-double
 // formula of their own (binary_cross_entropy, kl_div: isa/f64_dd.hpp) and for ctc_loss's
-// double-double recursion (isa/ctc_dd.hpp) and cross_entropy's float64 rows (isa/ce_dd.hpp). The
+// double-double recursion (isa/ctc_dd.hpp), cross_entropy's float64 rows (isa/ce_dd.hpp) and
+// multilabel_soft_margin_loss's float64 rows (its dense row kernels with this table's math). The
 // same code as isa/avx512.cpp, compiled with LOSSBENCH_F64_MATH: exp, log, log1p and softplus's
 // tail to about half an ULP of double, and a true division (isa/simd.hpp).
 #include "ce_dd.hpp"
@@ -21,6 +22,10 @@ const KernelTable& avx512_f64_kernels() {
     t.ctc_grad_f64 = simd::ctcdd::grad;
     t.ce_row_f64 = simd::cedd::row;
     t.ce_grad_row_f64 = simd::cedd::grad_row;
+    t.mlsm_forward_f64 =
+        kernels::dense_forward<simd::VD, formulas::MultilabelSoftMarginRow, double>;
+    t.mlsm_backward_f64 =
+        kernels::dense_backward<simd::VD, formulas::MultilabelSoftMarginRow, double>;
     return t;
   }();
   return table;

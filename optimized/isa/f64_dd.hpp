@@ -1,9 +1,10 @@
 #pragma once
 // The float64 table's double-double formulas (isa/avx512_f64.cpp, LOSSBENCH_F64_MATH): the
 // float64 losses whose formulas cancel inside (binary_cross_entropy(_with_logits), kl_div,
-// poisson_nll_loss, gaussian_nll_loss) on AVX-512, with the values of the exact64 kernels
-// (formulas/dd.hpp) at a fraction of their cost. Each overload here replaces its formula's generic
-// function for VD (the formula header says which; argument-dependent lookup picks the overload):
+// poisson_nll_loss, gaussian_nll_loss, multilabel_soft_margin_loss's rows) on AVX-512, with the
+// values of the exact64 kernels (formulas/dd.hpp) at a fraction of their cost. Each overload
+// here replaces its formula's generic function for VD (the formula header says which;
+// argument-dependent lookup picks the overload):
 // - exp and log as double-doubles (dd2::expd, dd2::ln: within 2^-68 of the result, measured
 //   against mpmath), products and sums in double-double, each result rounded once, so that an
 //   element is within about half an ULP;
@@ -586,6 +587,56 @@ HWY_INLINE void bcewl_backward(VD x, VD y, VD w, VD pw, VD g, const formulas::Pa
                      formulas::BinaryCrossEntropyWithLogits::backward(a, a[4], p, all);
                      o[0] = all[0];
                      o[1] = all[1];
+                   });
+}
+
+// ---- multilabel_soft_margin_loss's rows (formulas/multilabel_soft_margin_loss.hpp:
+// mlsm_row_forward_split, mlsm_row_backward): binary_cross_entropy_with_logits's terms with
+// pos_weight 1, (1 - y) sp(x) + y sp(-x) times w, and the input's gradient g w ((1 - y) sigmoid(x)
+// - y sigmoid(-x)), from one double-double exp(-|x|); the target's, -g w x, a product rounded
+// once. Redone where the terms cancel (cancels: targets outside [0, 1], or y near sigmoid(x) for
+// the gradient), where exp(-|x|) is tiny (exp_tiny) and on the lanes with a special value, by
+// the generic row formula (PyTorch's literal expression) over formulas::DD.
+HWY_INLINE VD mlsm_row_forward_split(VD x, VD y, VD w, VD& lo) {
+  using namespace dd2;
+  const VDD l = softplus_tail(expd(-vabs(x)));
+  const VDD sp = add({vmax(x, VD(0.0)), VD(0.0)}, l);
+  const VDD spn = add({vmax(-x, VD(0.0)), VD(0.0)}, l);
+  const VDD t0 = mul(sum(VD(1.0), -y), sp), t1 = mul(spn, y);
+  const VDD v = add(t0, t1);
+  const VDD r = mul(v, w);
+  const MD regular = visfinite(x) & visfinite(y) & visfinite(w) & visfinite(r.hi);
+  const MD redo = exp_tiny(-vabs(x)) | cancels(v.hi, vmax(vabs(t0.hi), vabs(t1.hi)));
+  VD hi = r.hi;
+  lo = vselect(regular, r.lo, VD(0.0));
+  redo_lanes<3, 1>(redo | !regular, {x, y, w}, &hi, &lo,
+                   [](const formulas::DD* a, formulas::DD* o) {
+                     formulas::DD l0;
+                     o[0] = formulas::mlsm_row_forward_split(a[0], a[1], a[2], l0);
+                   });
+  return hi;
+}
+
+HWY_INLINE void mlsm_row_backward(VD x, VD y, VD w, VD g, VD* out) {
+  using namespace dd2;
+  const VDD e = expd(-vabs(x));
+  const VDD den = add({VD(1.0), VD(0.0)}, e);
+  const VDD big = quot({VD(1.0), VD(0.0)}, den), small = quot(e, den);
+  const MD pos = x >= VD(0.0);
+  const VDD t0 = mul(sum(VD(1.0), -y), pick(pos, big, small));
+  const VDD t1 = mul(pick(pos, small, big), y);
+  const VDD d0 = add(t0, neg(t1));
+  const VDD gl = mul(g, w);
+  const VDD r0 = mul(d0, gl), r1 = neg(mul(gl, x));
+  const MD regular = visfinite(x) & visfinite(y) & visfinite(w) & visfinite(g) & visfinite(r0.hi) &
+                     visfinite(r1.hi);
+  const MD redo = exp_tiny(-vabs(x)) | cancels(d0.hi, vmax(vabs(t0.hi), vabs(t1.hi)));
+  out[0] = r0.hi;
+  out[1] = r1.hi;
+  out[2] = VD(0.0);
+  redo_lanes<4, 3>(redo | !regular, {x, y, w, g}, out, nullptr,
+                   [](const formulas::DD* a, formulas::DD* o) {
+                     formulas::mlsm_row_backward(a[0], a[1], a[2], a[3], o);
                    });
 }
 
