@@ -530,6 +530,42 @@ HWY_INLINE void gaussian_nll_backward_split(VD x, VD y, VD var, VD g, const form
   });
 }
 
+// The logistic terms of binary_cross_entropy_with_logits and multilabel_soft_margin_loss's
+// elements (pos_weight pw = 1), from one double-double e = exp(-|x|): the loss's t0 = (1 - y)
+// sp(x) and t1 = pw y sp(-x), or the input gradient's t0 = (1 - y) sigmoid(x) and t1 = pw y
+// sigmoid(-x); d = t0 + t1 or t0 - t1.
+struct LogisticTerms {
+  dd2::VDD e, t0, t1, d;
+};
+HWY_INLINE LogisticTerms logistic_loss_terms(VD x, VD y, VD pw) {
+  using namespace dd2;
+  LogisticTerms r;
+  r.e = expd(-vabs(x));
+  const VDD l = softplus_tail(r.e);
+  const VDD sp = add({vmax(x, VD(0.0)), VD(0.0)}, l);
+  const VDD spn = add({vmax(-x, VD(0.0)), VD(0.0)}, l);
+  r.t0 = mul(sum(VD(1.0), -y), sp);
+  r.t1 = mul(mul(pw, y), spn);
+  r.d = add(r.t0, r.t1);
+  return r;
+}
+HWY_INLINE LogisticTerms logistic_grad_terms(VD x, VD y, VD pw) {
+  using namespace dd2;
+  LogisticTerms r;
+  r.e = expd(-vabs(x));
+  const VDD den = add({VD(1.0), VD(0.0)}, r.e);
+  const VDD big = quot({VD(1.0), VD(0.0)}, den), small = quot(r.e, den);
+  const MD pos = x >= VD(0.0);
+  r.t0 = mul(sum(VD(1.0), -y), pick(pos, big, small));
+  r.t1 = mul(mul(pw, y), pick(pos, small, big));
+  r.d = add(r.t0, neg(r.t1));
+  return r;
+}
+// The lanes to redo: where d cancels below 2^-8 of the larger term, or e is tiny.
+HWY_INLINE MD logistic_redo(VD x, const LogisticTerms& q) {
+  return dd2::exp_tiny(-vabs(x)) | dd2::cancels(q.d.hi, vmax(vabs(q.t0.hi), vabs(q.t1.hi)));
+}
+
 // ---- binary_cross_entropy_with_logits (formulas/binary_cross_entropy_with_logits.hpp:
 // bcewl_forward_split, bcewl_backward). (1 - y) sp(x) + pw y sp(-x) and (1 - y) sigmoid(x) -
 // pw y sigmoid(-x), softplus and sigmoid from one double-double exp(-|x|). The two terms have
@@ -537,17 +573,12 @@ HWY_INLINE void gaussian_nll_backward_split(VD x, VD y, VD var, VD g, const form
 // (the gradients): redone there (cancels), and where exp(-|x|) is tiny (exp_tiny).
 HWY_INLINE VD bcewl_forward_split(VD x, VD y, VD w, VD pw, const formulas::Params& p, VD& lo) {
   using namespace dd2;
-  const VDD l = softplus_tail(expd(-vabs(x)));
-  const VDD sp = add({vmax(x, VD(0.0)), VD(0.0)}, l);
-  const VDD spn = add({vmax(-x, VD(0.0)), VD(0.0)}, l);
-  const VDD t0 = mul(sum(VD(1.0), -y), sp), t1 = mul(mul(pw, y), spn);
-  const VDD v = add(t0, t1);
-  const VDD r = mul(v, w);
+  const LogisticTerms q = logistic_loss_terms(x, y, pw);
+  const VDD r = mul(q.d, w);
   const MD regular = visfinite(x) & visfinite(y) & visfinite(pw) & visfinite(w) & visfinite(r.hi);
-  const MD redo = exp_tiny(-vabs(x)) | cancels(v.hi, vmax(vabs(t0.hi), vabs(t1.hi)));
   VD hi = r.hi;
   lo = vselect(regular, r.lo, VD(0.0));
-  redo_lanes<4, 1>(redo | !regular, {x, y, w, pw}, &hi, &lo,
+  redo_lanes<4, 1>(logistic_redo(x, q) | !regular, {x, y, w, pw}, &hi, &lo,
                    [&p](const formulas::DD* a, formulas::DD* o) {
                      o[0] = formulas::BinaryCrossEntropyWithLogits::forward(a, p);
                    });
@@ -558,18 +589,12 @@ HWY_INLINE VD bcewl_forward_split(VD x, VD y, VD w, VD pw, const formulas::Param
 // (without: -x g w); each product of three rounded once.
 HWY_INLINE void bcewl_backward(VD x, VD y, VD w, VD pw, VD g, const formulas::Params& p, VD* out) {
   using namespace dd2;
-  const VDD e = expd(-vabs(x));
-  const VDD den = add({VD(1.0), VD(0.0)}, e);
-  const VDD big = quot({VD(1.0), VD(0.0)}, den), small = quot(e, den);
-  const MD pos = x >= VD(0.0);
-  const VDD t0 = mul(sum(VD(1.0), -y), pick(pos, big, small));
-  const VDD t1 = mul(mul(pw, y), pick(pos, small, big));
-  const VDD d0 = add(t0, neg(t1));
-  const VDD r0 = mul(mul(d0, g), w);
+  const LogisticTerms q = logistic_grad_terms(x, y, pw);
+  const VDD r0 = mul(mul(q.d, g), w);
   VDD r1;
-  MD redo = exp_tiny(-vabs(x)) | cancels(d0.hi, vmax(vabs(t0.hi), vabs(t1.hi)));
+  MD redo = logistic_redo(x, q);
   if (p.f0) {
-    const VDD spn = add({vmax(-x, VD(0.0)), VD(0.0)}, softplus_tail(e));
+    const VDD spn = add({vmax(-x, VD(0.0)), VD(0.0)}, softplus_tail(q.e));
     const VDD c = mul(sum(pw, VD(-1.0)), spn);
     const VDD d1 = add(c, {-x, VD(0.0)});
     r1 = mul(mul(d1, g), w);
@@ -599,17 +624,12 @@ HWY_INLINE void bcewl_backward(VD x, VD y, VD w, VD pw, VD g, const formulas::Pa
 // the generic row formula (PyTorch's literal expression) over formulas::DD.
 HWY_INLINE VD mlsm_row_forward_split(VD x, VD y, VD w, VD& lo) {
   using namespace dd2;
-  const VDD l = softplus_tail(expd(-vabs(x)));
-  const VDD sp = add({vmax(x, VD(0.0)), VD(0.0)}, l);
-  const VDD spn = add({vmax(-x, VD(0.0)), VD(0.0)}, l);
-  const VDD t0 = mul(sum(VD(1.0), -y), sp), t1 = mul(spn, y);
-  const VDD v = add(t0, t1);
-  const VDD r = mul(v, w);
+  const LogisticTerms q = logistic_loss_terms(x, y, VD(1.0));
+  const VDD r = mul(q.d, w);
   const MD regular = visfinite(x) & visfinite(y) & visfinite(w) & visfinite(r.hi);
-  const MD redo = exp_tiny(-vabs(x)) | cancels(v.hi, vmax(vabs(t0.hi), vabs(t1.hi)));
   VD hi = r.hi;
   lo = vselect(regular, r.lo, VD(0.0));
-  redo_lanes<3, 1>(redo | !regular, {x, y, w}, &hi, &lo,
+  redo_lanes<3, 1>(logistic_redo(x, q) | !regular, {x, y, w}, &hi, &lo,
                    [](const formulas::DD* a, formulas::DD* o) {
                      formulas::DD l0;
                      o[0] = formulas::mlsm_row_forward_split(a[0], a[1], a[2], l0);
@@ -619,22 +639,15 @@ HWY_INLINE VD mlsm_row_forward_split(VD x, VD y, VD w, VD& lo) {
 
 HWY_INLINE void mlsm_row_backward(VD x, VD y, VD w, VD g, VD* out) {
   using namespace dd2;
-  const VDD e = expd(-vabs(x));
-  const VDD den = add({VD(1.0), VD(0.0)}, e);
-  const VDD big = quot({VD(1.0), VD(0.0)}, den), small = quot(e, den);
-  const MD pos = x >= VD(0.0);
-  const VDD t0 = mul(sum(VD(1.0), -y), pick(pos, big, small));
-  const VDD t1 = mul(pick(pos, small, big), y);
-  const VDD d0 = add(t0, neg(t1));
+  const LogisticTerms q = logistic_grad_terms(x, y, VD(1.0));
   const VDD gl = mul(g, w);
-  const VDD r0 = mul(d0, gl), r1 = neg(mul(gl, x));
+  const VDD r0 = mul(q.d, gl), r1 = neg(mul(gl, x));
   const MD regular = visfinite(x) & visfinite(y) & visfinite(w) & visfinite(g) & visfinite(r0.hi) &
                      visfinite(r1.hi);
-  const MD redo = exp_tiny(-vabs(x)) | cancels(d0.hi, vmax(vabs(t0.hi), vabs(t1.hi)));
   out[0] = r0.hi;
   out[1] = r1.hi;
   out[2] = VD(0.0);
-  redo_lanes<4, 3>(redo | !regular, {x, y, w, g}, out, nullptr,
+  redo_lanes<4, 3>(logistic_redo(x, q) | !regular, {x, y, w, g}, out, nullptr,
                    [](const formulas::DD* a, formulas::DD* o) {
                      formulas::mlsm_row_backward(a[0], a[1], a[2], a[3], o);
                    });
