@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "elements.hpp"
 #include "lossbench/abi.h"
 
 namespace lossbench::opt {
@@ -26,6 +27,11 @@ struct Failure {
 [[noreturn]] inline void unsupported(const std::string& m) { throw Failure{LB_UNSUPPORTED, m}; }
 
 inline Shape shape_of(const lb_tensor& t) { return Shape(t.shape, t.shape + t.ndim); }
+// The element `offset` elements into t's storage (conformance/elements.hpp: element_size).
+inline void* element_at(const lb_tensor& t, std::int64_t offset) {
+  return static_cast<char*>(t.data) +
+         offset * static_cast<std::int64_t>(conformance::element_size(t.dtype));
+}
 inline Shape strides_of(const lb_tensor& t) { return Shape(t.strides, t.strides + t.ndim); }
 
 inline std::int64_t numel(const Shape& s) {

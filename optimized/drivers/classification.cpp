@@ -9,6 +9,7 @@
 #include <cstring>
 #include <sstream>
 #include <string_view>
+#include <type_traits>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -45,12 +46,6 @@ bool stream_grad64(const lb_tensor* gx, std::int64_t count) {
 // Either, by the gradient's dtype.
 bool stream_grad_any(const lb_tensor* gx, std::int64_t count) {
   return stream_grad(gx, count) || stream_grad64(gx, count);
-}
-
-// Position i's gradient row (contiguous classes) of gx, float32 or float64.
-void* grad_row_ptr(const lb_tensor& gx, std::int64_t base) {
-  return gx.dtype == LB_FLOAT64 ? static_cast<void*>(static_cast<double*>(gx.data) + base)
-                                : static_cast<void*>(static_cast<float*>(gx.data) + base);
 }
 
 // n float32 or float64 zeros at row: with non-temporal 16-byte stores over its aligned middle when
@@ -223,10 +218,7 @@ bool ce_fast_path(const ClassificationPlan& p, const RowIndex& xi, const KernelT
 
 // Position i's row of logits (contiguous classes).
 const void* ce_row_ptr(const ClassificationPlan& p, const RowIndex& xi, std::int64_t i) {
-  const std::int64_t off = xi.base(p, *p.input, i);
-  return p.input->dtype == LB_FLOAT64
-             ? static_cast<const void*>(static_cast<const double*>(p.input->data) + off)
-             : static_cast<const void*>(static_cast<const float*>(p.input->data) + off);
+  return element_at(*p.input, xi.base(p, *p.input, i));
 }
 
 // The fast path's sums of a row: its max m and s_hi + s_lo, the exp-sum less the argmax's 1.
@@ -1092,17 +1084,19 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           if (gx == nullptr) continue;
           const std::int64_t t = target_of(p, i);
           const double s = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
-          if (gx->dtype == LB_FLOAT32 && gstride == 1) {  // a row of zeros, one value
-            float* row = static_cast<float*>(gx->data) + gb;
+          // A float32 or float64 row of zeros, one value.
+          const auto one_value = [&](auto* row) {
             zero_row(row, p.c, stream);
             if (t >= 0)
-              row[t] = static_cast<float>(NllLoss::grad(p.w[static_cast<std::size_t>(t)], s));
+              row[t] = static_cast<std::remove_pointer_t<decltype(row)>>(
+                  NllLoss::grad(p.w[static_cast<std::size_t>(t)], s));
+          };
+          if (gx->dtype == LB_FLOAT32 && gstride == 1) {
+            one_value(static_cast<float*>(gx->data) + gb);
             continue;
           }
           if (gx->dtype == LB_FLOAT64 && gstride == 1) {
-            double* row = static_cast<double*>(gx->data) + gb;
-            zero_row(row, p.c, stream);
-            if (t >= 0) row[t] = NllLoss::grad(p.w[static_cast<std::size_t>(t)], s);
+            one_value(static_cast<double*>(gx->data) + gb);
             continue;
           }
           for (std::int64_t c = 0; c < p.c; ++c)
@@ -1118,7 +1112,7 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           if (t >= 0 && ce_fast_row(k, p, x, r.e.data(), e_lo.data(), fr)) {
             const double s_nll = p.reduction == Reduction::mean ? upstream(i) / W : upstream(i);
             const double dl_t = NllLoss::grad(p.w[static_cast<std::size_t>(t)], s_nll);
-            ce_fast_grad_row(k, p, x, t, fr, r.e.data(), e_lo.data(), dl_t, grad_row_ptr(*gx, gb),
+            ce_fast_grad_row(k, p, x, t, fr, r.e.data(), e_lo.data(), dl_t, element_at(*gx, gb),
                              stream);
             continue;
           }
@@ -1284,7 +1278,7 @@ bool run_classification_fused(const KernelTable& k, const ClassificationPlan& p,
         const double up = per_g ? load(grad_output, offset_of(grad_output, i)) : g0;
         const double dl_t = NllLoss::grad(wt, p.reduction == Reduction::mean ? up / W : up);
         ce_fast_grad_row(k, p, x, t, fr, e.data(), e_lo.data(), dl_t,
-                         grad_row_ptr(*gx, grad_base(p, i)), stream);
+                         element_at(*gx, grad_base(p, i)), stream);
       }
       if (!each) {
         const std::size_t q = static_cast<std::size_t>(blk) * 2;

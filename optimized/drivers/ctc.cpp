@@ -661,26 +661,25 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
           }
         }
         // float64 with the vector kernels: into the gradient's rows when they are contiguous.
-        if (direct64 && c.il[i] > 0) {
-          const std::int64_t rs = c.N * c.C;  // (T, N, C); (T, C) has N = 1
-          double* g = static_cast<double*>(gt->data) + b * c.C;
-          if (k->ctc_grad_f64(sample_of(c, b), gr, g, rs)) {
+        work.resize(static_cast<std::size_t>(TC));
+        // float64 with the vector kernels: into the gradient's rows when they are contiguous
+        // (then done), else into work (stored below); rows t >= L are zeros.
+        bool done = false;
+        if (fast64 && c.il[i] > 0) {
+          const std::int64_t rs = direct64 ? c.N * c.C : c.C;  // (T, N, C); (T, C) has N = 1
+          double* g = direct64 ? static_cast<double*>(gt->data) + b * c.C : work.data();
+          done = k->ctc_grad_f64(sample_of(c, b), gr, g, rs);
+          if (done) {
             for (std::int64_t t = c.il[i]; t < c.T; ++t)
               std::fill(g + t * rs, g + t * rs + c.C, 0.0);
-            continue;
+            if (direct64) continue;
           }
         }
-        work.resize(static_cast<std::size_t>(TC));
         // float64: double-double always (the vector kernels where the table has them);
         // float32 and 16-bit: where the double recursion's gradient cancels.
         const auto of_work = [&](std::int64_t t, std::int64_t x) {
           return work[static_cast<std::size_t>(t * c.C + x)];
         };
-        bool done = false;
-        if (fast64 && !direct64 && c.il[i] > 0) {
-          std::fill(work.begin() + c.il[i] * c.C, work.end(), 0.0);
-          done = k->ctc_grad_f64(sample_of(c, b), gr, work.data(), c.C);
-        }
         if (!done && (c.dtype != LB_FLOAT64 || !grad_linear_dd(c, b, gr, work.data()))) {
           Sample smp;
           alpha(c, b, smp);

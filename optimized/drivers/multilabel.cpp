@@ -672,7 +672,6 @@ bool contiguous_as(const lb_tensor* t, const Shape& shape, std::int32_t dtype = 
 struct SoftKernels {
   DenseForwardKernel forward = nullptr;
   DenseBackwardKernel backward = nullptr;
-  std::size_t size = 4;  // bytes per element
 };
 SoftKernels soft_fast(const Soft& s, const KernelTable* k) {
   if (k == nullptr) return {};
@@ -681,21 +680,16 @@ SoftKernels soft_fast(const Soft& s, const KernelTable* k) {
   if (!contiguous_as(s.c.input, s.shape, dt) || !contiguous_as(s.c.target, s.shape, dt) ||
       (s.c.weight != nullptr && !contiguous_as(s.c.weight, w_shape, dt)))
     return {};
-  if (dt == LB_FLOAT32) return {k->mlsm_forward_f32, k->mlsm_backward_f32, 4};
+  if (dt == LB_FLOAT32) return {k->mlsm_forward_f32, k->mlsm_backward_f32};
   if (dt == LB_FLOAT64 && k->mlsm_forward_f64 != nullptr)
-    return {k->mlsm_forward_f64, k->mlsm_backward_f64, 8};
+    return {k->mlsm_forward_f64, k->mlsm_backward_f64};
   return {};
 }
 
-// Row o's elements: at o C of each operand (bytes of the element size).
-const void* row_at(const lb_tensor& t, std::int64_t o, std::int64_t c, std::size_t size) {
-  return static_cast<const char*>(t.data) + static_cast<std::size_t>(o * c) * size;
-}
-
-DenseIO soft_row(const Soft& s, std::int64_t o, std::size_t size) {
+DenseIO soft_row(const Soft& s, std::int64_t o) {
   DenseIO io;
-  io.in[0] = row_at(*s.c.input, o, s.classes, size);
-  io.in[1] = row_at(*s.c.target, o, s.classes, size);
+  io.in[0] = element_at(*s.c.input, o * s.classes);
+  io.in[1] = element_at(*s.c.target, o * s.classes);
   io.in[2] = s.c.weight != nullptr ? s.c.weight->data : nullptr;
   io.constant[2] = 1.0;
   return io;
@@ -715,7 +709,7 @@ void soft_forward(const lb_call& call, lb_tensor& output, int threads, const Ker
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
     for (std::int64_t o = 0; o < n; ++o) {
       double hi, lo;
-      fk.forward(soft_row(s, o, fk.size), 0, s.classes, none, &hi, &lo);
+      fk.forward(soft_row(s, o), 0, s.classes, none, &hi, &lo);
       const auto i = static_cast<std::size_t>(o);
       loss[i] = dd_div(hi, lo, C);
       // hi - loss C is exact (C an integer, loss within an ULP or so of hi / C).
@@ -786,10 +780,10 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
     const formulas::Params none;
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
     for (std::int64_t o = 0; o < n; ++o) {
-      DenseIO io = soft_row(s, o, fk.size);
+      DenseIO io = soft_row(s, o);
       io.g_constant = g[static_cast<std::size_t>(o)] / C;  // backward of sum(dim) / C
-      if (gx) io.out[0] = const_cast<void*>(row_at(*gx, o, s.classes, fk.size));
-      if (gy) io.out[1] = const_cast<void*>(row_at(*gy, o, s.classes, fk.size));
+      if (gx) io.out[0] = element_at(*gx, o * s.classes);
+      if (gy) io.out[1] = element_at(*gy, o * s.classes);
       fk.backward(io, 0, s.classes, none);
     }
     return;

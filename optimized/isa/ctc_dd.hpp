@@ -14,7 +14,8 @@
 // - Sums align the exponents (scalef), add in double-double and renormalize (getexp).
 // The kernels give a sample up (false; the driver's scalar path then) where an emission they read
 // is +inf or NaN or below -kMaxLp, or no path is possible; the gradient kernel also where any
-// log_prob of the sample is +inf or NaN (PyTorch's values there are the general path's).
+// log_prob of the sample is +inf or NaN (PyTorch's values there are the general path's), found
+// as it writes that row: the driver then rewrites all of the sample's rows.
 #include "f64_dd.hpp"
 
 #if HWY_TARGET != HWY_AVX3 || !defined(LOSSBENCH_F64_MATH)
@@ -68,6 +69,11 @@ HWY_INLINE VS sum3(const VS& a, const VS& b, const VS& c) {
   const VD m = vmax(a.e, vmax(b.e, c.e));
   const VDD s = dd2::add(dd2::add(at(a, m), at(b, m)), at(c, m));
   return {s.hi, s.lo, m};
+}
+// a + b, normalized (a sum kept, rather than multiplied at once).
+HWY_INLINE VS plus(const VS& a, const VS& b) {
+  const VS u = sum2(a, b);
+  return normalized(u.hi, u.lo, u.e);
 }
 HWY_INLINE VS times(const VS& a, const VS& q) {
   const VDD p = dd2::mul(VDD{a.hi, a.lo}, VDD{q.hi, q.lo});
@@ -275,8 +281,7 @@ HWY_INLINE VS lane_sum(VS a) {
     const VS b{raw(_mm512_permutexvar_pd(idx, a.hi.v.raw)),
                raw(_mm512_permutexvar_pd(idx, a.lo.v.raw)),
                raw(_mm512_permutexvar_pd(idx, a.e.v.raw))};
-    const VS u = sum2(a, b);
-    a = normalized(u.hi, u.lo, u.e);
+    a = plus(a, b);
   }
   return a;
 }
@@ -308,12 +313,6 @@ HWY_INLINE VD exp_times(VD v, VD gr) {
 // beta) / (p P) in double-double, rounded once.
 inline bool grad(const CtcSample& s, double gr, double* g, std::int64_t gst) {
   const std::int64_t C = s.C, S = s.S, L = s.L;
-  for (std::int64_t t = 0; t < L; ++t) {
-    const double* row = s.lp64 + t * s.st;
-    bool ok = true;
-    for (std::int64_t k = 0; k < C; ++k) ok = ok && row[k] < HUGE_VAL;  // not +inf or NaN
-    if (!ok) return false;
-  }
   Lattice lt(s);
   const std::int64_t R = lt.R, P = lt.P, n = lt.n;
   std::vector<double> a(static_cast<std::size_t>(L * 3 * R + 3 * R));
@@ -324,10 +323,7 @@ inline bool grad(const CtcSample& s, double gr, double* g, std::int64_t gst) {
     return VS{VD(r[i]), VD(r[R_ + i]), VD(r[2 * R_ + i])};
   };
   VS total = bcast(last, R, 1 + S);
-  if (S > 0) {
-    const VS u = sum2(total, bcast(last, R, P + S));
-    total = normalized(u.hi, u.lo, u.e);
-  }
+  if (S > 0) total = plus(total, bcast(last, R, P + S));
   if (last[1 + S] == 0.0 && (S == 0 || last[P + S] == 0.0)) return false;
   // The first label state of each class (first[j] = j for it; duplicates add into it).
   std::vector<std::int64_t> first(static_cast<std::size_t>(S));
@@ -366,10 +362,7 @@ inline bool grad(const CtcSample& s, double gr, double* g, std::int64_t gst) {
     const Row al{a.data() + t * 3 * R, R};
     // The blank's posterior numerator: its states' alpha beta, summed.
     VS acc = zero();
-    for (std::int64_t j = 0; j < n; j += 8) {
-      const VS u = sum2(acc, times(al.load(1 + j), c.load(1 + j)));
-      acc = normalized(u.hi, u.lo, u.e);
-    }
+    for (std::int64_t j = 0; j < n; j += 8) acc = plus(acc, times(al.load(1 + j), c.load(1 + j)));
     const VS nb = lane_sum(acc);
     // The labels': each state's, then the duplicates' added into their class's first state.
     for (std::int64_t j = 0; j < n; j += 8)
@@ -377,22 +370,29 @@ inline bool grad(const CtcSample& s, double gr, double* g, std::int64_t gst) {
     for (std::int64_t j = 1; j < S; ++j) {
       const std::int64_t f = first[static_cast<std::size_t>(j)];
       if (f == j) continue;
-      const VS u = sum2(bcast(num.data(), n, f), bcast(num.data(), n, j));
-      const VS v = normalized(u.hi, u.lo, u.e);
-      nr.set_lane(f, v, 0);
+      nr.set_lane(f, plus(bcast(num.data(), n, f), bcast(num.data(), n, j)), 0);
     }
     // The row: exp(lp) gr outside the target (NaN where lp = -inf), then the target's classes.
+    // A log_prob of +inf or NaN gives the sample up here (the driver then rewrites all of its
+    // rows).
     const double* row = s.lp64 + t * s.st;
     double* out = g + t * gst;
+    MD bad = VD(0.0) < VD(0.0);
     std::int64_t k = 0;
-    for (; k + 8 <= C; k += 8)
-      hn::StoreU(exp_times(VD(hn::LoadU(D(), row + k)), vgr).v, D(), out + k);
+    for (; k + 8 <= C; k += 8) {
+      const VD v(hn::LoadU(D(), row + k));
+      bad = bad | !(v < VD(HUGE_VAL));
+      hn::StoreU(exp_times(v, vgr).v, D(), out + k);
+    }
     if (k < C) {
       alignas(64) double v[8], r[8];
       for (std::int64_t i = 0; i < 8; ++i) v[i] = k + i < C ? row[k + i] : 0.0;
-      hn::Store(exp_times(VD(hn::Load(D(), v)), vgr).v, D(), r);
+      const VD vv(hn::Load(D(), v));
+      bad = bad | !(vv < VD(HUGE_VAL));
+      hn::Store(exp_times(vv, vgr).v, D(), r);
       for (std::int64_t i = 0; k + i < C; ++i) out[k + i] = r[i];
     }
+    if (vany(bad)) return false;
     for (std::int64_t j = 0; j < n; j += 8)
       hn::StoreU(grad_value(lt.label(j), nr.load(j), total, vgr).v, D(), val.data() + j);
     const double* emh = lt.em.data();
