@@ -1,6 +1,7 @@
 // lossbench_bench: Google Benchmark suites generated from the catalog (benchmarks/README.md).
 //
-//   loss x implementation (cpu, cpu-scalar, cpu-avx2, cpu-avx512; the reference at a tiny size)
+//   loss x implementation (cpu, cpu-scalar, cpu-avx2, cpu-avx512, cpu-fast (float32 only); the
+//   reference at a tiny size)
 //   x dtype (float32, float64) x size (bytes of the main input tensor) x direction (fwd, fwdbwd)
 //
 // Each benchmark first checks its implementation against the reference on a small input
@@ -521,7 +522,8 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMicrosecond);
     }
 
-  const char* impls[] = {"cpu", "cpu-scalar", "cpu-avx2", "cpu-avx512", "reference"};
+  // cpu-fast differs from cpu-avx512 only in float32 (optimized/cpu.hpp): float32 rows only.
+  const char* impls[] = {"cpu", "cpu-scalar", "cpu-avx2", "cpu-avx512", "cpu-fast", "reference"};
   for (const auto& info : lb::catalog()) {
     const std::string loss(info.name);
     if (!bench::has_builder(loss)) continue;
@@ -529,8 +531,10 @@ int main(int argc, char** argv) {
       const lb_impl* impl = lb::conformance::find_implementation(impl_name);
       if (impl == nullptr) continue;
       const bool is_ref = std::strcmp(impl_name, "reference") == 0;
+      const bool is_fast = std::strcmp(impl_name, "cpu-fast") == 0;
       for (std::int32_t dtype : {LB_FLOAT32, LB_FLOAT64}) {
         if (!impl->supports(loss.c_str(), dtype, {LB_DEVICE_CPU, 0}, "mean")) continue;
+        if (is_fast && dtype != LB_FLOAT32) continue;
         std::vector<std::pair<std::string, std::int64_t>> ns;
         if (is_ref)
           ns.push_back({"64el", 64});

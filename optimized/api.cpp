@@ -68,8 +68,13 @@ bool cancels_inside(Loss l) {
   return false;
 }
 
+// AVX-512 underneath (the cpu-fast table differs from the AVX-512 one only in its float32 dense
+// kernels, and takes the same float64 tables).
+bool wide(Isa isa) { return isa == Isa::avx512 || isa == Isa::avx512_fast; }
+
 const KernelTable& table_of(Isa isa) {
   switch (isa) {
+    case Isa::avx512_fast: return avx512_fast_kernels();
     case Isa::avx512: return avx512_kernels();
     case Isa::avx2: return avx2_kernels();
     default: return scalar_kernels();
@@ -409,16 +414,16 @@ const KernelTable& kernels_for(Isa isa, const Plan& plan) {
   // float64 binary_cross_entropy(_with_logits), kl_div, poisson_nll_loss and gaussian_nll_loss on
   // AVX-512: the float64 table's double-double formulas (isa/f64_dd.hpp), as exact as the
   // exact64 kernels.
-  if (plan.dtype == LB_FLOAT64 && isa == Isa::avx512 &&
+  if (plan.dtype == LB_FLOAT64 && wide(isa) &&
       (plan.loss == Loss::binary_cross_entropy ||
        plan.loss == Loss::binary_cross_entropy_with_logits || plan.loss == Loss::kl_div ||
        plan.loss == Loss::poisson_nll_loss || plan.loss == Loss::gaussian_nll_loss))
     return avx512_f64_kernels();
   if (plan.dtype == LB_FLOAT64 && cancels_inside(plan.loss))
-    return isa == Isa::avx512 ? exact64_avx512_kernels()
-                              : (isa == Isa::avx2 ? exact64_fma_kernels() : exact64_kernels());
+    return wide(isa) ? exact64_avx512_kernels()
+                     : (isa == Isa::avx2 ? exact64_fma_kernels() : exact64_kernels());
   if (plan.dtype == LB_FLOAT64 && transcendental(plan.loss))
-    return isa == Isa::avx512 ? avx512_f64_kernels() : scalar_kernels();
+    return wide(isa) ? avx512_f64_kernels() : scalar_kernels();
   return table_of(isa);
 }
 
@@ -428,7 +433,7 @@ const KernelTable& kernels_for(Isa isa, const Plan& plan) {
 const KernelTable& driver_kernels(Isa isa, const lb_call& call, std::string_view first_input) {
   for (std::int32_t k = 0; k < call.num_inputs; ++k) {
     const lb_tensor& t = call.inputs[k];
-    if (isa == Isa::avx512 && t.name != nullptr && std::string_view(t.name) == first_input &&
+    if (wide(isa) && t.name != nullptr && std::string_view(t.name) == first_input &&
         t.dtype == LB_FLOAT64)
       return avx512_f64_kernels();
   }
@@ -446,7 +451,7 @@ const KernelTable& multilabel_kernels(Isa isa, const lb_call& call) {
 // everything else the ISA's (float64 multi_margin_loss: its double-double row kernel).
 const KernelTable& classification_kernels(Isa isa, const ClassificationPlan& p) {
   if (p.dtype == LB_FLOAT64 && p.loss == Loss::cross_entropy)
-    return isa == Isa::avx512 ? avx512_f64_kernels() : scalar_kernels();
+    return wide(isa) ? avx512_f64_kernels() : scalar_kernels();
   return table_of(isa);
 }
 
@@ -655,12 +660,14 @@ LOSSBENCH_OPT_IMPL(cpu, detected_isa(), "cpu")
 LOSSBENCH_OPT_IMPL(cpu_scalar, Isa::scalar, "cpu-scalar")
 LOSSBENCH_OPT_IMPL(cpu_avx2, Isa::avx2, "cpu-avx2")
 LOSSBENCH_OPT_IMPL(cpu_avx512, Isa::avx512, "cpu-avx512")
+LOSSBENCH_OPT_IMPL(cpu_fast, Isa::avx512_fast, "cpu-fast")
 
 }  // namespace
 
 bool machine_has(Isa isa) {
   switch (isa) {
-    case Isa::avx512: return cpu_has_avx512();
+    case Isa::avx512:
+    case Isa::avx512_fast: return cpu_has_avx512();
     case Isa::avx2: return cpu_has_avx2();
     default: return true;
   }
@@ -669,6 +676,7 @@ bool machine_has(Isa isa) {
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::avx512: return "avx512";
+    case Isa::avx512_fast: return "avx512-fast";
     case Isa::avx2: return "avx2";
     default: return "scalar";
   }
@@ -688,6 +696,7 @@ const lb_impl* cpu_impl() { return &cpu_table; }
 const lb_impl* cpu_scalar_impl() { return &cpu_scalar_table; }
 const lb_impl* cpu_avx2_impl() { return &cpu_avx2_table; }
 const lb_impl* cpu_avx512_impl() { return &cpu_avx512_table; }
+const lb_impl* cpu_fast_impl() { return &cpu_fast_table; }
 
 bool plans_loss(const char* loss) { return find_loss(loss) != nullptr; }
 

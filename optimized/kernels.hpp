@@ -295,6 +295,9 @@ const KernelTable& avx512_kernels();
 // The AVX-512 table with exp, log, log1p and softplus's tail to about half an ULP of double
 // (isa/avx512_f64.cpp): the float64 losses with exp/log whose terms do not cancel (api.cpp).
 const KernelTable& avx512_f64_kernels();
+// The opt-in cpu-fast table (isa/avx512_fast.cpp): the AVX-512 table with the dense float32
+// kernels of the losses with exp/log evaluated in float lanes (faster, not within 1 ULP).
+const KernelTable& avx512_fast_kernels();
 // The float64 double-double kernels of the elementwise losses: only their float64 forward,
 // backward, dense and sum entries (and dd_math) are set. Scalar (isa/exact64.cpp, for the scalar
 // path; isa/exact64_fma.cpp, the same with FMA, for the AVX2 path) and eight lanes on AVX-512

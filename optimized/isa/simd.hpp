@@ -1,8 +1,9 @@
 #pragma once
 // The SIMD lane type for the formulas: a thin wrapper over a Highway vector of doubles with
-// the operators and free functions formulas/common.hpp lists. Included by isa/avx2.cpp and
-// isa/avx512.cpp only: each is compiled with its own -m flags and HWY_COMPILE_ONLY_STATIC, so
-// hwy::HWY_NAMESPACE is N_AVX2 or N_AVX3 and nothing here is shared between them.
+// the operators and free functions formulas/common.hpp lists. Included by the ISA files only
+// (isa/avx2.cpp, isa/avx512*.cpp; isa/simd_f32.hpp adds float lanes): each is compiled with its own
+// -m flags and HWY_COMPILE_ONLY_STATIC, so hwy::HWY_NAMESPACE is N_AVX2 or N_AVX3 and nothing here
+// is shared between them.
 //
 // The math wrappers are forced inline so that the compiler can share one evaluation between the
 // branches of a formula that both use it (e.g. kl_div's log y).
@@ -23,33 +24,48 @@ inline namespace LOSSBENCH_FORMULA_NS {
 namespace hn = hwy::HWY_NAMESPACE;
 using D = hn::ScalableTag<double>;
 
-struct VD {
-  hn::Vec<D> v;
-  VD() : v(hn::Zero(D())) {}
-  VD(hn::Vec<D> x) : v(x) {}            // NOLINT: implicit by design
-  VD(double c) : v(hn::Set(D(), c)) {}  // NOLINT: constants in formulas broadcast
-};
-struct MD {
-  hn::Mask<D> m;
-};
+// The operators and the lane-wise vocabulary of formulas/common.hpp for a wrapper V over a
+// Highway vector of tag D, with the mask wrapper M: VD below (doubles), and isa/simd_f32.hpp's
+// float lanes (the cpu-fast table's).
+#define LOSSBENCH_SIMD_LANES(V, M, D)                                                            \
+  struct V {                                                                                     \
+    hn::Vec<D> v;                                                                                \
+    V() : v(hn::Zero(D())) {}                                                                    \
+    V(hn::Vec<D> x) : v(x) {} /* implicit by design */                                           \
+    /* implicit too: formulas' constants broadcast, rounded to the lane type */                  \
+    V(double c) : v(hn::Set(D(), static_cast<hn::TFromD<D>>(c))) {}                              \
+  };                                                                                             \
+  struct M {                                                                                     \
+    hn::Mask<D> m;                                                                               \
+  };                                                                                             \
+  inline V operator+(V a, V b) { return V(hn::Add(a.v, b.v)); }                                  \
+  inline V operator-(V a, V b) { return V(hn::Sub(a.v, b.v)); }                                  \
+  inline V operator*(V a, V b) { return V(hn::Mul(a.v, b.v)); }                                  \
+  inline V operator/(V a, V b) { return V(hn::Div(a.v, b.v)); }                                  \
+  inline V operator-(V a) { return V(hn::Neg(a.v)); }                                            \
+  inline M operator<(V a, V b) { return {hn::Lt(a.v, b.v)}; }                                    \
+  inline M operator<=(V a, V b) { return {hn::Le(a.v, b.v)}; }                                   \
+  inline M operator>(V a, V b) { return {hn::Gt(a.v, b.v)}; }                                    \
+  inline M operator>=(V a, V b) { return {hn::Ge(a.v, b.v)}; }                                   \
+  inline M operator==(V a, V b) { return {hn::Eq(a.v, b.v)}; }                                   \
+  inline M operator&(M a, M b) { return {hn::And(a.m, b.m)}; }                                   \
+  inline M operator|(M a, M b) { return {hn::Or(a.m, b.m)}; }                                    \
+  inline M operator!(M a) { return {hn::Not(a.m)}; }                                             \
+  inline V vselect(M c, V a, V b) { return V(hn::IfThenElse(c.m, a.v, b.v)); }                   \
+  inline V vabs(V x) { return V(hn::Abs(x.v)); }                                                 \
+  inline V vmax(V a, V b) { return V(hn::Max(a.v, b.v)); }                                       \
+  inline V vfma(V a, V b, V c) { return V(hn::MulAdd(a.v, b.v, c.v)); }                          \
+  inline M visnan(V x) { return {hn::IsNaN(x.v)}; } /* (Ne is an ordered compare) */             \
+  inline M visfinite(V x) { return vabs(x) < V(HUGE_VAL); }                                      \
+  inline M visinf(V x) { return vabs(x) == V(HUGE_VAL); }                                        \
+  /* Is the mask true in any lane? (Formulas compute a rarely needed branch, such as PyTorch's   \
+     literal expression for infinite inputs, only when some lane needs it.) */                   \
+  inline bool vany(M m) { return !hn::AllFalse(D(), m.m); }                                      \
+  inline std::int64_t vcount(M m) { return static_cast<std::int64_t>(hn::CountTrue(D(), m.m)); } \
+  inline V vsign(V x) { return vselect(x > V(0.0), V(1.0), vselect(x < V(0.0), V(-1.0), V(0.0))); }
 
-inline VD operator+(VD a, VD b) { return VD(hn::Add(a.v, b.v)); }
-inline VD operator-(VD a, VD b) { return VD(hn::Sub(a.v, b.v)); }
-inline VD operator*(VD a, VD b) { return VD(hn::Mul(a.v, b.v)); }
-inline VD operator/(VD a, VD b) { return VD(hn::Div(a.v, b.v)); }
-inline VD operator-(VD a) { return VD(hn::Neg(a.v)); }
-inline MD operator<(VD a, VD b) { return {hn::Lt(a.v, b.v)}; }
-inline MD operator<=(VD a, VD b) { return {hn::Le(a.v, b.v)}; }
-inline MD operator>(VD a, VD b) { return {hn::Gt(a.v, b.v)}; }
-inline MD operator>=(VD a, VD b) { return {hn::Ge(a.v, b.v)}; }
-inline MD operator==(VD a, VD b) { return {hn::Eq(a.v, b.v)}; }
-inline MD operator&(MD a, MD b) { return {hn::And(a.m, b.m)}; }
-inline MD operator|(MD a, MD b) { return {hn::Or(a.m, b.m)}; }
-inline MD operator!(MD a) { return {hn::Not(a.m)}; }
+LOSSBENCH_SIMD_LANES(VD, MD, D)
 
-inline VD vselect(MD c, VD a, VD b) { return VD(hn::IfThenElse(c.m, a.v, b.v)); }
-inline VD vabs(VD x) { return VD(hn::Abs(x.v)); }
-inline VD vmax(VD a, VD b) { return VD(hn::Max(a.v, b.v)); }
 // table's lane i for each lane holding i (a small non-negative integer; block.hpp: mlm_grad).
 inline VD vlookup(VD table, VD i) {
 #if HWY_TARGET == HWY_AVX3
@@ -60,17 +76,6 @@ inline VD vlookup(VD table, VD i) {
   const hn::RebindToSigned<D> di;
   return VD(hn::TableLookupLanes(table.v, hn::IndicesFromVec(D(), hn::ConvertTo(di, i.v))));
 #endif
-}
-inline VD vfma(VD a, VD b, VD c) { return VD(hn::MulAdd(a.v, b.v, c.v)); }
-inline MD visnan(VD x) { return {hn::IsNaN(x.v)}; }  // (Ne is an ordered compare)
-inline MD visfinite(VD x) { return {hn::Lt(hn::Abs(x.v), hn::Set(D(), HUGE_VAL))}; }
-inline MD visinf(VD x) { return {hn::Eq(hn::Abs(x.v), hn::Set(D(), HUGE_VAL))}; }
-// Is the mask true in any lane? (Formulas compute a rarely needed branch, such as PyTorch's
-// literal expression for infinite inputs, only when some lane needs it.)
-inline bool vany(MD m) { return !hn::AllFalse(D(), m.m); }
-inline std::int64_t vcount(MD m) { return static_cast<std::int64_t>(hn::CountTrue(D(), m.m)); }
-inline VD vsign(VD x) {
-  return vselect(x > VD(0.0), VD(1.0), vselect(x < VD(0.0), VD(-1.0), VD(0.0)));
 }
 
 #if HWY_TARGET == HWY_AVX3

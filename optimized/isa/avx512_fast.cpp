@@ -1,0 +1,122 @@
+// The opt-in "cpu-fast" table: the AVX-512 table, except that the dense float32 kernels of the
+// losses with exp or log evaluate their formulas in float lanes (isa/simd_f32.hpp: 16 floats,
+// Highway's float exp/log) instead of double ones. Twice the lanes and cheaper transcendentals,
+// for several float roundings per result instead of one: "cpu" keeps the 1-ULP evaluation, and
+// optimized/budgets.txt holds cpu-fast's measured errors. Compiled with the AVX-512 flags
+// (optimized/CMakeLists.txt).
+#include "simd_f32.hpp"
+
+namespace lossbench::opt {
+namespace {
+
+using simd::VD;
+using simd::VF;
+
+// dense_forward (drivers/block.hpp) over float lanes: each vector of results is widened to two
+// vectors of doubles and summed there, four accumulators in a fixed order; a sum of float terms
+// in double keeps a relative error near n 2^-53 (n, a lane's terms: below 2^-30 for any tensor
+// that fits in memory), far below the terms' own float error, so no compensation is needed.
+// Non-finite terms give IEEE's sum directly. kFused: the gradients too, as dense_backward.
+template <class F, bool kFused>
+void fast_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const formulas::Params& p,
+                  double* hi, double* lo) {
+  using T = kernels::Traits<VF>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const float* src[F::kInputs];
+  float* gdst[F::kInputs];
+  VF cst[F::kInputs];
+  for (int k = 0; k < F::kInputs; ++k) {
+    src[k] = io.in[k] != nullptr ? static_cast<const float*>(io.in[k]) + start : nullptr;
+    gdst[k] = kFused && io.grad[k] != nullptr ? static_cast<float*>(io.grad[k]) + start : nullptr;
+    cst[k] = VF(io.constant[k]);
+  }
+  const float* gsrc = kFused && io.g != nullptr ? static_cast<const float*>(io.g) + start : nullptr;
+  const VF gc(io.g_constant);
+  const auto eval = [&](const float* const* from, const float* gfrom, float* const* to,
+                        std::int64_t i) __attribute__((always_inline)) {
+    VF a[F::kInputs];
+    for (int k = 0; k < F::kInputs; ++k) a[k] = from[k] != nullptr ? T::load(from[k] + i) : cst[k];
+    if constexpr (kFused) {
+      VF r[F::kInputs];
+      F::backward(a, gfrom != nullptr ? T::load(gfrom + i) : gc, p, r);
+      for (int k = 0; k < F::kInputs; ++k)
+        if (to[k] != nullptr) T::store(r[k], to[k] + i);
+    }
+    return F::forward(a, p);
+  };
+  // The last partial vector, from copies padded with 0.5 (a value every formula accepts).
+  const std::int64_t full = n / L * L, rest = n - full;
+  float tail_in[F::kInputs][T::kLanes], tail_g[T::kLanes], tail_out[F::kInputs][T::kLanes];
+  const float* tail_src[F::kInputs];
+  float* tail_dst[F::kInputs];
+  for (int k = 0; k < F::kInputs; ++k) {
+    tail_src[k] = src[k] != nullptr ? tail_in[k] : nullptr;
+    tail_dst[k] = gdst[k] != nullptr ? tail_out[k] : nullptr;
+    for (std::int64_t j = 0; j < L; ++j)
+      tail_in[k][j] = src[k] != nullptr && j < rest ? src[k][full + j] : 0.5f;
+  }
+  for (std::int64_t j = 0; j < L; ++j) tail_g[j] = gsrc != nullptr && j < rest ? gsrc[full + j] : 0;
+  float tail[T::kLanes] = {};
+  if (rest > 0) {
+    T::store(eval(tail_src, gsrc != nullptr ? tail_g : nullptr, tail_dst, 0), tail);
+    if constexpr (kFused)
+      for (int k = 0; k < F::kInputs; ++k)
+        if (gdst[k] != nullptr)
+          for (std::int64_t j = 0; j < rest; ++j) gdst[k][full + j] = tail_out[k][j];
+  }
+  if (io.out[0] != nullptr) {
+    float* out = static_cast<float*>(io.out[0]) + start;
+    for (std::int64_t i = 0; i < full; i += L) T::store(eval(src, gsrc, gdst, i), out + i);
+    for (std::int64_t j = 0; j < rest; ++j) out[full + j] = tail[j];
+    return;
+  }
+  VD acc[4] = {VD(0.0), VD(0.0), VD(0.0), VD(0.0)};
+  std::int64_t i = 0;
+  for (; i + 2 * L <= full; i += 2 * L) {
+    for (int k = 0; k < F::kInputs; ++k)
+      if (src[k] != nullptr) __builtin_prefetch(src[k] + i + kernels::kPrefetch);
+    const VF r0 = eval(src, gsrc, gdst, i), r1 = eval(src, gsrc, gdst, i + L);
+    acc[0] = acc[0] + simd::lower_half(r0);
+    acc[1] = acc[1] + simd::upper_half(r0);
+    acc[2] = acc[2] + simd::lower_half(r1);
+    acc[3] = acc[3] + simd::upper_half(r1);
+  }
+  if (i < full) {
+    const VF r0 = eval(src, gsrc, gdst, i);
+    acc[0] = acc[0] + simd::lower_half(r0);
+    acc[1] = acc[1] + simd::upper_half(r0);
+  }
+  double lanes[HWY_LANES(double)];
+  simd::hn::StoreU(((acc[0] + acc[1]) + (acc[2] + acc[3])).v, simd::D(), lanes);
+  double sum = 0.0;
+  for (const double v : lanes) sum += v;
+  for (std::int64_t j = 0; j < rest; ++j) sum += static_cast<double>(tail[j]);
+  *hi = sum;
+  *lo = 0.0;
+}
+
+}  // namespace
+
+const KernelTable& avx512_fast_kernels() {
+  static const KernelTable table = [] {
+    KernelTable t = avx512_kernels();
+    t.isa = "avx512-fast";
+#define LOSSBENCH_OPT_FAST(id, F)                                                    \
+  t.dense_forward[static_cast<int>(Loss::id)][0] = fast_forward<formulas::F, false>; \
+  t.dense_fused[static_cast<int>(Loss::id)][0] = fast_forward<formulas::F, true>;    \
+  t.dense_backward[static_cast<int>(Loss::id)][0] = kernels::dense_backward<VF, formulas::F, float>;
+    LOSSBENCH_OPT_FAST(binary_cross_entropy, BinaryCrossEntropy)
+    LOSSBENCH_OPT_FAST(binary_cross_entropy_with_logits, BinaryCrossEntropyWithLogits)
+    LOSSBENCH_OPT_FAST(soft_margin_loss, SoftMarginLoss)
+    LOSSBENCH_OPT_FAST(poisson_nll_loss, PoissonNllLoss)
+    LOSSBENCH_OPT_FAST(gaussian_nll_loss, GaussianNllLoss)
+    LOSSBENCH_OPT_FAST(kl_div, KlDiv)
+#undef LOSSBENCH_OPT_FAST
+    t.mlsm_forward_f32 = fast_forward<formulas::MultilabelSoftMarginRow, false>;
+    t.mlsm_backward_f32 = kernels::dense_backward<VF, formulas::MultilabelSoftMarginRow, float>;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace lossbench::opt
