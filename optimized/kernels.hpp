@@ -170,7 +170,8 @@ struct KernelTable {
   DenseForwardKernel dense_fused[kLossCount][2];
   // The ISA's vector math (0 exp, 1 log, 2 log1p, 3 expm1, 4 log1p(exp(-|x|)) (softplus_tail),
   // 5 1 / x for a positive normal x (vdiv_pos)) on n doubles (n a multiple of kPad), for
-  // tests/cpu_test.cpp.
+  // tests/cpu_test.cpp. (The cpu-fast table's: float lanes, on n float values held in doubles, n
+  // a multiple of 16.)
   void (*math)(int fn, const double* in, double* out, std::size_t n);
   // The double-double tables only (isa/exact64*.cpp): the same functions in DD, hi + lo.
   void (*dd_math)(int fn, const double* in, double* hi, double* lo, std::size_t n);

@@ -114,6 +114,8 @@ const KernelTable& avx512_fast_kernels() {
 #undef LOSSBENCH_OPT_FAST
     t.mlsm_forward_f32 = fast_forward<formulas::MultilabelSoftMarginRow, false>;
     t.mlsm_backward_f32 = kernels::dense_backward<VF, formulas::MultilabelSoftMarginRow, float>;
+    // The float functions above, on float values held in doubles (n a multiple of 16).
+    t.math = kernels::math_block<VF>;
     return t;
   }();
   return table;

@@ -186,12 +186,24 @@ HWY_INLINE VD upper_half(VF x) {
 
 namespace lossbench::opt::kernels {
 inline namespace LOSSBENCH_FORMULA_NS {
-// float32 tensors only: loads and stores are exact.
+// float32 tensors (exact loads and stores); doubles for math_block only (the fast table's
+// `math`, on float values held in doubles: rounded to float on load, exact on store).
 template <>
 struct Traits<simd::VF> {
   static constexpr std::size_t kLanes = HWY_LANES(float);
   static simd::VF load(const float* p) { return simd::VF(simd::hn::LoadU(simd::DF(), p)); }
   static void store(simd::VF v, float* p) { simd::hn::StoreU(v.v, simd::DF(), p); }
+  static simd::VF load(const double* p) {
+    const simd::hn::Half<simd::DF> dh;
+    constexpr std::size_t kHalf = HWY_LANES(double);
+    return simd::VF(simd::hn::Combine(simd::DF(),
+                                      simd::hn::DemoteTo(dh, simd::hn::LoadU(simd::D(), p + kHalf)),
+                                      simd::hn::DemoteTo(dh, simd::hn::LoadU(simd::D(), p))));
+  }
+  static void store(simd::VF v, double* p) {
+    simd::hn::StoreU(simd::lower_half(v).v, simd::D(), p);
+    simd::hn::StoreU(simd::upper_half(v).v, simd::D(), p + HWY_LANES(double));
+  }
 };
 }  // namespace LOSSBENCH_FORMULA_NS
 }  // namespace lossbench::opt::kernels

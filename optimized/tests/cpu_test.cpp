@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -3394,6 +3395,135 @@ TEST(OptimizedCpu, StreamedStoresMatchPlainStores) {
           << impl_name << " cosine_embedding_loss";
     }
   }
+}
+
+// ---------------------------------------------------------------- cpu-fast
+
+// The cpu-fast table's float functions (isa/simd_f32.hpp) on float inputs: every 9973rd bit
+// pattern (both signs, subnormals, infinities and NaNs among them) and some edges, in float ULPs
+// of the result against glibc's double functions (far closer than a float ULP). The bounds are
+// those measured over every 7th pattern (exp 0.93, log 1.39, log1p 1.92, softplus's tail 2.14
+// ULP) with a small margin; expm1 is Highway's (documented at 4 ULP); 1/x (positive normal x
+// only) is rcp14 and one Newton step. Results beyond float's range must be its inf or 0.
+TEST(OptimizedCpu, FastFloatMath) {
+  if (!machine_has(Isa::avx512)) GTEST_SKIP() << "no AVX-512 here";
+  std::vector<double> in;
+  for (std::uint64_t b = 0; b < (1ull << 32); b += 9973) {
+    const auto bits = static_cast<std::uint32_t>(b);
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    in.push_back(f);
+  }
+  for (float f : {0.0f, -0.0f, 1.0f, -1.0f, 0x1p-149f, 0x1p-126f, 88.72f, 88.73f, -103.9f, -87.4f,
+                  HUGE_VALF, -HUGE_VALF, std::nextafter(1.0f, 2.0f), std::nextafter(1.0f, 0.0f),
+                  std::nextafter(-1.0f, 0.0f), 0x1p-25f, -0x1p-25f, 0.984375f, 0.9375f})
+    in.push_back(f);
+  in.resize((in.size() + 15) / 16 * 16, 1.0);
+  const struct {
+    int fn;
+    const char* name;
+    double bound;
+    double (*ref)(double);
+  } fns[] = {
+      {0, "exp", 1.0, [](double x) { return std::exp(x); }},
+      {1, "log", 1.5, [](double x) { return std::log(x); }},
+      {2, "log1p", 2.0, [](double x) { return std::log1p(x); }},
+      {3, "expm1", 4.0, [](double x) { return std::expm1(x); }},
+      {4, "softplus_tail", 2.25, [](double x) { return std::log1p(std::exp(-std::fabs(x))); }},
+      {5, "1/x", 1.0, [](double x) { return 1.0 / x; }}};
+  for (const auto& f : fns) {
+    std::vector<double> out(in.size());
+    avx512_fast_kernels().math(f.fn, in.data(), out.data(), in.size());
+    double worst = 0.0;
+    int bad = 0;
+    for (std::size_t i = 0; i < in.size() && bad < 5; ++i) {
+      if (f.fn == 5 && !(in[i] >= 0x1p-126 && in[i] <= 0x1p126)) continue;  // its domain
+      const double want = f.ref(in[i]);
+      double err;
+      if (std::isnan(want)) {
+        err = std::isnan(out[i]) ? 0.0 : HUGE_VAL;
+      } else if (std::fabs(want) > FLT_MAX) {
+        err = out[i] == static_cast<float>(want) ? 0.0 : HUGE_VAL;  // float's inf
+      } else {
+        const int e = std::max(std::ilogb(static_cast<float>(want)), -126);
+        err = std::fabs(out[i] - want) / std::ldexp(1.0, e - 23);  // 0 gives 0 or a subnormal's
+      }
+      worst = std::max(worst, err);
+      if (!(err <= f.bound)) {
+        ++bad;
+        ADD_FAILURE() << f.name << "(" << std::hexfloat << in[i] << ") = " << out[i] << ", glibc "
+                      << want << std::defaultfloat << ": " << err << " ULP > " << f.bound;
+      }
+    }
+    std::printf("[cpu-fast] %-14s max %.3f float ULP\n", f.name, worst);
+  }
+}
+
+// cpu-fast's float32 kernels on the elementwise losses that have them: every output and gradient
+// element within 4 float ULPs of cpu's (which is within 1 of the exact value) on random inputs,
+// counted at the scale of the terms where a result cancels below them (float keeps fewer of its
+// bits there): at least 8, above the largest such term these inputs make (|log v|, |log y| up to
+// 6.9 for v, y >= 0.001, in gaussian_nll_loss's log v + d^2 / v and kl_div's y (log y - x);
+// binary_cross_entropy_with_logits's (1 - y) sigmoid(x) - y sigmoid(-x) near its zero).
+// forward+backward in one pass bitwise the two calls; the same bits with
+// 1, 2 and 3 threads. Where cpu-fast has no kernel of its own (float64; float32 tensors with a
+// stride, which take the gather path; the losses without exp/log) it is cpu-avx512, bit for bit.
+TEST(OptimizedCpu, FastFloat32Kernels) {
+  if (!machine_has(Isa::avx512)) GTEST_SKIP() << "no AVX-512 here";
+  const std::set<std::string> fast = {"binary_cross_entropy", "binary_cross_entropy_with_logits",
+                                      "soft_margin_loss",     "poisson_nll_loss",
+                                      "gaussian_nll_loss",    "kl_div"};
+  std::mt19937_64 rng(29);
+  std::set<std::string> seen;
+  for (const auto& c : elementwise_cases()) {
+    const auto values = draw_inputs<float>(rng, c);
+    const bool own = fast.count(c.loss) != 0;
+    if (own) seen.insert(c.loss);
+    for (const char* reduction : {"none", "sum"}) {
+      const auto f = run_layout<float>("cpu-fast", c.loss, reduction, values, c.names, false);
+      const auto ref = run_layout<float>("cpu-avx512", c.loss, reduction, values, c.names, false);
+      ASSERT_EQ(f.size(), ref.size());
+      if (!own) {
+        EXPECT_EQ(std::memcmp(f.data(), ref.data(), f.size() * sizeof(double)), 0) << c.loss;
+      } else {
+        int bad = 0;
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < f.size() && bad < 5; ++i) {
+          const float b = std::max(std::fabs(static_cast<float>(ref[i])), 8.0f);
+          const double ulp = std::nextafter(b, HUGE_VALF) - b;
+          differ += f[i] != ref[i] ? 1 : 0;
+          if (!(std::fabs(f[i] - ref[i]) <= 4 * ulp)) {
+            ++bad;
+            ADD_FAILURE() << c.loss << " " << reduction << " element " << i << ": cpu-fast "
+                          << std::hexfloat << f[i] << ", cpu " << ref[i] << std::defaultfloat;
+          }
+        }
+        // The float evaluation is really taken: some elements differ from cpu's.
+        EXPECT_GT(differ, 0u) << c.loss << " " << reduction;
+      }
+      EXPECT_EQ(run_layout<float>("cpu-fast", c.loss, reduction, values, c.names, false, true), f)
+          << c.loss << " " << reduction << ": fused";
+      for (const char* threads : {"1", "3"}) {
+        EnvGuard g("LOSSBENCH_CPU_THREADS", threads);
+        EXPECT_EQ(run_layout<float>("cpu-fast", c.loss, reduction, values, c.names, false), f)
+            << c.loss << " " << reduction << " threads " << threads;
+      }
+      EXPECT_EQ(run_layout<float>("cpu-fast", c.loss, reduction, values, c.names, true),
+                run_layout<float>("cpu-avx512", c.loss, reduction, values, c.names, true))
+          << c.loss << " " << reduction << " strided";
+      EXPECT_EQ(run_layout<double>("cpu-fast", c.loss, reduction, values, c.names, false),
+                run_layout<double>("cpu-avx512", c.loss, reduction, values, c.names, false))
+          << c.loss << " " << reduction << " float64";
+    }
+  }
+  EXPECT_EQ(seen, fast);
+}
+
+// The corpus with cpu-fast's budgets (optimized/budgets.txt: 4 ULP, or 8 times PyTorch's own
+// error, on its float32 losses; cpu's budgets elsewhere).
+TEST(OptimizedCpu, FastCorpusWithinBudgets) {
+  if (!machine_has(Isa::avx512)) GTEST_SKIP() << "no AVX-512 here";
+  EXPECT_EQ(check("cpu-fast", test_temp("cpu-fast.json")), 0);
 }
 
 }  // namespace
