@@ -153,7 +153,7 @@ def main(argv=None):
             f"{fmt(med(r, 'pct_sol'), '.1f')} | {fmt(med(r, 'sol_us'), '.1f')} | "
             f"{fmt(tus, '.1f')} | {fmt(ratio, '.2f')} | {fmt(med(r, 'max_ulp'), '.2f')} |")
 
-    impls = ["cpu-scalar", "cpu-avx2", "cpu-avx512"]
+    impls = ["cpu-scalar", "cpu-avx2", "cpu-avx512", "cpu-fast"]
     present = [i for i in impls if any(i in c for c in cases.values())]
     if present:
         out += ["", "## Percent of the speed of light per ISA path", "",
