@@ -201,7 +201,11 @@ bool any_outside(const lb_tensor& t, double lo, double hi) {
   return false;
 }
 
-void build(const lb_call& call, Call& c) {
+// defer_value_checks: PyTorch's checks of binary_cross_entropy's input and target values and
+// gaussian_nll_loss's var go into plan.value_check for the driver (the CPU ABI functions: the
+// dense kernels check the values as they read them), instead of a scan here (plan_forward and
+// plan_backward, whose callers run no such driver).
+void build(const lb_call& call, Call& c, bool defer_value_checks = false) {
   if (call.device.type != LB_DEVICE_CPU) unsupported("the cpu backend runs on the CPU only");
   c.info = find_loss(call.loss);
   if (c.info == nullptr) unsupported(std::string("loss '") + (call.loss ? call.loss : "") + "'");
@@ -299,14 +303,18 @@ void build(const lb_call& call, Call& c) {
       Shape wshape;
       if (c.t[2]) wshape = broadcast(y, shape_of(*c.t[2]));
       // PyTorch reports the first offending element, input before target at the same index.
-      if (any_outside(*c.t[0], 0.0, 1.0) || any_outside(*c.t[1], 0.0, 1.0)) {
-        const std::int64_t n = numel(x);
+      const auto check = [input = c.t[0], target = c.t[1], n = numel(x)] {
+        if (!any_outside(*input, 0.0, 1.0) && !any_outside(*target, 0.0, 1.0)) return;
         for (std::int64_t i = 0; i < n; ++i) {
-          const double a = element(*c.t[0], i), b = element(*c.t[1], i);
+          const double a = element(*input, i), b = element(*target, i);
           if (!(a >= 0 && a <= 1)) bad("all elements of input should be between 0 and 1");
           if (!(b >= 0 && b <= 1)) bad("all elements of target should be between 0 and 1");
         }
-      }
+      };
+      if (defer_value_checks)
+        plan.value_check = check;
+      else
+        check();
       if (c.t[2] && wshape != x) bad("output with shape doesn't match the broadcast shape");
       shape = x;
       const double eps32 = static_cast<float>(1e-12);
@@ -361,12 +369,17 @@ void build(const lb_call& call, Call& c) {
           bad("var is of incorrect size");
         }
       }
-      const std::int64_t nv = numel(v);
       // var < 0 is an error; NaN is not (it propagates), so the scan's range is [0, inf] and
       // the slow loop below decides.
-      if (any_outside(*c.t[2], 0.0, HUGE_VAL))
+      const auto check = [var = c.t[2], nv = numel(v)] {
+        if (!any_outside(*var, 0.0, HUGE_VAL)) return;
         for (std::int64_t i = 0; i < nv; ++i)
-          if (element(*c.t[2], i) < 0) bad("var has negative entry/entries");
+          if (element(*var, i) < 0) bad("var has negative entry/entries");
+      };
+      if (defer_value_checks)
+        plan.value_check = check;
+      else
+        check();
       shape = broadcast(broadcast(x, y), var_view);
       p.f0 = params.flag("full", false);
       p.s0 = round_to(params.real("eps", 1e-6), dtype);
@@ -494,7 +507,7 @@ std::int32_t forward_isa(Isa isa, const lb_call* call, lb_tensor* output, char* 
       return;
     }
     Call c;
-    build(*call, c);
+    build(*call, c, true);
     check_output(c.plan, *output, "output");
     run_forward(kernels_for(isa, c.plan), c.plan, *output, driver_threads());
   });
@@ -560,7 +573,7 @@ std::int32_t backward_isa(Isa isa, const lb_call* call, const lb_tensor* grad_ou
       return;
     }
     Call c;
-    build(*call, c);
+    build(*call, c, true);
     lb_tensor* by_input[kMaxInputs] = {};
     match_grads(c, grad_output, grads, num_grads, by_input);
     double one = 1.0;
@@ -609,7 +622,7 @@ std::int32_t forward_backward_isa(Isa isa, const lb_call* call, lb_tensor* outpu
     const std::int32_t s = guarded(error, size, [&] {
       if (!machine_has(isa)) unsupported(std::string(isa_name(isa)) + " is not available here");
       Call c;
-      build(*call, c);
+      build(*call, c, true);
       check_output(c.plan, *output, "output");
       lb_tensor* by_input[kMaxInputs] = {};
       match_grads(c, grad_output, grads, num_grads, by_input);

@@ -1,6 +1,7 @@
 #pragma once
 // The interface between the drivers (ISA-independent: loops, blocks, reductions, threads) and
 // the per-ISA kernels (isa/*.cpp: the formulas applied to a block of doubles, and the block sum).
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -63,6 +64,11 @@ struct DenseIO {
   // every written tensor is 64-byte aligned and too large to stay in cache (elementwise.cpp:
   // streamable); the values written are the same either way.
   bool stream = false;
+  // PyTorch's value checks (binary_cross_entropy's input and target, gaussian_nll_loss's var:
+  // the formula's F::invalid): when set, the kernels of a formula that has them set it to 1 if a
+  // value they read is one PyTorch rejects (the driver then raises the error: Plan::value_check),
+  // so that the check costs no read of its own.
+  std::atomic<int>* invalid = nullptr;
 };
 using DenseForwardKernel = void (*)(const DenseIO& io, std::int64_t start, std::int64_t n,
                                     const formulas::Params& p, double* hi, double* lo);

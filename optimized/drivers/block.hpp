@@ -56,6 +56,22 @@ constexpr bool streams() {
     return false;
 }
 
+// PyTorch's value checks on the lanes a dense kernel read (DenseIO::invalid, F::invalid): sets
+// `flagged` where a lane holds a value PyTorch rejects; nothing for a formula without checks or
+// a call that did them already.
+template <class F, class V>
+__attribute__((always_inline)) inline void check_values(const DenseIO& io, const V* a,
+                                                        bool& flagged) {
+  if constexpr (requires { F::invalid(a); }) {
+    using formulas::vany;
+    if (io.invalid != nullptr && vany(F::invalid(a))) flagged = true;
+  }
+}
+// Reports what check_values found (one relaxed store per kernel call that found something).
+inline void report_values(const DenseIO& io, bool flagged) {
+  if (flagged) io.invalid->store(1, std::memory_order_relaxed);
+}
+
 // Orders a thread's non-temporal stores before whatever it does next (the end of a block).
 inline void stream_fence(bool stream) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -226,10 +242,12 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   // below take the low parts into their compensation, so that the loss is not rounded before it
   // is summed (formulas/binary_cross_entropy.hpp).
   constexpr bool kSplit = requires(const V* a, V& l) { F::forward_split(a, p, l); };
+  bool flagged = false;  // check_values
   const auto eval_lo = [&](const E* const* from, const E* gfrom, E* const* to, std::int64_t i,
                            bool st, V& low) __attribute__((always_inline)) {
     V a[F::kInputs];
     for (int k = 0; k < F::kInputs; ++k) a[k] = from[k] != nullptr ? T::load(from[k] + i) : cst[k];
+    check_values<F>(io, a, flagged);
     if constexpr (kFused) {
       V r[F::kInputs];
       F::backward(a, gfrom != nullptr ? T::load(gfrom + i) : gc, p, r);
@@ -281,6 +299,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
       for (std::int64_t j = 0; j < rest; ++j) out[full + j] = tmp[j];
       copy_tail_grads();
     }
+    report_values(io, flagged);
     return;
   }
   constexpr std::int64_t kAcc = 4;
@@ -346,6 +365,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   for (std::int64_t k = count; k < kAcc; ++k) left[k] = left_lo[k] = V(0.0);
 #pragma GCC unroll 4
   for (std::int64_t k = 0; k < kAcc; ++k) add(left[k], left_lo[k], k);
+  report_values(io, flagged);
   if (finish_sum(s, c, hi, lo)) return;
   // Not finite: IEEE's plain sum of the same terms (inf, -inf or NaN), evaluated again (the
   // gradients are already written).
@@ -377,6 +397,7 @@ void dense_backward(const DenseIO& io, std::int64_t start, std::int64_t n,
   const V gc(io.g_constant);
   const bool stream = streams<F>() && io.stream;
   const std::int64_t full = n / L * L;
+  bool flagged = false;  // check_values
   for (std::int64_t i = 0; i < full; i += L) {
     if (i % (4 * L) == 0)  // software prefetch, as in dense_forward
       for (int k = 0; k < F::kInputs; ++k)
@@ -386,13 +407,17 @@ void dense_backward(const DenseIO& io, std::int64_t start, std::int64_t n,
         }
     V a[F::kInputs], r[F::kInputs];
     for (int k = 0; k < F::kInputs; ++k) a[k] = src[k] != nullptr ? T::load(src[k] + i) : cst[k];
+    check_values<F>(io, a, flagged);
     F::backward(a, g != nullptr ? T::load(g + i) : gc, p, r);
     for (int k = 0; k < F::kInputs; ++k)
       if (dst[k] != nullptr) put<T>(r[k], dst[k] + i, stream);
   }
   stream_fence(stream);
   const std::int64_t rest = n - full;
-  if (rest == 0) return;
+  if (rest == 0) {
+    report_values(io, flagged);
+    return;
+  }
   E tin[F::kInputs][T::kLanes], tg[T::kLanes], tout[T::kLanes];
   V a[F::kInputs], r[F::kInputs];
   for (int k = 0; k < F::kInputs; ++k) {
@@ -401,6 +426,8 @@ void dense_backward(const DenseIO& io, std::int64_t start, std::int64_t n,
     a[k] = src[k] != nullptr ? T::load(tin[k]) : cst[k];
   }
   for (std::int64_t j = 0; j < L; ++j) tg[j] = g != nullptr && j < rest ? g[full + j] : E(0);
+  check_values<F>(io, a, flagged);
+  report_values(io, flagged);
   F::backward(a, g != nullptr ? T::load(tg) : gc, p, r);
   for (int k = 0; k < F::kInputs; ++k) {
     if (dst[k] == nullptr) continue;

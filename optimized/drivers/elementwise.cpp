@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -173,6 +174,22 @@ bool streamable(const Plan& plan, std::initializer_list<const lb_tensor*> writte
   return any && bytes >= kStreamBytes;
 }
 
+// The dense kernels' value checks (Plan::value_check): the flag they set, and the driver's call
+// of the check when one was set.
+struct ValueChecks {
+  std::atomic<int> flagged{0};
+  void arm(const Plan& plan, DenseIO& io) {
+    if (plan.value_check) io.invalid = &flagged;
+  }
+  void finish(const Plan& plan) const {
+    if (flagged.load(std::memory_order_relaxed) != 0) plan.value_check();
+  }
+};
+// The gather path reads the values through its blocks: the check comes first.
+void check_before_gathering(const Plan& plan) {
+  if (plan.value_check) plan.value_check();
+}
+
 DenseIO dense_inputs(const Plan& plan) {
   DenseIO io;
   for (int j = 0; j < plan.num_inputs; ++j) {
@@ -249,6 +266,8 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
     DenseIO io = dense_inputs(plan);
     io.out[0] = plan.reduce ? nullptr : output.data;
     io.stream = !plan.reduce && streamable(plan, {&output});
+    ValueChecks checks;
+    checks.arm(plan, io);
     const auto kernel = k.dense_forward[li][kind];
 #pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
     for (std::int64_t b = 0; b < nb; ++b) {
@@ -256,9 +275,11 @@ void run_forward(const KernelTable& k, const Plan& plan, lb_tensor& output, int 
       kernel(io, start, std::min(kBlock, plan.numel - start), plan.params, &part_hi[b],
              &part_lo[b]);
     }
+    checks.finish(plan);
     if (plan.reduce) store_one(output.data, output.dtype, 0, finish(plan, part_hi, part_lo));
     return;
   }
+  check_before_gathering(plan);
   // Every table has the float64 dense kernel of every elementwise loss (drivers/block.hpp).
   const DenseForwardKernel reduce_gathered = k.dense_forward[li][1];
 #pragma omp parallel num_threads(threads) if (nb > 1)
@@ -310,12 +331,15 @@ bool run_fused(const KernelTable& k, const Plan& plan, lb_tensor& output,
       streamable(plan, {plan.reduce ? nullptr : &output, grads[0], grads[1], grads[2], grads[3]});
   const std::int64_t nb = num_blocks(plan.numel);
   std::vector<double> part_hi(static_cast<std::size_t>(nb)), part_lo(static_cast<std::size_t>(nb));
+  ValueChecks checks;
+  checks.arm(plan, io);
   const auto kernel = k.dense_fused[li][kind];
 #pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::int64_t start = b * kBlock;
     kernel(io, start, std::min(kBlock, plan.numel - start), plan.params, &part_hi[b], &part_lo[b]);
   }
+  checks.finish(plan);
   if (plan.reduce) store_one(output.data, output.dtype, 0, finish(plan, part_hi, part_lo));
   return true;
 }
@@ -353,14 +377,18 @@ void run_backward(const KernelTable& k, const Plan& plan, const lb_tensor& grad_
     for (int j = 0; j < plan.num_inputs; ++j)
       io.out[j] = grads[j] != nullptr ? grads[j]->data : nullptr;
     io.stream = streamable(plan, {grads[0], grads[1], grads[2], grads[3]});
+    ValueChecks checks;
+    checks.arm(plan, io);
     const auto kernel = k.dense_backward[li][kind];
 #pragma omp parallel for num_threads(threads) schedule(static) if (nb > 1)
     for (std::int64_t b = 0; b < nb; ++b) {
       const std::int64_t start = b * kBlock;
       kernel(io, start, std::min(kBlock, plan.numel - start), plan.params);
     }
+    checks.finish(plan);
     return;
   }
+  check_before_gathering(plan);
 #pragma omp parallel num_threads(sum_back ? 1 : threads) if (nb > 1)
   {
     Buffers buf(plan.num_inputs);

@@ -10,6 +10,7 @@
 // Gradients of broadcast inputs are summed back with one double-double per element, in the
 // order of the output index (single-threaded, deterministic).
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,13 @@ struct Plan {
   Operand in[kMaxInputs];
   bool reduce = false;   // mean, sum or batchmean
   double divisor = 1.0;  // of the reduced sum (numel, input.size(0), or 1)
+  // PyTorch's value checks (binary_cross_entropy's input and target, gaussian_nll_loss's var),
+  // when the caller left them to the driver (api.cpp: build): it raises PyTorch's error if a
+  // value is one PyTorch rejects. The drivers call it before any other work on the gather path;
+  // on the dense path the kernels check the values as they read them (DenseIO::invalid), and the
+  // driver calls it after them only if one was flagged (the outputs may then be partly written,
+  // which the ABI allows for any status but LB_OK). Empty: the checks were made.
+  std::function<void()> value_check;
 };
 
 // Views `t` (whose shape broadcasts to `shape`) as an operand.

@@ -49,6 +49,13 @@ LOSSBENCH_HD inline void bce_backward(V x, V y, V w, V g, V eps, V* out) {
 struct BinaryCrossEntropy {
   static constexpr int kInputs = 3;
 
+  // The lanes whose input or target PyTorch rejects (outside [0, 1], NaN included): the dense
+  // kernels check the values as they read them (DenseIO::invalid), instead of a pass of their own.
+  template <class V>
+  LOSSBENCH_HD static auto invalid(const V* in) {
+    return !((in[0] >= V(0.0)) & (in[0] <= V(1.0)) & (in[1] >= V(0.0)) & (in[1] <= V(1.0)));
+  }
+
   template <class V>
   LOSSBENCH_HD static V forward(const V* in, const Params&) {
     V lo;

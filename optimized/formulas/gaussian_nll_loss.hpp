@@ -45,6 +45,12 @@ LOSSBENCH_HD inline void gaussian_nll_backward_split(V x, V y, V var, V g, const
 struct GaussianNllLoss {
   static constexpr int kInputs = 3;
 
+  // The lanes whose var PyTorch rejects (negative; NaN propagates), as binary_cross_entropy's.
+  template <class V>
+  LOSSBENCH_HD static auto invalid(const V* in) {
+    return in[2] < V(0.0);
+  }
+
   template <class V>
   LOSSBENCH_HD static V forward_split(const V* in, const Params& p, V& lo) {
     return gaussian_nll_forward_split(in[0], in[1], in[2], p, lo);

@@ -1,9 +1,9 @@
 // The opt-in "cpu-fast" table: the AVX-512 table, except that the dense float32 kernels of the
-// losses with exp or log evaluate their formulas in float lanes (isa/simd_f32.hpp: 16 floats,
-// Highway's float exp/log) instead of double ones. Twice the lanes and cheaper transcendentals,
-// for several float roundings per result instead of one: "cpu" keeps the 1-ULP evaluation, and
-// optimized/budgets.txt holds cpu-fast's measured errors. Compiled with the AVX-512 flags
-// (optimized/CMakeLists.txt).
+// losses with exp or log (and cross_entropy's float32 rows) evaluate their formulas in float lanes
+// (isa/simd_f32.hpp: 16 floats, Highway's float exp/log) instead of double ones. Twice the lanes
+// and cheaper transcendentals, for several float roundings per result instead of one: "cpu" keeps
+// the 1-ULP evaluation, and optimized/budgets.txt holds cpu-fast's measured errors. Compiled with
+// the AVX-512 flags (optimized/CMakeLists.txt).
 #include "simd_f32.hpp"
 
 namespace lossbench::opt {
@@ -32,10 +32,12 @@ void fast_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const f
   }
   const float* gsrc = kFused && io.g != nullptr ? static_cast<const float*>(io.g) + start : nullptr;
   const VF gc(io.g_constant);
+  bool flagged = false;  // kernels::check_values
   const auto eval = [&](const float* const* from, const float* gfrom, float* const* to,
                         std::int64_t i) __attribute__((always_inline)) {
     VF a[F::kInputs];
     for (int k = 0; k < F::kInputs; ++k) a[k] = from[k] != nullptr ? T::load(from[k] + i) : cst[k];
+    kernels::check_values<F>(io, a, flagged);
     if constexpr (kFused) {
       VF r[F::kInputs];
       F::backward(a, gfrom != nullptr ? T::load(gfrom + i) : gc, p, r);
@@ -68,6 +70,7 @@ void fast_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const f
     float* out = static_cast<float*>(io.out[0]) + start;
     for (std::int64_t i = 0; i < full; i += L) T::store(eval(src, gsrc, gdst, i), out + i);
     for (std::int64_t j = 0; j < rest; ++j) out[full + j] = tail[j];
+    kernels::report_values(io, flagged);
     return;
   }
   VD acc[4] = {VD(0.0), VD(0.0), VD(0.0), VD(0.0)};
@@ -93,6 +96,7 @@ void fast_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const f
   for (std::int64_t j = 0; j < rest; ++j) sum += static_cast<double>(tail[j]);
   *hi = sum;
   *lo = 0.0;
+  kernels::report_values(io, flagged);
 }
 
 }  // namespace
@@ -114,6 +118,10 @@ const KernelTable& avx512_fast_kernels() {
 #undef LOSSBENCH_OPT_FAST
     t.mlsm_forward_f32 = fast_forward<formulas::MultilabelSoftMarginRow, false>;
     t.mlsm_backward_f32 = kernels::dense_backward<VF, formulas::MultilabelSoftMarginRow, float>;
+    // cross_entropy's float32 rows (classification.cpp's fast path): the max, exp(x - m) and
+    // their float-float sum over float lanes (block.hpp: ce_row_impl, here with x - m and exp in
+    // float); the exps are kept as doubles for the gradient row, as the other tables keep them.
+    t.ce_row_f32 = kernels::ce_row_f32<VF>;
     // The float functions above, on float values held in doubles (n a multiple of 16).
     t.math = kernels::math_block<VF>;
     return t;

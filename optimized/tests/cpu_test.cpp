@@ -3526,5 +3526,96 @@ TEST(OptimizedCpu, FastCorpusWithinBudgets) {
   EXPECT_EQ(check("cpu-fast", test_temp("cpu-fast.json")), 0);
 }
 
+// PyTorch's value checks that the dense kernels make as they read the values (DenseIO::invalid;
+// binary_cross_entropy's input and target outside [0, 1] or NaN, gaussian_nll_loss's negative
+// var; a NaN var is no error): one offending element deep in a tensor of many blocks, on every
+// path (forward, backward, forward+backward; reduced or not; float32 and float64; dense and
+// strided) and implementation, gives LB_BAD_ARGUMENTS with PyTorch's message; the same tensors
+// without it give LB_OK.
+TEST(OptimizedCpu, ValueChecksInsideTheKernels) {
+  std::mt19937_64 rng(31);
+  std::uniform_real_distribution<double> unit(0.001, 0.999);
+  const std::int64_t n = 5 * 4096 + 77;
+  struct Bad {
+    const char* loss;
+    std::vector<const char*> names;
+    int input;     // the tensor that gets the offending value
+    double value;  // the value
+    bool error;    // whether PyTorch rejects it
+    const char* message;
+  };
+  const std::vector<Bad> bads = {
+      {"binary_cross_entropy",
+       {"input", "target"},
+       0,
+       1.5,
+       true,
+       "input should be between 0 and 1"},
+      {"binary_cross_entropy", {"input", "target"}, 0, std::nan(""), true, "input should be"},
+      {"binary_cross_entropy", {"input", "target"}, 1, -0.25, true, "target should be between"},
+      {"gaussian_nll_loss", {"input", "target", "var"}, 2, -1.0, true, "var has negative"},
+      {"gaussian_nll_loss", {"input", "target", "var"}, 2, std::nan(""), false, ""},
+  };
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512", "cpu-fast"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("mse_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0) continue;
+    const lb_forward_backward_fn fb = lb_forward_backward_of(impl);
+    ASSERT_NE(fb, nullptr);
+    for (const auto& b : bads)
+      for (std::int32_t dtype : {LB_FLOAT32, LB_FLOAT64})
+        for (const char* reduction : {"none", "sum"})
+          for (bool strided : {false, true})
+            for (int call = 0; call < 3; ++call)  // forward, backward, forward+backward
+              for (bool offending : {true, false}) {
+                const std::int64_t step = strided ? 2 : 1, size = dtype == LB_FLOAT32 ? 4 : 8;
+                std::int64_t shape[1] = {n}, strides[1] = {step}, unit_stride[1] = {1};
+                std::vector<std::vector<unsigned char>> data;
+                std::vector<lb_tensor> in;
+                for (std::size_t k = 0; k < b.names.size(); ++k) {
+                  data.emplace_back(static_cast<std::size_t>(n * step * size));
+                  for (std::int64_t i = 0; i < n; ++i) {
+                    double v = unit(rng);
+                    if (offending && static_cast<int>(k) == b.input && i == n - 4096 - 3)
+                      v = b.value;
+                    conformance::store_float(data[k].data(), dtype, i * step, v);
+                  }
+                }
+                for (std::size_t k = 0; k < b.names.size(); ++k)
+                  in.push_back(
+                      {b.names[k], data[k].data(), dtype, 1, shape, strides, {LB_DEVICE_CPU, 0}});
+                lb_call c =
+                    cpu_call(b.loss, reduction, in.data(), static_cast<std::int32_t>(in.size()));
+                const bool none = std::strcmp(reduction, "none") == 0;
+                std::vector<double> out(static_cast<std::size_t>(n)), gout(out.size(), 0.5);
+                std::vector<std::vector<double>> g(1, std::vector<double>(out.size()));
+                const std::int32_t rank = none ? 1 : 0;
+                lb_tensor o{"output", out.data(),  LB_FLOAT64,        rank,
+                            shape,    unit_stride, {LB_DEVICE_CPU, 0}};
+                lb_tensor go{"grad_output", gout.data(), LB_FLOAT64,        rank,
+                             shape,         unit_stride, {LB_DEVICE_CPU, 0}};
+                o.dtype = go.dtype = dtype;
+                std::vector<unsigned char> gbytes(static_cast<std::size_t>(n * size));
+                lb_tensor gt{"input",     gbytes.data(),     dtype, 1, shape,
+                             unit_stride, {LB_DEVICE_CPU, 0}};
+                char err[256] = {};
+                const std::int32_t status = call == 0 ? impl->forward(&c, &o, err, sizeof err)
+                                            : call == 1
+                                                ? impl->backward(&c, &go, &gt, 1, err, sizeof err)
+                                                : fb(&c, &o, &go, &gt, 1, err, sizeof err);
+                const std::string where = std::string(impl_name) + " " + b.loss + " " +
+                                          (dtype == LB_FLOAT32 ? "float32 " : "float64 ") +
+                                          reduction + (strided ? " strided" : " dense") + " call " +
+                                          std::to_string(call) + (offending ? " offending" : "");
+                if (offending && b.error) {
+                  EXPECT_EQ(status, LB_BAD_ARGUMENTS) << where;
+                  EXPECT_NE(std::string(err).find(b.message), std::string::npos)
+                      << where << ": " << err;
+                } else {
+                  EXPECT_EQ(status, LB_OK) << where << ": " << err;
+                }
+              }
+  }
+}
+
 }  // namespace
 }  // namespace lossbench::opt
