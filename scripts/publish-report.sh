@@ -51,7 +51,7 @@ quick_flag=()
 # tensor, float32 and float64; the opt-in cpu-fast at 256 MiB, float32 (the losses it evaluates
 # in float; the others are cpu-avx512's); every ISA path at 64 KiB (cache-resident), float32; the
 # reference at its small size; 3 interleaved repetitions. PyTorch: float32 at 64 KiB and 256 MiB.
-fast='binary_cross_entropy|binary_cross_entropy_with_logits|soft_margin_loss|poisson_nll_loss|gaussian_nll_loss|kl_div|multilabel_soft_margin_loss'
+fast='binary_cross_entropy|binary_cross_entropy_with_logits|soft_margin_loss|poisson_nll_loss|gaussian_nll_loss|kl_div|multilabel_soft_margin_loss|cross_entropy'
 select="^(sol/.*|loss/[^/]+/cpu/float(32|64)/256MiB/.*|loss/($fast)/cpu-fast/float32/256MiB/.*|loss/[^/]+/cpu-(scalar|avx2|avx512)/float32/64KiB/.*|loss/[^/]+/reference/.*)$"
 phase 4 "benchmarks of lossbench cpu"
 if [ $quick -eq 1 ]; then

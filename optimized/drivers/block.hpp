@@ -217,35 +217,56 @@ __attribute__((always_inline)) inline void prefetch_step(const E* x, std::int64_
   }
 }
 
-// kFused (forward_backward): the gradients too, from the same loads. io.grad[k] receives the
-// gradient of input k (nullptr: not wanted), from the upstream io.g (per element) or
-// io.g_constant, as dense_backward computes them.
-template <class V, class F, class E, bool kFused = false>
-void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const formulas::Params& p,
-                   double* hi, double* lo) {
+// A dense kernel's view of its elements [start, start + n) (DenseIO): the inputs (or their
+// constants); in fused mode (forward_backward) the gradients it writes and the upstream gradient;
+// and the last partial vector's padded copies (inputs padded with 0.5, a value every formula
+// accepts; its gradients land in tail_out, and copy_tail_grads writes the first `rest` of them).
+// dense_forward and the cpu-fast table's forward (isa/avx512_fast.cpp). Not copyable: the tail
+// pointers point into it.
+template <class V, class F, class E, bool kFused>
+struct DenseBlock {
   using T = Traits<V>;
-  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
-  const E* src[F::kInputs];
-  E* gdst[F::kInputs];
+  static constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  const E* src[F::kInputs] = {};
+  E* gdst[F::kInputs] = {};
   V cst[F::kInputs];
-  for (int k = 0; k < F::kInputs; ++k) {
-    src[k] = io.in[k] != nullptr ? static_cast<const E*>(io.in[k]) + start : nullptr;
-    gdst[k] = kFused && io.grad[k] != nullptr ? static_cast<E*>(io.grad[k]) + start : nullptr;
-    cst[k] = V(io.constant[k]);
-  }
-  const E* gsrc = kFused && io.g != nullptr ? static_cast<const E*>(io.g) + start : nullptr;
-  const V gc(io.g_constant);
-  // The loss of the elements at `from` + i; fused, their gradients go to `to` + i.
-  // st: stream the gradients (the whole vectors in place; the padded tail's go to a buffer).
-  const bool stream = streams<F>() && io.stream;
-  // A formula with forward_split gives each loss as hi + lo (hi the rounded value): the sums
-  // below take the low parts into their compensation, so that the loss is not rounded before it
-  // is summed (formulas/binary_cross_entropy.hpp).
-  constexpr bool kSplit = requires(const V* a, V& l) { F::forward_split(a, p, l); };
+  const E* gsrc = nullptr;
+  V gc;
+  std::int64_t full = 0, rest = 0;
+  E tail_in[F::kInputs][T::kLanes] = {}, tail_g[T::kLanes] = {},
+    tail_out[F::kInputs][T::kLanes] = {};
+  const E* tail_src[F::kInputs] = {};
+  E* tail_dst[F::kInputs] = {};
+  const E* tail_gsrc = nullptr;
   bool flagged = false;  // check_values
-  const auto eval_lo = [&](const E* const* from, const E* gfrom, E* const* to, std::int64_t i,
-                           bool st, V& low) __attribute__((always_inline)) {
-    V a[F::kInputs];
+
+  DenseBlock(const DenseIO& io, std::int64_t start, std::int64_t n) {
+    full = n / L * L;
+    rest = n - full;
+    for (int k = 0; k < F::kInputs; ++k) {
+      src[k] = io.in[k] != nullptr ? static_cast<const E*>(io.in[k]) + start : nullptr;
+      gdst[k] = kFused && io.grad[k] != nullptr ? static_cast<E*>(io.grad[k]) + start : nullptr;
+      cst[k] = V(io.constant[k]);
+      tail_src[k] = src[k] != nullptr ? tail_in[k] : nullptr;
+      tail_dst[k] = gdst[k] != nullptr ? tail_out[k] : nullptr;
+      for (std::int64_t j = 0; j < L; ++j)
+        tail_in[k][j] = src[k] != nullptr && j < rest ? src[k][full + j] : static_cast<E>(0.5);
+    }
+    gsrc = kFused && io.g != nullptr ? static_cast<const E*>(io.g) + start : nullptr;
+    gc = V(io.g_constant);
+    for (std::int64_t j = 0; j < L; ++j)
+      tail_g[j] = gsrc != nullptr && j < rest ? gsrc[full + j] : static_cast<E>(0);
+    tail_gsrc = gsrc != nullptr ? tail_g : nullptr;
+  }
+  DenseBlock(const DenseBlock&) = delete;
+  DenseBlock& operator=(const DenseBlock&) = delete;
+
+  // a = the formula's inputs at `from` + i, value-checked (check_values); in fused mode their
+  // gradients are written to `to` + i (upstream from `gfrom` + i or the constant; streamed where
+  // st).
+  __attribute__((always_inline)) void load(const DenseIO& io, const E* const* from, const E* gfrom,
+                                           E* const* to, std::int64_t i, bool st,
+                                           const formulas::Params& p, V* a) {
     for (int k = 0; k < F::kInputs; ++k) a[k] = from[k] != nullptr ? T::load(from[k] + i) : cst[k];
     check_values<F>(io, a, flagged);
     if constexpr (kFused) {
@@ -254,6 +275,44 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
       for (int k = 0; k < F::kInputs; ++k)
         if (to[k] != nullptr) put<T>(r[k], to[k] + i, st);
     }
+  }
+  // (GCC 12 reports tail_out as maybe uninitialized here once this is inlined into a fused
+  // kernel, though every member is initialized: a false positive, silenced for this function.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+  void copy_tail_grads() {
+    if constexpr (kFused)
+      for (int k = 0; k < F::kInputs; ++k)
+        if (gdst[k] != nullptr)
+          for (std::int64_t j = 0; j < rest; ++j) gdst[k][full + j] = tail_out[k][j];
+  }
+#pragma GCC diagnostic pop
+};
+
+// kFused (forward_backward): the gradients too, from the same loads. io.grad[k] receives the
+// gradient of input k (nullptr: not wanted), from the upstream io.g (per element) or
+// io.g_constant, as dense_backward computes them.
+template <class V, class F, class E, bool kFused = false>
+void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const formulas::Params& p,
+                   double* hi, double* lo) {
+  using T = Traits<V>;
+  constexpr auto L = static_cast<std::int64_t>(T::kLanes);
+  DenseBlock<V, F, E, kFused> d(io, start, n);
+  const auto &src = d.src, &tail_src = d.tail_src;
+  const auto &gdst = d.gdst, &tail_dst = d.tail_dst;
+  const E *gsrc = d.gsrc, *tail_gsrc = d.tail_gsrc;
+  const std::int64_t full = d.full, rest = d.rest;
+  // The loss of the elements at `from` + i; fused, their gradients go to `to` + i.
+  // st: stream the gradients (the whole vectors in place; the padded tail's go to a buffer).
+  const bool stream = streams<F>() && io.stream;
+  // A formula with forward_split gives each loss as hi + lo (hi the rounded value): the sums
+  // below take the low parts into their compensation, so that the loss is not rounded before it
+  // is summed (formulas/binary_cross_entropy.hpp).
+  constexpr bool kSplit = requires(const V* a, V& l) { F::forward_split(a, p, l); };
+  const auto eval_lo = [&](const E* const* from, const E* gfrom, E* const* to, std::int64_t i,
+                           bool st, V& low) __attribute__((always_inline)) {
+    V a[F::kInputs];
+    d.load(io, from, gfrom, to, i, st, p, a);
     if constexpr (kSplit) {
       return F::forward_split(a, p, low);
     } else {
@@ -266,28 +325,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
     V low;
     return eval_lo(from, gfrom, to, i, st, low);
   };
-  const std::int64_t full = n / L * L;
-  // The tail, evaluated from padded copies; its gradients land in tail_out, then the first
-  // `rest` of them are copied out.
-  E tail_in[F::kInputs][T::kLanes], tail_g[T::kLanes], tail_out[F::kInputs][T::kLanes];
-  const E* tail_src[F::kInputs];
-  E* tail_dst[F::kInputs];
-  const std::int64_t rest = n - full;
-  for (int k = 0; k < F::kInputs; ++k) {
-    tail_src[k] = src[k] != nullptr ? tail_in[k] : nullptr;
-    tail_dst[k] = gdst[k] != nullptr ? tail_out[k] : nullptr;
-    for (std::int64_t j = 0; j < L; ++j)
-      tail_in[k][j] = src[k] != nullptr && j < rest ? src[k][full + j] : static_cast<E>(0.5);
-  }
-  for (std::int64_t j = 0; j < L; ++j)
-    tail_g[j] = gsrc != nullptr && j < rest ? gsrc[full + j] : static_cast<E>(0);
-  const E* tail_gsrc = gsrc != nullptr ? tail_g : nullptr;
-  const auto copy_tail_grads = [&] {
-    if constexpr (kFused)
-      for (int k = 0; k < F::kInputs; ++k)
-        if (gdst[k] != nullptr)
-          for (std::int64_t j = 0; j < rest; ++j) gdst[k][full + j] = tail_out[k][j];
-  };
+  const auto copy_tail_grads = [&] { d.copy_tail_grads(); };
   if (io.out[0] != nullptr) {
     E* out = static_cast<E*>(io.out[0]) + start;
     for (std::int64_t i = 0; i < full; i += L)
@@ -299,7 +337,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
       for (std::int64_t j = 0; j < rest; ++j) out[full + j] = tmp[j];
       copy_tail_grads();
     }
-    report_values(io, flagged);
+    report_values(io, d.flagged);
     return;
   }
   constexpr std::int64_t kAcc = 4;
@@ -365,7 +403,7 @@ void dense_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const 
   for (std::int64_t k = count; k < kAcc; ++k) left[k] = left_lo[k] = V(0.0);
 #pragma GCC unroll 4
   for (std::int64_t k = 0; k < kAcc; ++k) add(left[k], left_lo[k], k);
-  report_values(io, flagged);
+  report_values(io, d.flagged);
   if (finish_sum(s, c, hi, lo)) return;
   // Not finite: IEEE's plain sum of the same terms (inf, -inf or NaN), evaluated again (the
   // gradients are already written).

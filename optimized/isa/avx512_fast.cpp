@@ -22,55 +22,26 @@ void fast_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const f
                   double* hi, double* lo) {
   using T = kernels::Traits<VF>;
   constexpr auto L = static_cast<std::int64_t>(T::kLanes);
-  const float* src[F::kInputs];
-  float* gdst[F::kInputs];
-  VF cst[F::kInputs];
-  for (int k = 0; k < F::kInputs; ++k) {
-    src[k] = io.in[k] != nullptr ? static_cast<const float*>(io.in[k]) + start : nullptr;
-    gdst[k] = kFused && io.grad[k] != nullptr ? static_cast<float*>(io.grad[k]) + start : nullptr;
-    cst[k] = VF(io.constant[k]);
-  }
-  const float* gsrc = kFused && io.g != nullptr ? static_cast<const float*>(io.g) + start : nullptr;
-  const VF gc(io.g_constant);
-  bool flagged = false;  // kernels::check_values
+  kernels::DenseBlock<VF, F, float, kFused> d(io, start, n);
   const auto eval = [&](const float* const* from, const float* gfrom, float* const* to,
                         std::int64_t i) __attribute__((always_inline)) {
     VF a[F::kInputs];
-    for (int k = 0; k < F::kInputs; ++k) a[k] = from[k] != nullptr ? T::load(from[k] + i) : cst[k];
-    kernels::check_values<F>(io, a, flagged);
-    if constexpr (kFused) {
-      VF r[F::kInputs];
-      F::backward(a, gfrom != nullptr ? T::load(gfrom + i) : gc, p, r);
-      for (int k = 0; k < F::kInputs; ++k)
-        if (to[k] != nullptr) T::store(r[k], to[k] + i);
-    }
+    d.load(io, from, gfrom, to, i, false, p, a);
     return F::forward(a, p);
   };
-  // The last partial vector, from copies padded with 0.5 (a value every formula accepts).
-  const std::int64_t full = n / L * L, rest = n - full;
-  float tail_in[F::kInputs][T::kLanes], tail_g[T::kLanes], tail_out[F::kInputs][T::kLanes];
-  const float* tail_src[F::kInputs];
-  float* tail_dst[F::kInputs];
-  for (int k = 0; k < F::kInputs; ++k) {
-    tail_src[k] = src[k] != nullptr ? tail_in[k] : nullptr;
-    tail_dst[k] = gdst[k] != nullptr ? tail_out[k] : nullptr;
-    for (std::int64_t j = 0; j < L; ++j)
-      tail_in[k][j] = src[k] != nullptr && j < rest ? src[k][full + j] : 0.5f;
-  }
-  for (std::int64_t j = 0; j < L; ++j) tail_g[j] = gsrc != nullptr && j < rest ? gsrc[full + j] : 0;
+  const auto &src = d.src, &gdst = d.gdst;
+  const float* gsrc = d.gsrc;
+  const std::int64_t full = d.full, rest = d.rest;
   float tail[T::kLanes] = {};
   if (rest > 0) {
-    T::store(eval(tail_src, gsrc != nullptr ? tail_g : nullptr, tail_dst, 0), tail);
-    if constexpr (kFused)
-      for (int k = 0; k < F::kInputs; ++k)
-        if (gdst[k] != nullptr)
-          for (std::int64_t j = 0; j < rest; ++j) gdst[k][full + j] = tail_out[k][j];
+    T::store(eval(d.tail_src, d.tail_gsrc, d.tail_dst, 0), tail);
+    d.copy_tail_grads();
   }
   if (io.out[0] != nullptr) {
     float* out = static_cast<float*>(io.out[0]) + start;
     for (std::int64_t i = 0; i < full; i += L) T::store(eval(src, gsrc, gdst, i), out + i);
     for (std::int64_t j = 0; j < rest; ++j) out[full + j] = tail[j];
-    kernels::report_values(io, flagged);
+    kernels::report_values(io, d.flagged);
     return;
   }
   VD acc[4] = {VD(0.0), VD(0.0), VD(0.0), VD(0.0)};
@@ -96,7 +67,7 @@ void fast_forward(const DenseIO& io, std::int64_t start, std::int64_t n, const f
   for (std::int64_t j = 0; j < rest; ++j) sum += static_cast<double>(tail[j]);
   *hi = sum;
   *lo = 0.0;
-  kernels::report_values(io, flagged);
+  kernels::report_values(io, d.flagged);
 }
 
 }  // namespace
