@@ -199,6 +199,10 @@ struct KernelTable {
   // double, as the scalar path's glibc functions.
   DenseForwardKernel mlsm_forward_f64 = nullptr;
   DenseBackwardKernel mlsm_backward_f64 = nullptr;
+  // The same rows in one pass (dense_forward's fused mode: io.grad as mlsm_backward writes it),
+  // for forward_backward; float32 in every table, float64 where mlsm_forward_f64 is.
+  DenseForwardKernel mlsm_fused_f32 = nullptr;
+  DenseForwardKernel mlsm_fused_f64 = nullptr;
   // multilabel_margin_loss, rows mlm_group_f32 does not take: one listed class against a
   // contiguous float32 row (formulas::MultilabelMarginRow).
   DenseForwardKernel mlm_forward_f32;

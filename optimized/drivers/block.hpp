@@ -1563,6 +1563,7 @@ KernelTable make_table(const char* isa) {
   t.triplet2_grad_row_f64 = triplet2_grad_row_f64<V>;
   t.mlsm_forward_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float>;
   t.mlsm_backward_f32 = dense_backward<V, formulas::MultilabelSoftMarginRow, float>;
+  t.mlsm_fused_f32 = dense_forward<V, formulas::MultilabelSoftMarginRow, float, true>;
   t.mm_row_f32 = mm_row_f32<V>;
   t.mm_row_f64 = mm_row_f64<V>;
   t.triplet2_grad_row_f32 = triplet2_grad_row_f32<V>;

@@ -672,6 +672,7 @@ bool contiguous_as(const lb_tensor* t, const Shape& shape, std::int32_t dtype = 
 struct SoftKernels {
   DenseForwardKernel forward = nullptr;
   DenseBackwardKernel backward = nullptr;
+  DenseForwardKernel fused = nullptr;  // forward and backward in one pass (soft_fused)
 };
 SoftKernels soft_fast(const Soft& s, const KernelTable* k) {
   if (k == nullptr) return {};
@@ -680,10 +681,18 @@ SoftKernels soft_fast(const Soft& s, const KernelTable* k) {
   if (!contiguous_as(s.c.input, s.shape, dt) || !contiguous_as(s.c.target, s.shape, dt) ||
       (s.c.weight != nullptr && !contiguous_as(s.c.weight, w_shape, dt)))
     return {};
-  if (dt == LB_FLOAT32) return {k->mlsm_forward_f32, k->mlsm_backward_f32};
+  if (dt == LB_FLOAT32) return {k->mlsm_forward_f32, k->mlsm_backward_f32, k->mlsm_fused_f32};
   if (dt == LB_FLOAT64 && k->mlsm_forward_f64 != nullptr)
-    return {k->mlsm_forward_f64, k->mlsm_backward_f64};
+    return {k->mlsm_forward_f64, k->mlsm_backward_f64, k->mlsm_fused_f64};
   return {};
+}
+
+// A sample's loss from its row sum hi + lo over C classes: loss + loss_lo, the quotient's rounding
+// kept, so that a sum or mean over samples rounds once.
+void soft_row_loss(double hi, double lo, double C, double& loss, double& loss_lo) {
+  loss = dd_div(hi, lo, C);
+  // hi - loss C is exact (C an integer, loss within an ULP or so of hi / C).
+  loss_lo = std::isfinite(loss) ? (std::fma(-loss, C, hi) + lo) / C : 0.0;
 }
 
 DenseIO soft_row(const Soft& s, std::int64_t o) {
@@ -710,10 +719,8 @@ void soft_forward(const lb_call& call, lb_tensor& output, int threads, const Ker
     for (std::int64_t o = 0; o < n; ++o) {
       double hi, lo;
       fk.forward(soft_row(s, o), 0, s.classes, none, &hi, &lo);
-      const auto i = static_cast<std::size_t>(o);
-      loss[i] = dd_div(hi, lo, C);
-      // hi - loss C is exact (C an integer, loss within an ULP or so of hi / C).
-      loss_lo[i] = std::isfinite(loss[i]) ? (std::fma(-loss[i], C, hi) + lo) / C : 0.0;
+      soft_row_loss(hi, lo, C, loss[static_cast<std::size_t>(o)],
+                    loss_lo[static_cast<std::size_t>(o)]);
     }
     reduce_store(s.c, loss, s.out_shape, output, &loss_lo);
     return;
@@ -842,6 +849,45 @@ std::int32_t backward(const lb_call& call, const lb_tensor* grad_output, lb_tens
   });
 }
 
+// forward_backward of multilabel_soft_margin_loss on the fast path's rows in one pass (the row
+// kernels' fused mode, SoftKernels::fused): the values of forward then backward, bit for bit, each
+// row read once. False, with nothing written, where the two calls are needed: no grad_output, no
+// fast path, a weight gradient, or gradients that are not contiguous.
+bool soft_fused(const lb_call& call, lb_tensor& output, const lb_tensor* grad_output,
+                lb_tensor* grads, std::int32_t num_grads, int threads, const KernelTable* k) {
+  if (grad_output == nullptr) return false;
+  Soft s;
+  build_soft(call, s);
+  check_output(s.c, s.out_shape, output);
+  lb_tensor* gx = nullptr;
+  lb_tensor* gy = nullptr;
+  lb_tensor* gw = nullptr;
+  match_soft_grads(s, grads, num_grads, gx, gy, gw);
+  const std::int32_t dt = s.c.input->dtype;
+  const SoftKernels fk = soft_fast(s, k);
+  if (fk.fused == nullptr || gw != nullptr || (gx != nullptr && !contiguous_as(gx, s.shape, dt)) ||
+      (gy != nullptr && !contiguous_as(gy, s.shape, dt)))
+    return false;
+  const std::int64_t n = s.samples();
+  const std::vector<double> g = upstreams(s.c, grad_output, s.out_shape, n);
+  const double C = static_cast<double>(s.classes);
+  std::vector<double> loss(static_cast<std::size_t>(n)), loss_lo(loss.size());
+  const formulas::Params none;
+#pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
+  for (std::int64_t o = 0; o < n; ++o) {
+    DenseIO io = soft_row(s, o);
+    io.g_constant = g[static_cast<std::size_t>(o)] / C;  // as soft_backward
+    if (gx) io.grad[0] = element_at(*gx, o * s.classes);
+    if (gy) io.grad[1] = element_at(*gy, o * s.classes);
+    double hi, lo;
+    fk.fused(io, 0, s.classes, none, &hi, &lo);
+    soft_row_loss(hi, lo, C, loss[static_cast<std::size_t>(o)],
+                  loss_lo[static_cast<std::size_t>(o)]);
+  }
+  reduce_store(s.c, loss, s.out_shape, output, &loss_lo);
+  return true;
+}
+
 std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_tensor* grad_output,
                               lb_tensor* grads, std::int32_t num_grads, int threads, char* error,
                               std::size_t error_size, const KernelTable* k, bool& fused) {
@@ -849,6 +895,8 @@ std::int32_t forward_backward(const lb_call& call, lb_tensor& output, const lb_t
   return guarded(error, error_size, [&] {
     if (is_margin(call))
       fused = margin_fused(call, output, grad_output, grads, num_grads, threads, k);
+    else
+      fused = soft_fused(call, output, grad_output, grads, num_grads, threads, k);
   });
 }
 

@@ -26,6 +26,8 @@ const KernelTable& avx512_f64_kernels() {
         kernels::dense_forward<simd::VD, formulas::MultilabelSoftMarginRow, double>;
     t.mlsm_backward_f64 =
         kernels::dense_backward<simd::VD, formulas::MultilabelSoftMarginRow, double>;
+    t.mlsm_fused_f64 =
+        kernels::dense_forward<simd::VD, formulas::MultilabelSoftMarginRow, double, true>;
     return t;
   }();
   return table;

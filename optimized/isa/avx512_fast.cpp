@@ -89,6 +89,7 @@ const KernelTable& avx512_fast_kernels() {
 #undef LOSSBENCH_OPT_FAST
     t.mlsm_forward_f32 = fast_forward<formulas::MultilabelSoftMarginRow, false>;
     t.mlsm_backward_f32 = kernels::dense_backward<VF, formulas::MultilabelSoftMarginRow, float>;
+    t.mlsm_fused_f32 = fast_forward<formulas::MultilabelSoftMarginRow, true>;
     // cross_entropy's float32 rows (classification.cpp's fast path): the max, exp(x - m) and
     // their float-float sum over float lanes (block.hpp: ce_row_impl, here with x - m and exp in
     // float); the exps are kept as doubles for the gradient row, as the other tables keep them.

@@ -1601,6 +1601,64 @@ TEST(OptimizedCpu, MultilabelSoftMarginFastPathMatchesGeneralPath) {
   }
 }
 
+// multilabel_soft_margin_loss's forward_backward on the fast path's rows (one pass, the row
+// kernels' fused mode): bitwise the results of forward then backward, for every reduction, both
+// dtypes, with and without a weight, on every implementation.
+template <class E>
+void check_soft_fused() {
+  const std::int64_t N = 37, C = 45;  // a partial vector per row
+  constexpr std::int32_t dtype = sizeof(E) == 4 ? LB_FLOAT32 : LB_FLOAT64;
+  std::mt19937_64 rng(41);
+  std::normal_distribution<double> normal(0.0, 3.0);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<E> x(static_cast<std::size_t>(N * C)), y(x.size()), w(static_cast<std::size_t>(C));
+  for (auto& v : x) v = static_cast<E>(normal(rng));
+  for (auto& v : y) v = static_cast<E>(unit(rng));
+  for (auto& v : w) v = static_cast<E>(unit(rng));
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512", "cpu-fast"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("multilabel_soft_margin_loss", dtype, {LB_DEVICE_CPU, 0}, "none") == 0)
+      continue;
+    const lb_forward_backward_fn fb = lb_forward_backward_of(impl);
+    ASSERT_NE(fb, nullptr);
+    for (const char* reduction : {"none", "mean", "sum"})
+      for (bool weighted : {false, true}) {
+        const bool none = std::strcmp(reduction, "none") == 0;
+        const auto run = [&](bool fused) {
+          std::int64_t shape[2] = {N, C}, st[2] = {C, 1}, ns[1] = {N}, one[1] = {1}, wsh[1] = {C};
+          lb_tensor in[3] = {{"input", x.data(), dtype, 2, shape, st, {LB_DEVICE_CPU, 0}},
+                             {"target", y.data(), dtype, 2, shape, st, {LB_DEVICE_CPU, 0}},
+                             {"weight", w.data(), dtype, 1, wsh, one, {LB_DEVICE_CPU, 0}}};
+          lb_call call = cpu_call("multilabel_soft_margin_loss", reduction, in, weighted ? 3 : 2);
+          std::vector<E> loss(static_cast<std::size_t>(none ? N : 1)), gx(x.size()), gy(x.size());
+          std::vector<E> up(loss.size(), static_cast<E>(0.75));
+          lb_tensor out{"output", loss.data(), dtype, none ? 1 : 0, ns, one, {LB_DEVICE_CPU, 0}};
+          lb_tensor go{"grad_output", up.data(), dtype, none ? 1 : 0, ns, one, {LB_DEVICE_CPU, 0}};
+          lb_tensor g[2] = {{"input", gx.data(), dtype, 2, shape, st, {LB_DEVICE_CPU, 0}},
+                            {"target", gy.data(), dtype, 2, shape, st, {LB_DEVICE_CPU, 0}}};
+          char err[256] = {};
+          if (fused) {
+            EXPECT_EQ(fb(&call, &out, &go, g, 2, err, sizeof err), LB_OK) << err;
+          } else {
+            EXPECT_EQ(impl->forward(&call, &out, err, sizeof err), LB_OK) << err;
+            EXPECT_EQ(impl->backward(&call, &go, g, 2, err, sizeof err), LB_OK) << err;
+          }
+          loss.insert(loss.end(), gx.begin(), gx.end());
+          loss.insert(loss.end(), gy.begin(), gy.end());
+          return loss;
+        };
+        const auto two = run(false), fused = run(true);
+        ASSERT_EQ(two.size(), fused.size());
+        EXPECT_EQ(std::memcmp(two.data(), fused.data(), two.size() * sizeof(E)), 0)
+            << impl_name << " " << reduction << (weighted ? " weighted" : "");
+      }
+  }
+}
+TEST(OptimizedCpu, MultilabelSoftMarginFusedMatchesTwoCalls) {
+  check_soft_fused<float>();
+  check_soft_fused<double>();
+}
+
 // The pairwise float32 fast paths (row sums over SIMD lanes) against the general path (the same
 // values with a row stride of 2): triplet_margin_loss (p = 2) and cosine_embedding_loss, losses
 // and gradients within one float32 ULP of each other.
