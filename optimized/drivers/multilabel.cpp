@@ -695,6 +695,15 @@ void soft_row_loss(double hi, double lo, double C, double& loss, double& loss_lo
   loss_lo = std::isfinite(loss) ? (std::fma(-loss, C, hi) + lo) / C : 0.0;
 }
 
+// Whether the fast path's row kernels can write the requested gradients (gx, gy: of input and
+// target): no weight gradient (gw: the scalar path sums it), and each contiguous in the loss's
+// dtype. soft_backward and soft_fused.
+bool soft_rows_write(const Soft& s, const lb_tensor* gx, const lb_tensor* gy, const lb_tensor* gw) {
+  const std::int32_t dt = s.c.input->dtype;
+  return gw == nullptr && (gx == nullptr || contiguous_as(gx, s.shape, dt)) &&
+         (gy == nullptr || contiguous_as(gy, s.shape, dt));
+}
+
 DenseIO soft_row(const Soft& s, std::int64_t o) {
   DenseIO io;
   io.in[0] = element_at(*s.c.input, o * s.classes);
@@ -780,10 +789,8 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
   const std::int64_t n = s.samples();
   const std::vector<double> g = upstreams(s.c, grad_output, s.out_shape, n);
   const double C = static_cast<double>(s.classes);
-  const std::int32_t dt = s.c.input->dtype;
-  if (const SoftKernels fk = soft_fast(s, k); fk.backward != nullptr && gw == nullptr &&
-                                              (gx == nullptr || contiguous_as(gx, s.shape, dt)) &&
-                                              (gy == nullptr || contiguous_as(gy, s.shape, dt))) {
+  if (const SoftKernels fk = soft_fast(s, k);
+      fk.backward != nullptr && soft_rows_write(s, gx, gy, gw)) {
     const formulas::Params none;
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
     for (std::int64_t o = 0; o < n; ++o) {
@@ -863,11 +870,8 @@ bool soft_fused(const lb_call& call, lb_tensor& output, const lb_tensor* grad_ou
   lb_tensor* gy = nullptr;
   lb_tensor* gw = nullptr;
   match_soft_grads(s, grads, num_grads, gx, gy, gw);
-  const std::int32_t dt = s.c.input->dtype;
   const SoftKernels fk = soft_fast(s, k);
-  if (fk.fused == nullptr || gw != nullptr || (gx != nullptr && !contiguous_as(gx, s.shape, dt)) ||
-      (gy != nullptr && !contiguous_as(gy, s.shape, dt)))
-    return false;
+  if (fk.fused == nullptr || !soft_rows_write(s, gx, gy, gw)) return false;
   const std::int64_t n = s.samples();
   const std::vector<double> g = upstreams(s.c, grad_output, s.out_shape, n);
   const double C = static_cast<double>(s.classes);

@@ -78,6 +78,17 @@ inline VD vlookup(VD table, VD i) {
 #endif
 }
 
+// expm1 from Highway's Expm1 on the lanes where it is valid (finite x below `valid_below`, under
+// Highway's documented range for the lane type), exp(x) - 1 on the others (inf, -1 at -inf);
+// NaN kept. The double lanes' vexpm1 without AVX-512, and the float lanes' (isa/simd_f32.hpp).
+// (vexp is found at instantiation, by argument-dependent lookup.)
+template <class Tag, class V>
+HWY_INLINE V expm1_highway(V x, double valid_below) {
+  const auto regular = visfinite(x) & (x < V(valid_below));
+  const V r(hn::Expm1(Tag(), vselect(regular, x, V(0.0)).v));
+  return vselect(visnan(x), x, vselect(regular, r, vexp(x) - V(1.0)));
+}
+
 #if HWY_TARGET == HWY_AVX3
 // AVX-512: exp and log without division, from 16-entry tables held in two registers each
 // (vpermt2pd) and short polynomials, with getexp/getmant/scalef doing the exponent work. These
@@ -401,9 +412,11 @@ HWY_INLINE VD vexp(VD x) {
 // (a nibble per class, from class 0 up): QNaN and SNaN -> x quieted (2), zero -> -inf (4),
 // one -> log_core's +0 (0), -inf -> NaN (3), +inf -> +inf (5), negative -> NaN (3), positive
 // (subnormals included) -> log_core (0). log_core's values on those lanes are never used.
-// (log_specials: that fixup of a log r of x; vlog, vlog1p and bce_dd::ln.)
+// (log_specials: that fixup of a log r of x; vlog, vlog1p and bce_dd::ln; kLogFixup, the table,
+// serves isa/simd_f32.hpp's float version too.)
+inline constexpr int kLogFixup = 0x03530422;
 HWY_INLINE __m512d log_specials(__m512d r, __m512d x) {
-  return _mm512_fixupimm_pd(r, x, _mm512_set1_epi64(0x03530422), 0);
+  return _mm512_fixupimm_pd(r, x, _mm512_set1_epi64(kLogFixup), 0);
 }
 HWY_INLINE VD vlog(VD x) {
 #if defined(LOSSBENCH_F64_MATH)
@@ -510,14 +523,8 @@ HWY_INLINE VD vdiv_pos(VD a, VD u) {
 #endif  // HWY_TARGET == HWY_AVX3
 
 #if HWY_TARGET != HWY_AVX3
-// expm1: Highway's Expm1 (4 ULP of double) where it is valid, exp(x) - 1 above 700.
-HWY_INLINE VD vexpm1(VD x) {
-  const D d;
-  const MD regular = visfinite(x) & (x < VD(700.0));
-  VD r(hn::Expm1(d, vselect(regular, x, VD(0.0)).v));
-  r = vselect(regular, r, vexp(x) - VD(1.0));  // inf, -1 at -inf, NaN
-  return vselect(visnan(x), x, r);
-}
+// expm1: Highway's Expm1 (4 ULP of double), expm1_highway below.
+HWY_INLINE VD vexpm1(VD x) { return expm1_highway<D>(x, 700.0); }
 // exp(x) - y (formulas/common.hpp's forms), with the lanes where it is under 2^-20 of y redone
 // one at a time in double-double (exp_minus_dd).
 HWY_INLINE VD vexp_minus(VD x, VD y) {

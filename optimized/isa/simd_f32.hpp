@@ -18,6 +18,11 @@ inline namespace LOSSBENCH_FORMULA_NS {
 
 using DF = hn::ScalableTag<float>;
 
+// ln2 in two floats (vexp's reduction, log_core's sum): the first has 13 bits, so an integer up to
+// 2^8 times it is exact.
+inline constexpr float kLn2HiF = 0x1.62ep-1f;
+inline constexpr float kLn2LoF = 0x1.0bfbe8p-15f;
+
 LOSSBENCH_SIMD_LANES(VF, MF, DF)
 
 // 1/u for u != 0 (either sign): rcp14 and one Newton step, about 2^-23 relative (a float
@@ -27,18 +32,18 @@ HWY_INLINE VF reciprocal(VF u) {
   return vfma(y, vfma(-u, y, VF(1.0)), y);
 }
 
-// exp(x) = 2^k exp(r), k = round(x / ln2), r = x - k ln2 (ln2 in two parts: the first has 13
-// bits, so k times it is exact), |r| <= ln2/2, exp(r) by its degree-7 Taylor polynomial
-// (truncation under 2^-27); scalef multiplies by 2^k, rounding once into the subnormal range and
-// overflowing to inf. x is clamped to [-110, 100] first (exp is 0 or inf beyond; max and min
-// return their second operand, x, where it is NaN, so NaN is kept). No division, no table.
+// exp(x) = 2^k exp(r), k = round(x / ln2), r = x - k ln2 (kLn2HiF + kLn2LoF), |r| <= ln2/2, exp(r)
+// by its degree-7 Taylor polynomial (truncation under 2^-27); scalef multiplies by 2^k, rounding
+// once into the subnormal range and overflowing to inf. x is clamped to [-110, 100] first (exp is 0
+// or inf beyond; max and min return their second operand, x, where it is NaN, so NaN is kept). No
+// division, no table.
 HWY_INLINE VF vexp(VF x) {
   const __m512 xc =
       _mm512_min_ps(_mm512_set1_ps(100.0f), _mm512_max_ps(_mm512_set1_ps(-110.0f), x.v.raw));
   const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(0x1.715476p+0f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0x1.62ep-1f), xc);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0x1.0bfbe8p-15f), r);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2HiF), xc);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(kLn2LoF), r);
   __m512 p = _mm512_set1_ps(1.0f / 5040);
   for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
@@ -89,18 +94,18 @@ HWY_INLINE __m512 log_core(__m512 x, __m512 c) {
                                    _mm512_fmsub_ps(m, invc, _mm512_set1_ps(1.0f)));
   const __m512 low =
       _mm512_add_ps(_mm512_permutexvar_ps(j, _mm512_load_ps(kLogCLo)), log1p_poly5(r));
-  // ln2 in two parts; the first has 13 bits, so e times it is exact (|e| < 2^8): low parts
-  // first, then log c0's high part, then e ln2's.
+  // e ln2 as kLn2HiF + kLn2LoF (e times the first exact, |e| < 2^8): low parts first, then log
+  // c0's high part, then e ln2's.
   const __m512 sum = _mm512_add_ps(_mm512_permutexvar_ps(j, _mm512_load_ps(kLogC)),
-                                   _mm512_fmadd_ps(e, _mm512_set1_ps(0x1.0bfbe8p-15f), low));
-  return _mm512_fmadd_ps(e, _mm512_set1_ps(0x1.62ep-1f), sum);
+                                   _mm512_fmadd_ps(e, _mm512_set1_ps(kLn2LoF), low));
+  return _mm512_fmadd_ps(e, _mm512_set1_ps(kLn2HiF), sum);
 }
 
 // log: log_core; the lanes whose x is not a positive finite number take IEEE's values by x's
 // class in one vfixupimmps, as isa/simd.hpp's log_specials: NaN quieted, 0 -> -inf, +inf -> +inf,
 // negative and -inf -> NaN.
 HWY_INLINE __m512 log_specials(__m512 l, __m512 x) {
-  return _mm512_fixupimm_ps(l, x, _mm512_set1_epi32(0x03530422), 0);
+  return _mm512_fixupimm_ps(l, x, _mm512_set1_epi32(kLogFixup), 0);
 }
 HWY_INLINE VF vlog(VF x) {
   return VF(hn::Vec<DF>{log_specials(log_core(x.v.raw, _mm512_setzero_ps()), x.v.raw)});
@@ -165,12 +170,8 @@ HWY_INLINE VF softplus_tail(VF t) {
 // max(t, 0) keeping NaN (formulas/common.hpp): max returns its second operand, t, for NaN.
 HWY_INLINE VF relu(VF t) { return VF(hn::Vec<DF>{_mm512_max_ps(_mm512_setzero_ps(), t.v.raw)}); }
 
-// expm1: Highway's Expm1 where it is valid and finite, exp(x) - 1 elsewhere (inf, -1 at -inf).
-HWY_INLINE VF vexpm1(VF x) {
-  const MF regular = visfinite(x) & (x < VF(88.0));
-  const VF r(hn::Expm1(DF(), vselect(regular, x, VF(0.0)).v));
-  return vselect(visnan(x), x, vselect(regular, r, vexp(x) - VF(1.0)));
-}
+// expm1: Highway's Expm1 (isa/simd.hpp: expm1_highway), below float's overflow.
+HWY_INLINE VF vexpm1(VF x) { return expm1_highway<DF>(x, 88.0); }
 
 // a / u for u a positive normal number (formulas/common.hpp): a times reciprocal(u).
 HWY_INLINE VF vdiv_pos(VF a, VF u) { return a * reciprocal(u); }
