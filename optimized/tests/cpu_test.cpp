@@ -2133,6 +2133,7 @@ TEST(OptimizedCpu, Float64BceWithLogitsWithinHalfUlp) {
 // and exp(x) - y, binary_cross_entropy_with_logits's (1 - y) sp(x) + y sp(-x) with y outside
 // [0, 1] and (1 - y) sigmoid(x) - y sigmoid(-x) near y = sigmoid(x).
 TEST(OptimizedCpu, Float64RedoneLanesMatchExact64) {
+  if (!machine_has(Isa::avx512)) GTEST_SKIP() << "no AVX-512 here";
   std::mt19937_64 rng(20261204);
   std::uniform_real_distribution<double> u01(0.0, 1.0), ug(-2.0, 2.0);
   const auto shifted = [&](double v) {
@@ -2401,6 +2402,62 @@ TEST(OptimizedCpu, Float64FuzzCasesWithinOneUlp) {
       continue;
     for (std::size_t k = 0; k < cases.size(); ++k)
       EXPECT_LE(eval_output_ulp(impl_name, cases[k]), 1.0) << impl_name << " case " << k;
+  }
+}
+
+// margin_ranking_loss float32 and bfloat16 whose hinge y b - y a + margin cancels past double's
+// reach: inputs 2^60 (float32) and 2^133 (bfloat16) apart, so that the plain sum in double loses
+// the result whole (sign included). The fuzz case (seed 20261201, case 45765): bfloat16 margin
+// 0.5, a = -0.5, b = 2^-133, y = -1, exact hinge -2^-133: the plain sum gave 0, whose clamp
+// passed the gradient (+-1 where the exact one is 0); with b = -2^-133 the loss is 2^-133 (plain:
+// 0). Each element among ordinary ones (16, a whole vector on every ISA, and tails of 3):
+// outputs and gradients within 1 ULP (rounded once from the exact sum), every implementation.
+TEST(OptimizedCpu, MarginRankingHingeCancelsExactly) {
+  struct Row {
+    const char *a, *b, *y;
+  };
+  const auto doc = [](const char* dtype, const char* margin, const std::vector<Row>& rows) {
+    std::string in1, in2, tg;
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      const std::string sep = k ? ", " : "";
+      in1 += sep + "\"" + rows[k].a + "\"";
+      in2 += sep + "\"" + rows[k].b + "\"";
+      tg += sep + "\"" + rows[k].y + "\"";
+    }
+    const std::string head = std::string(R"({"dtype": ")") + dtype + R"(", "shape": [)" +
+                             std::to_string(rows.size()) + R"(], "data": [)";
+    return std::string(
+               R"({"loss": "margin_ranking_loss", "reduction": "none", "params": {"margin": )") +
+           margin + R"(}, "inputs": {"input1": )" + head + in1 + R"(]}, "input2": )" + head + in2 +
+           R"(]}, "target": )" + head + tg + "]}}}";
+  };
+  const std::vector<Row> ordinary = {{"0x1.8p-1", "-0x1p-2", "0x1p+0"},
+                                     {"-0x1.4p+0", "0x1p-1", "-0x1p+0"},
+                                     {"0x1p-3", "0x1.cp-2", "0x1p+0"}};
+  const auto rows = [&](std::vector<Row> special, std::size_t n) {
+    std::vector<Row> r;
+    for (std::size_t k = 0; k < n; ++k)
+      r.push_back(k % 4 == 1 ? special[(k / 4) % special.size()] : ordinary[k % ordinary.size()]);
+    return r;
+  };
+  const std::vector<Row> bf16 = {{"-0x1p-1", "0x1p-133", "-0x1p+0"},
+                                 {"-0x1p-1", "-0x1p-133", "-0x1p+0"}};
+  const std::vector<Row> f32 = {{"0x1p+0", "0x1p-60", "0x1p+0"},     // hinge 2^-60
+                                {"0x1p+0", "-0x1p-60", "0x1p+0"},    // hinge -2^-60
+                                {"-0x1p-149", "0x1p+0", "-0x1p+0"},  // hinge -2^-149
+                                {"0x1p-149", "0x1p+0", "-0x1p+0"}};  // hinge 2^-149
+  const std::vector<std::pair<std::string, std::int32_t>> docs = {
+      {doc("bfloat16", "0.5", rows(bf16, 16)), LB_BFLOAT16},
+      {doc("bfloat16", "0.5", rows(bf16, 3)), LB_BFLOAT16},
+      {doc("float32", "1.0", rows(f32, 16)), LB_FLOAT32},
+      {doc("float32", "1.0", rows(f32, 3)), LB_FLOAT32}};
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512", "cpu-fast"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    for (std::size_t k = 0; k < docs.size(); ++k) {
+      if (impl->supports("margin_ranking_loss", docs[k].second, {LB_DEVICE_CPU, 0}, "none") == 0)
+        continue;
+      EXPECT_LE(eval_output_ulp(impl_name, docs[k].first, true), 1.0) << impl_name << " case " << k;
+    }
   }
 }
 
