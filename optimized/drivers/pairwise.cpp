@@ -1526,10 +1526,13 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
           const bool fin = d[k].finite[i] != 0;
           double lx = short_row ? F::lagrange_numerator(xs, ys, w.D, j) : F::kNaN;
           double ly = short_row ? F::lagrange_numerator(ys, xs, w.D, j) : F::kNaN;
-          // float64: y a1 - p x from the DD sums (dd_cos_numerator), Lagrange's where
-          // near-parallel; where neither norm is clamped (N = n), the gradient -G num / (n1 a1 n2)
-          // in DD and rounded once (the double chain's roundings left up to 3 ULP).
-          if (c.dtype == LB_FLOAT64 && fin && !d[k].p_lo.empty() && std::isfinite(d[k].p[i])) {
+          // y a1 - p x from the DD sums (dd_cos_numerator), Lagrange's where near-parallel;
+          // where neither norm is clamped (N = n), the gradient -G num / (n1 a1 n2) in DD, added
+          // to the element in DD (add_dd) and rounded once (float64: the double chain's roundings
+          // left up to 3 ULP). Every dtype: the anchor's two pairs cancel where one element
+          // dominates both rows (float32 fuzz seed 20261201 case 17094: the two terms agree to
+          // 2^-37, and their double values left 21 ULP).
+          if (fin && !d[k].p_lo.empty() && std::isfinite(d[k].p[i])) {
             const F::DD P(d[k].p[i], d[k].p_lo[i]), A1(d[k].m1[i], d[k].m1_lo[i]),
                 A2(d[k].m2[i], d[k].m2_lo[i]);
             F::DD nx, ny;  // y a1 - p x and x a2 - p y

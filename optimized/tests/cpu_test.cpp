@@ -2461,6 +2461,24 @@ TEST(OptimizedCpu, MarginRankingHingeCancelsExactly) {
   }
 }
 
+// triplet_margin_with_distance_loss, "cosine" distance, float32: a row (lossbench fuzz seed
+// 20261201, case 17094) whose anchor element 1.8e9 dominates the anchor, while 3.5e9 and 2^22.8
+// dominate the positive and the negative in the same column: the anchor's two pairs' gradients
+// agree to 2^-37 there, and their double values (added in double) left 21.3 ULP. Each pair's
+// gradient is now a double-double added in double-double, every dtype: within 1 ULP, every
+// implementation (the general path).
+TEST(OptimizedCpu, TripletCosineFloat32AnchorTermsCancel) {
+  const std::string doc =
+      R"({"loss": "triplet_margin_with_distance_loss", "reduction": "none", "params": {"distance_function": "cosine", "margin": 0.25}, "inputs": {"anchor": {"dtype": "float32", "shape": [1, 8], "data": ["-0x1.acc216p-7", "-0x1.712886p+5", "0x1.c1a426p+32", "0x1.61266cp+1", "-0x1.071cdcp+15", "0x1.396cd4p-25", "-0x1.3e006p+10", "-0x1.9af574p-13"]}, "positive": {"dtype": "float32", "shape": [1, 8], "data": ["-0x1.972bc2p-35", "-0x1.c8adbcp-32", "-0x1.29e9aap+10", "-0x1.bb0f5ep+15", "0x1.0cbc88p+10", "0x1.1082fp-35", "0x1.a64096p+31", "-0x1.b8390ep-7"]}, "negative": {"dtype": "float32", "shape": [1, 8], "data": ["0x1.6c32f4p-24", "0x1.22a724p-24", "-0x1.2dc7ap-3", "-0x1.8f1e1p-24", "-0x1.12ca92p+1", "0x1.d365aap-38", "0x1.b4bb42p+22", "0x1.44b516p-9"]}}})";
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512", "cpu-fast"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("triplet_margin_with_distance_loss", LB_FLOAT32, {LB_DEVICE_CPU, 0},
+                       "none") == 0)
+      continue;
+    EXPECT_LE(eval_output_ulp(impl_name, doc, true), 1.0) << impl_name;
+  }
+}
+
 // Triplet gradients whose two terms cancel (p = 2): the anchor's (a - p)/d(a, p) - (a - n)/d(a, n)
 // where one anchor element dominates both distances (a row of the fuzz case seed 20261302, case
 // 11413: the quotients agree to 2^-38; float32 740 ULP, float64 4e11 ULP), and, under swap, the
