@@ -1032,6 +1032,63 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
   store(output, 0, v);
 }
 
+// cross_entropy's float64 gradient row on the general path, each element rounded once from
+// double-double values (the double formula's inputs e_c, z, dl_c and their sums each carried a
+// rounding, which p_c sum_k dl_k - dl_c amplifies where p_c is near its target share: lossbench
+// fuzz seed 20261203 case 369, probability targets, 453 ULP; and without cancellation the four
+// roundings reached 2.2 ULP, case 1536). g is the row's upstream scale in DD (s, s / count, or
+// s / W), tc the row's raw probability targets (null for class indices), t the target class.
+// Plain class-index rows (no smoothing): grad_c = e_c q for c != t and -zmt q at t, with
+// q = -dl_t / z in DD and e_c the row's double exps (one more rounding). Probability targets and
+// label smoothing: e_c = exp(x_c - m) in DD for every class, dl_c, z and their sums in DD.
+// Returns false where a value is not finite (the caller keeps the double formula).
+bool ce_grad_row_dd(const ClassificationPlan& p, const Row& r, std::int64_t t, formulas::DD g,
+                    const double* tc, std::vector<formulas::DD>& e, std::vector<formulas::DD>& dl,
+                    double* out) {
+  using formulas::DD;
+  const std::int64_t C = p.c;
+  const auto w = [&](std::int64_t c) { return DD(p.w[static_cast<std::size_t>(c)]); };
+  if (tc == nullptr && !p.smoothing) {
+    const DD S(r.s_hi, r.s_lo), z = DD(1.0) + S, q = (g * w(t)) / z;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const DD v = DD(r.e[c]) * q;
+      out[c] = v.hi + v.lo;
+    }
+    const DD zmt = t == r.arg ? S : z - DD(r.e[t]);
+    const DD v = -(zmt * q);
+    out[t] = v.hi + v.lo;
+    return std::isfinite(q.hi) && std::isfinite(z.hi);
+  }
+  e.resize(static_cast<std::size_t>(C));
+  dl.resize(e.size());
+  DD S, D;
+  for (std::int64_t c = 0; c < C; ++c) {
+    double d_hi, d_lo;
+    r.diff(c, d_hi, d_lo);
+    const auto k = static_cast<std::size_t>(c);
+    e[k] = c == r.arg ? DD(1.0) : formulas::vexp(DD(d_hi, d_lo));
+    if (c != r.arg) S = S + e[k];
+    if (tc != nullptr) {
+      const DD tt = p.smoothing ? DD(tc[c]) * DD(p.keep) + DD(p.spread) : DD(tc[c]);
+      dl[k] = -(g * (w(c) * tt));
+    } else {
+      const DD a = c == t ? DD(p.keep) * w(t) : DD(0.0);
+      dl[k] = -(g * (a + DD(p.spread) * w(c)));
+    }
+    D = D + dl[k];
+  }
+  const DD z = DD(1.0) + S;
+  if (!std::isfinite(z.hi) || !std::isfinite(D.hi)) return false;
+  for (std::int64_t c = 0; c < C; ++c) {
+    const auto k = static_cast<std::size_t>(c);
+    const DD zmc = c == r.arg ? S : z - e[k];
+    const DD v = (dl[k] * zmc - e[k] * (D - dl[k])) / z;
+    if (!std::isfinite(v.hi)) return false;
+    out[c] = v.hi + v.lo;
+  }
+  return true;
+}
+
 void run_classification_backward(const KernelTable& k, const ClassificationPlan& p,
                                  const lb_tensor& grad_output, lb_tensor* grads,
                                  std::int32_t num_grads, int threads) {
@@ -1050,7 +1107,13 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
   // The upstream of position i: g_i, or g (over W or the position count for mean).
   double g0 = each && !gs.empty() ? 0.0 : load(grad_output, 0);
   double W = 1.0;
-  if (!p.prob && p.reduction == Reduction::mean) W = classification_total_weight(p);
+  double W_lo = 0.0;
+  if (!p.prob && p.reduction == Reduction::mean) {
+    total_weight(p, W, W_lo);
+    const double hi = W;
+    W = hi + W_lo;
+    W_lo -= W - hi;  // W + W_lo: the total weight in DD (Fast2Sum)
+  }
   const double count = static_cast<double>(p.positions);
   auto upstream = [&](std::int64_t i) {
     return each && !gs.empty() ? load(grad_output, offset_of(grad_output, i)) : g0;
@@ -1071,6 +1134,10 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
     const bool fast =
         gx != nullptr && gx->dtype == p.input->dtype && gstride == 1 && ce_fast_path(p, xi, k);
     std::vector<double> e_lo(fast && p.input->dtype == LB_FLOAT64 ? r.e.size() : 0);
+    // The float64 rows in double-double (ce_grad_row_dd): raw targets, the row's gradient, DDs.
+    const bool dd_rows = ce && gx != nullptr && gx->dtype == LB_FLOAT64;
+    std::vector<double> tcv(dd_rows && p.prob ? r.e.size() : 0), gout(dd_rows ? r.e.size() : 0);
+    std::vector<formulas::DD> dd_e, dd_dl;
     formulas::Params fp;
     fp.f0 = p.smoothing;
     fp.s0 = p.keep;
@@ -1118,7 +1185,8 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           }
         }
         gather_row(p, *p.input, i, r);
-        double s = upstream(i);
+        const double up = upstream(i);
+        double s = up;
         std::int64_t t = -1;
         if (p.prob) {
           if (p.reduction == Reduction::mean) s = s / count;
@@ -1138,8 +1206,9 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           const double ms = -s;
           for (std::int64_t c = 0; c < p.c; ++c) {
             const double wc = p.w[static_cast<std::size_t>(c)];
-            const double tc =
-                CrossEntropy::smoothed_target(load(*p.target, tb + c * ti.class_stride), fp);
+            const double raw = load(*p.target, tb + c * ti.class_stride);
+            if (!tcv.empty()) tcv[static_cast<std::size_t>(c)] = raw;
+            const double tc = CrossEntropy::smoothed_target(raw, fp);
             const double mw = ms * wc;
             dl[c] = mw * tc;
             const double lp = r.log_prob(c);
@@ -1163,6 +1232,16 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           }
         }
         if (gx == nullptr) continue;
+        if (dd_rows && !r.nan) {
+          using formulas::DD;
+          const bool mean = p.reduction == Reduction::mean;
+          const DD g = !mean ? DD(up) : p.prob ? DD(up) / DD(count) : DD(up) / DD(W, W_lo);
+          if (ce_grad_row_dd(p, r, t, g, p.prob ? tcv.data() : nullptr, dd_e, dd_dl, gout.data())) {
+            for (std::int64_t c = 0; c < p.c; ++c)
+              store(*gx, gb + c * gstride, gout[static_cast<std::size_t>(c)]);
+            continue;
+          }
+        }
         for (std::int64_t c = 0; c < p.c; ++c) r.tmp[c] = dl[c];
         double d_hi, d_lo;
         k.sum(r.tmp.data(), static_cast<std::size_t>(p.c), &d_hi, &d_lo);

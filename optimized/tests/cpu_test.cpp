@@ -2479,6 +2479,32 @@ TEST(OptimizedCpu, TripletCosineFloat32AnchorTermsCancel) {
   }
 }
 
+// cross_entropy float64 gradients on the general path (ce_grad_row_dd in
+// drivers/classification.cpp), every ISA. Two rows of fuzz cases (seed 20261203) where
+// dl_c - p_c sum_k dl_k cancels: case 369, probability targets (a target near its class's
+// probability: the double formula was 453 ULP off), and case 19, label smoothing 0.25 with -inf
+// logits (35.3 ULP); both now come from double-double values rounded once (0.45 ULP). And case
+// 1536, class indices with a weight over (N, C, d1, d2), no cancellation: the double formula's
+// four roundings gave 2.16 ULP (budget 2); q = dl_t / z in double-double leaves the exp's own
+// rounding and the last one (0.92 ULP; bound 1.5 for that one rounding more than half an ULP).
+TEST(OptimizedCpu, Float64CrossEntropyGeneralPathGradients) {
+  const std::string prob =
+      R"({"loss": "cross_entropy", "reduction": "sum", "params": {}, "inputs": {"input": {"dtype": "float64", "shape": [1, 16], "data": ["-0x1.6228f82d8f028p+1", "-0x1.7fa3f48112a8p-2", "-0x1.a5f3b8440b7p-4", "-0x1.5c13516135e1cp+1", "-0x1.e63454e76b88p-1", "-0x1.88e4d0065d5dp-1", "0x1.c7b7128ab66dp-1", "0x1.01f03bebc556p-2", "0x1.5fab72b93126p+0", "-0x1.c9d2ee6812b18p+0", "-0x1.28becbb87c08p-1", "-0x1.79ebb3f16b62p-2", "-0x1.587b441e38b0cp+1", "0x1.97cda3a638afp-1", "0x1.509ac7f342198p+2", "0x1.8aaa81f677c28p+0"]}, "target": {"dtype": "float64", "shape": [1, 16], "data": ["0x1.cfb2b9d378391p-9", "0x1.a9d64d277dc64p-5", "0x1.3e589d4b5857dp-4", "0x1.2afa62925ac1dp-3", "0x1.0dd6722364a0fp-3", "0x1.4a5bad242125bp-5", "0x1.a1ff609bc38dap-5", "0x1.9013325a44f1ap-8", "0x1.1638c6314aacap-4", "0x1.7a650b88d3b1ap-6", "0x1.0d56bff35ea97p-3", "0x1.678ef3203d982p-8", "0x1.509cb923939d8p-7", "0x1.3df443e94d682p-5", "0x1.b336657f0502dp-3", "0x1.fed1a774e88d6p-10"]}}})";
+  const std::string smooth =
+      R"({"loss": "cross_entropy", "reduction": "sum", "params": {"label_smoothing": 0.25}, "inputs": {"input": {"dtype": "float64", "shape": [1, 10], "data": ["0x1.277bd7470cde8p+0", "0x1.2c27855184ap-1", "-inf", "0x1.0c2c324614be4p+2", "0x1.d0c97012a5eep+0", "0x1.f576f21b7eddp-1", "-0x1.9p+7", "0x1.7a9de04064c5cp+1", "-0x1.388p+13", "0x1.0f7c29f59183p+1"]}, "target": {"dtype": "int64", "shape": [1], "data": [0]}}})";
+  const std::string plain =
+      R"({"loss": "cross_entropy", "reduction": "mean", "params": {}, "inputs": {"input": {"dtype": "float64", "shape": [2, 3, 2, 2], "data": ["-0x1.4deee3dd0eb6p+1", "-0x1.2e55683fd65e7p+2", "-0x1.863fe2fffb36p-1", "-0x1.049b2fb598328p+1", "0x1.02a98f7f2eae8p+1", "0x1.f1921ee55028p-1", "0x1.f40810ba8d2p-4", "-0x1.c091c7d8b17b4p+1", "0x1.4341e56a6eecp-1", "-0x1.b12cc27fa842p-2", "0x1.0befe52b3774p-1", "-0x1.fcea1e627a164p+1", "0x1.c9c14b96bb6fp+0", "0x1.fa205a00c271p+0", "0x1.98ce3fdeb7afcp+1", "-0x1.daeb12395084p-2", "-0x1.e4e39f5b8e99p+0", "-0x1.692a8f5d8e57p+1", "-0x1.a6a54504becp-3", "-0x1.7c8c5b03b1eep-2", "-0x1.7270ea140b0fcp+1", "0x1.bfc39b8910f68p+0", "-0x1.96caadfc683ap-2", "0x1.572ebf4d3faap+0"]}, "target": {"dtype": "int64", "shape": [2, 2, 2], "data": [1, 1, 2, 1, 2, 1, 2, 2]}, "weight": {"dtype": "float64", "shape": [3], "data": ["0x1.a647e674e154ap+0", "0x1.a6470fd4627d2p+0", "0x1.ed0afff7742e9p+0"]}}, "grad_output": {"dtype": "float64", "shape": [], "data": ["0x1.2c2f11d79ccf2p+0"]}})";
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("cross_entropy", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0) continue;
+    for (const auto& [doc, bound] : {std::pair{&prob, 0.51}, {&smooth, 0.51}, {&plain, 1.5}}) {
+      const ojson j = eval_json(impl_name, *doc, true);
+      ASSERT_TRUE(j.contains("grad")) << j.dump();
+      EXPECT_LE(j["grad"]["input"]["max_ulp"].get<double>(), bound) << impl_name << " " << *doc;
+    }
+  }
+}
+
 // Triplet gradients whose two terms cancel (p = 2): the anchor's (a - p)/d(a, p) - (a - n)/d(a, n)
 // where one anchor element dominates both distances (a row of the fuzz case seed 20261302, case
 // 11413: the quotients agree to 2^-38; float32 740 ULP, float64 4e11 ULP), and, under swap, the
