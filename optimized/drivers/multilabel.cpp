@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "../formulas/dd.hpp"
 #include "../formulas/multilabel_margin_loss.hpp"
 #include "../formulas/multilabel_soft_margin_loss.hpp"
 #include "../kernels.hpp"
@@ -804,18 +805,49 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
   }
   const std::size_t total = static_cast<std::size_t>(numel(s.shape));
   std::vector<double> fx(gx ? total : 0), fy(gy ? total : 0), fw(gw ? total : 0);
+  // float64: the gradients from the same formulas over double-double values (gl = g w / C
+  // included), each rounded once: the input's sigma(x) - y cancels where the target is near
+  // sigma(x), and the double formula's roundings of the sigmoid were amplified (lossbench fuzz
+  // seed 20261203 case 24: 445 ULP; a weight whose gradient sends the call here), and the
+  // target's -gl x and the weight's h l carried two or three roundings (1.36 and 1.25 ULP). The
+  // fast path's float64 rows do the same on AVX-512 (isa/f64_dd.hpp). Where a value is not
+  // finite, the double formula.
+  const bool dd64 = s.c.input->dtype == LB_FLOAT64;
+  const auto round_or = [](formulas::DD v, double fallback) {
+    return std::isfinite(v.hi) ? v.hi + v.lo : fallback;
+  };
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
   for (std::int64_t o = 0; o < n; ++o) {
+    using formulas::DD;
     const double h = g[static_cast<std::size_t>(o)] / C;  // backward of sum(dim) / C
+    const DD h_dd = DD(g[static_cast<std::size_t>(o)]) / DD(C);
     for (std::int64_t r = 0; r < s.reduced; ++r) {
       const std::int64_t i = s.flat(o, r);
       const std::size_t u = static_cast<std::size_t>(i);
       const SoftElement e = soft_element(s, i);
       const double gl = s.c.weight ? h * e.w : h;
-      if (gx) fx[u] = MultilabelSoftMarginLoss::grad_input(e.x, e.y, gl);
-      if (gy) fy[u] = MultilabelSoftMarginLoss::grad_target(e.x, gl);
-      if (gw)
-        fw[u] = MultilabelSoftMarginLoss::grad_weight(MultilabelSoftMarginLoss::term(e.x, e.y), h);
+      if (gx) {
+        const double v = MultilabelSoftMarginLoss::grad_input(e.x, e.y, gl);
+        fx[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_input(
+                                    DD(e.x), DD(e.y), s.c.weight ? h_dd * DD(e.w) : h_dd),
+                                v)
+                     : v;
+      }
+      if (gy) {
+        const double v = MultilabelSoftMarginLoss::grad_target(e.x, gl);
+        fy[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_target(
+                                    DD(e.x), s.c.weight ? h_dd * DD(e.w) : h_dd),
+                                v)
+                     : v;
+      }
+      if (gw) {
+        const double v =
+            MultilabelSoftMarginLoss::grad_weight(MultilabelSoftMarginLoss::term(e.x, e.y), h);
+        fw[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_weight(
+                                    MultilabelSoftMarginLoss::term(DD(e.x), DD(e.y)), h_dd),
+                                v)
+                     : v;
+      }
     }
   }
   if (gx) sum_back(s, *s.c.input, fx, *gx);

@@ -2505,6 +2505,25 @@ TEST(OptimizedCpu, Float64CrossEntropyGeneralPathGradients) {
   }
 }
 
+// multilabel_soft_margin_loss float64 gradients on the scalar path (a weight gradient sends the
+// call there; drivers/multilabel.cpp, soft_backward), every ISA: a sample of the fuzz case seed
+// 20261203 case 24 whose third target is within 2^-8 of sigma(x), so sigma(x) - y cancels (the
+// double formula: 445 ULP on the input's gradient, 1.01 and 1.03 on the target's and the
+// weight's). From double-double values rounded once: each within 0.51 ULP (measured 0.44-0.50).
+TEST(OptimizedCpu, Float64MultilabelSoftMarginScalarPathGradients) {
+  const std::string doc =
+      R"({"loss": "multilabel_soft_margin_loss", "reduction": "none", "params": {}, "inputs": {"input": {"dtype": "float64", "shape": [1, 10], "data": ["0x1.906269509badp+0", "-0x1.10081dd34583cp+1", "-0x1.803bdf37a51ep+0", "0x1.ac3b2f06e92p-4", "-0x1.1adf94b568125p+2", "0x1.4db0e66d83aep-1", "-0x1.83ec45bea047cp+1", "-0x1.794995b2058dp+0", "-0x1.31a847dc001cp-3", "0x1.1d55295b8efdcp+1"]}, "target": {"dtype": "float64", "shape": [1, 10], "data": ["0x1.fd5cc0446f6cep-1", "0x1.131e99d42536bp-1", "0x1.763e3e7bdb054p-3", "0x1.cb661f8839676p-2", "0x1.08f65dd3f872fp-1", "0x1.1bc35028b1ce9p-1", "0x1.8e7facee6bce3p-1", "0x1.18357a79ab258p-4", "0x1.b3bf397f40273p-1", "0x1.a5d06a1ec0f1bp-1"]}, "weight": {"dtype": "float64", "shape": [10], "data": ["0x1.ba24bbcbb4d8ap+0", "0x1.58cf13fc1f337p+0", "0x1.45f2d325d7586p+0", "0x1.b824e7f59864ep-2", "0x1.b952891936f65p+0", "0x1.8b99c451a34d5p-1", "0x1.f668767df3368p+0", "0x1.5a71adf141509p-1", "0x1.2f659cc345de4p+0", "0x1.3c02410406252p-1"]}}})";
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("multilabel_soft_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0)
+      continue;
+    const ojson j = eval_json(impl_name, doc, true);
+    ASSERT_TRUE(j.contains("grad")) << j.dump();
+    for (const char* g : {"input", "target", "weight"})
+      EXPECT_LE(j["grad"][g]["max_ulp"].get<double>(), 0.51) << impl_name << " " << g;
+  }
+}
+
 // Triplet gradients whose two terms cancel (p = 2): the anchor's (a - p)/d(a, p) - (a - n)/d(a, n)
 // where one anchor element dominates both distances (a row of the fuzz case seed 20261302, case
 // 11413: the quotients agree to 2^-38; float32 740 ULP, float64 4e11 ULP), and, under swap, the
