@@ -523,6 +523,25 @@ bool norm_dd_applies(const Rows& w, const F::PNorm& norm) {
          (w.D == 1 && norm.kind == F::PNorm::general && !std::isnan(norm.p));
 }
 
+// d norm / d r_j times G for a finite p > 0 other than 0, 1 and 2, in double-double:
+// sgn(r) (|r| / n)^(p-1) G = sgn(r) exp((p - 1) log(|r| / n)) G, with r = x - y + eps exact (two
+// sums) and n the row's norm in DD (norm_row_dd). False where the double formula serves (r = 0, n
+// not positive and finite, a value not finite).
+bool norm_backward_dd(double x, double y, double eps, double p, F::DD n, double G, F::DD& out) {
+  using F::DD;
+  if (!(n.hi > 0.0) || !std::isfinite(n.hi) || !std::isfinite(G) || !std::isfinite(x) ||
+      !std::isfinite(y))
+    return false;
+  double d, de, r, re;
+  F::dd::two_sum(x, -y, d, de);
+  F::dd::two_sum(d, eps, r, re);
+  const DD rr = DD(r) + DD(re + de);
+  if (rr.hi == 0.0 || !std::isfinite(rr.hi)) return false;
+  const DD t = vexp((DD(p) - DD(1.0)) * vlog(vabs(rr) / n));
+  out = (rr.hi < 0.0 ? -t : t) * DD(G);
+  return std::isfinite(out.hi);
+}
+
 // Row r's p-norm in double, index order (norm_rows' general path); ties: the inf-norm's count of
 // elements at the maximum.
 double norm_row(const Rows& w, const F::PNorm& norm, double eps, std::int64_t r, double& ties) {
@@ -1489,7 +1508,10 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
     return;
   }
   RowData d[3];
-  for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], 1);
+  // float64 with a general p: the distances in double-double too, for norm_backward_dd.
+  const bool general_dd =
+      c.kind == Call::triplet && c.dtype == LB_FLOAT64 && pnorm_of(c).kind == F::PNorm::general;
+  for (int k = 0; k < c.num_rows; ++k) distances(c, k, d[k], 1, general_dd);
   std::vector<double> gd[3];
   for (int k = 0; k < c.num_rows; ++k) gd[k].assign(d[k].d.size(), 0.0);
   for (std::int64_t l = 0; l < n; ++l) {
@@ -1559,6 +1581,17 @@ void run_backward(const Call& c, const Upstream& up, Grad* g) {
           gy.add(yg + j * w.ygd,
                  F::CosineDistance::dx(y, x, d[k].p[i], d[k].m2[i], d[k].m1[i], c.eps, G, fin, ly));
         } else {
+          // float64, general p: the term in DD, added in DD (Grad::add_dd) and rounded once: the
+          // anchor's two terms (and under swap the positive's) cancel where the distances agree,
+          // and the double formula's pow roundings were amplified (lossbench fuzz seed 20261203
+          // case 478, p = 3 with swap: 19.4 ULP; case 4668, p = 1.5: 53.1 ULP).
+          F::DD vd;
+          if (general_dd && !d[k].dd_hi.empty() && !std::isnan(d[k].dd_hi[i]) &&
+              norm_backward_dd(x, y, c.eps, norm.p, F::DD(d[k].dd_hi[i], d[k].dd_lo[i]), G, vd)) {
+            gx.add_dd(xg + j * w.xgd, vd.hi, vd.lo);
+            gy.add_dd(yg + j * w.ygd, -vd.hi, -vd.lo);
+            continue;
+          }
           const double v = norm.backward(x - y + c.eps, d[k].d[i], G, d[k].ties[i]);
           gx.add(xg + j * w.xgd, v);
           gy.add(yg + j * w.ygd, -v);

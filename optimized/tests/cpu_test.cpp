@@ -2524,6 +2524,29 @@ TEST(OptimizedCpu, Float64MultilabelSoftMarginScalarPathGradients) {
   }
 }
 
+// triplet_margin_loss float64 gradients with a general p (the general path's norm_backward_dd in
+// drivers/pairwise.cpp), every ISA: two fuzz cases (seed 20261203): case 478, p = 3 with swap,
+// where the anchor's and the positive's pair terms partly cancel (the double formula's pow
+// roundings: 19.4 ULP), and case 4668, p = 1.5, margin 2 (53.1 ULP). Each term in double-double,
+// the terms added in DD and rounded once: every gradient within 0.51 ULP (measured 0.29-0.49).
+TEST(OptimizedCpu, Float64TripletGeneralPGradients) {
+  for (
+      const std::string& doc :
+      {std::string(
+           R"({"loss": "triplet_margin_loss", "reduction": "sum", "params": {"p": 3.0, "swap": true}, "inputs": {"anchor": {"dtype": "float64", "shape": [2, 3], "data": ["-0x1.36fec9cf8f88cp+0", "0x1.642d3697fce1p-2", "0x1.6fd86e399b8acp+0", "-0x1.1814fe2c2a8dp+1", "0x1.08c33a9ec803cp+0", "0x1.8e091acd0cebp-2"]}, "positive": {"dtype": "float64", "shape": [2, 3], "data": ["0x1.7ef707a110a4p-2", "-0x1.7e20115d54a08p-1", "-0x1.38b2cbcba4298p-1", "-0x1.65835274c948p-4", "-0x1.fd1e6e46f4628p-1", "0x1.3ef9ae52189ap-3"]}, "negative": {"dtype": "float64", "shape": [2, 3], "data": ["0x1.2e93a2d1871p-2", "-0x1.5bbcea9d6252p-2", "0x1.f39c907a95a3p-1", "0x1.791431d2ebf98p+0", "0x1.535c1c062f6ccp+0", "-0x1.906d34c3678ep-2"]}}})"),
+       std::string(
+           R"({"loss": "triplet_margin_loss", "reduction": "sum", "params": {"p": 1.5, "margin": 2.0}, "inputs": {"anchor": {"dtype": "float64", "shape": [2, 3], "data": ["-0x1.366d589c91fc8p-1", "0x1.d5c37cffbb7dcp+0", "0x1.1a299500b944p-1", "0x1.ac86467286c58p+0", "0x1.2215f43baeb7cp+0", "0x1.1f67eff614bcp-1"]}, "positive": {"dtype": "float64", "shape": [2, 3], "data": ["-0x1.2c0aa45bb04cp-2", "0x1.3bf0b77115cbp+0", "-0x1.7d846c8fe5fcp-1", "-0x1.172571d511004p+0", "0x1.2a48e99be9218p-1", "0x1.050fb0c01cbb4p+1"]}, "negative": {"dtype": "float64", "shape": [2, 3], "data": ["-0x1.172f196cd13d8p-1", "-0x1.0f18c60260118p-1", "0x1.8a308bbcdd3p-2", "-0x1.f00c623ecbf78p-1", "-0x1.0cb4992a8d5cp-4", "-0x1.bf256a7e1e07p-2"]}}})")})
+    for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+      const lb_impl* impl = conformance::find_implementation(impl_name);
+      if (impl->supports("triplet_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "sum") == 0)
+        continue;
+      const ojson j = eval_json(impl_name, doc, true);
+      ASSERT_TRUE(j.contains("grad")) << j.dump();
+      for (const char* g : {"anchor", "positive", "negative"})
+        EXPECT_LE(j["grad"][g]["max_ulp"].get<double>(), 0.51) << impl_name << " " << g;
+    }
+}
+
 // Triplet gradients whose two terms cancel (p = 2): the anchor's (a - p)/d(a, p) - (a - n)/d(a, n)
 // where one anchor element dominates both distances (a row of the fuzz case seed 20261302, case
 // 11413: the quotients agree to 2^-38; float32 740 ULP, float64 4e11 ULP), and, under swap, the
