@@ -751,7 +751,7 @@ void soft_forward(const lb_call& call, lb_tensor& output, int threads, const Ker
 // Sums the broadcast gradient `full` (over s.shape) back to the operand's shape, in index order,
 // and stores it into grad.
 void sum_back(const Soft& s, const lb_tensor& operand, const std::vector<double>& full,
-              lb_tensor& grad) {
+              lb_tensor& grad, const std::vector<double>* full_lo = nullptr) {
   const Shape os = shape_of(operand);
   const std::int64_t total = numel(s.shape);
   if (os == s.shape) {
@@ -772,7 +772,11 @@ void sum_back(const Soft& s, const lb_tensor& operand, const std::vector<double>
   std::vector<double> hi(m, 0.0), lo(m, 0.0);
   for (std::int64_t i = 0; i < total; ++i) {
     const std::size_t k = static_cast<std::size_t>(s.offset(cs, i));
-    dd_add(hi[k], lo[k], full[static_cast<std::size_t>(i)]);
+    const auto u = static_cast<std::size_t>(i);
+    if (full_lo != nullptr)
+      dd_add(hi[k], lo[k], full[u], (*full_lo)[u]);
+    else
+      dd_add(hi[k], lo[k], full[u]);
   }
   for (std::size_t k = 0; k < m; ++k)
     store_float(grad.data, grad.dtype, strided_offset(grad, static_cast<std::int64_t>(k)),
@@ -813,8 +817,16 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
   // fast path's float64 rows do the same on AVX-512 (isa/f64_dd.hpp). Where a value is not
   // finite, the double formula.
   const bool dd64 = s.c.input->dtype == LB_FLOAT64;
-  const auto round_or = [](formulas::DD v, double fallback) {
-    return std::isfinite(v.hi) ? v.hi + v.lo : fallback;
+  // A broadcast operand's gradient sums these over the broadcast (sum_back): the terms' low parts
+  // too (the weight's h l terms have the upstream's signs, and cancel: 7.45 ULP from rounded
+  // terms, fuzz seed 20261203 case 9618).
+  std::vector<double> fx_lo(dd64 ? fx.size() : 0), fy_lo(dd64 ? fy.size() : 0),
+      fw_lo(dd64 ? fw.size() : 0);
+  const auto round_or = [](formulas::DD v, double fallback, double& lo) {
+    if (!std::isfinite(v.hi)) return fallback;
+    const double r = v.hi + v.lo;
+    lo = (v.hi - r) + v.lo;
+    return r;
   };
 #pragma omp parallel for num_threads(threads) schedule(static) if (n > 64)
   for (std::int64_t o = 0; o < n; ++o) {
@@ -830,14 +842,14 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
         const double v = MultilabelSoftMarginLoss::grad_input(e.x, e.y, gl);
         fx[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_input(
                                     DD(e.x), DD(e.y), s.c.weight ? h_dd * DD(e.w) : h_dd),
-                                v)
+                                v, fx_lo[u])
                      : v;
       }
       if (gy) {
         const double v = MultilabelSoftMarginLoss::grad_target(e.x, gl);
         fy[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_target(
                                     DD(e.x), s.c.weight ? h_dd * DD(e.w) : h_dd),
-                                v)
+                                v, fy_lo[u])
                      : v;
       }
       if (gw) {
@@ -845,14 +857,14 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
             MultilabelSoftMarginLoss::grad_weight(MultilabelSoftMarginLoss::term(e.x, e.y), h);
         fw[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_weight(
                                     MultilabelSoftMarginLoss::term(DD(e.x), DD(e.y)), h_dd),
-                                v)
+                                v, fw_lo[u])
                      : v;
       }
     }
   }
-  if (gx) sum_back(s, *s.c.input, fx, *gx);
-  if (gy) sum_back(s, *s.c.target, fy, *gy);
-  if (gw) sum_back(s, *s.c.weight, fw, *gw);
+  if (gx) sum_back(s, *s.c.input, fx, *gx, dd64 ? &fx_lo : nullptr);
+  if (gy) sum_back(s, *s.c.target, fy, *gy, dd64 ? &fy_lo : nullptr);
+  if (gw) sum_back(s, *s.c.weight, fw, *gw, dd64 ? &fw_lo : nullptr);
 }
 
 bool is_margin(const lb_call& call) {

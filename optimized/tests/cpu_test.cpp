@@ -2510,18 +2510,25 @@ TEST(OptimizedCpu, Float64CrossEntropyGeneralPathGradients) {
 // 20261203 case 24 whose third target is within 2^-8 of sigma(x), so sigma(x) - y cancels (the
 // double formula: 445 ULP on the input's gradient, 1.01 and 1.03 on the target's and the
 // weight's). From double-double values rounded once: each within 0.51 ULP (measured 0.44-0.50).
+// And the broadcast weight's gradient, summed from the terms' DD values (below).
 TEST(OptimizedCpu, Float64MultilabelSoftMarginScalarPathGradients) {
-  const std::string doc =
+  const std::string sample =
       R"({"loss": "multilabel_soft_margin_loss", "reduction": "none", "params": {}, "inputs": {"input": {"dtype": "float64", "shape": [1, 10], "data": ["0x1.906269509badp+0", "-0x1.10081dd34583cp+1", "-0x1.803bdf37a51ep+0", "0x1.ac3b2f06e92p-4", "-0x1.1adf94b568125p+2", "0x1.4db0e66d83aep-1", "-0x1.83ec45bea047cp+1", "-0x1.794995b2058dp+0", "-0x1.31a847dc001cp-3", "0x1.1d55295b8efdcp+1"]}, "target": {"dtype": "float64", "shape": [1, 10], "data": ["0x1.fd5cc0446f6cep-1", "0x1.131e99d42536bp-1", "0x1.763e3e7bdb054p-3", "0x1.cb661f8839676p-2", "0x1.08f65dd3f872fp-1", "0x1.1bc35028b1ce9p-1", "0x1.8e7facee6bce3p-1", "0x1.18357a79ab258p-4", "0x1.b3bf397f40273p-1", "0x1.a5d06a1ec0f1bp-1"]}, "weight": {"dtype": "float64", "shape": [10], "data": ["0x1.ba24bbcbb4d8ap+0", "0x1.58cf13fc1f337p+0", "0x1.45f2d325d7586p+0", "0x1.b824e7f59864ep-2", "0x1.b952891936f65p+0", "0x1.8b99c451a34d5p-1", "0x1.f668767df3368p+0", "0x1.5a71adf141509p-1", "0x1.2f659cc345de4p+0", "0x1.3c02410406252p-1"]}}})";
-  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
-    const lb_impl* impl = conformance::find_implementation(impl_name);
-    if (impl->supports("multilabel_soft_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0)
-      continue;
-    const ojson j = eval_json(impl_name, doc, true);
-    ASSERT_TRUE(j.contains("grad")) << j.dump();
-    for (const char* g : {"input", "target", "weight"})
-      EXPECT_LE(j["grad"][g]["max_ulp"].get<double>(), 0.51) << impl_name << " " << g;
-  }
+  // Fuzz case 9618: four samples, upstreams of both signs, so the weight's gradient (summed over
+  // the samples) cancels: from rounded terms 7.45 ULP, from their DD values (sum_back) 0.45.
+  const std::string signs =
+      R"({"loss": "multilabel_soft_margin_loss", "reduction": "none", "params": {}, "inputs": {"input": {"dtype": "float64", "shape": [4, 6], "data": ["-0x1.12360dbb52944p+1", "-0x1.fe2a8006117ep-2", "-0x1.2a2e578b9856p-1", "-0x1.a49b83f769178p+1", "0x1.1135d0e30b468p+2", "0x1.50db75d37bdbp+1", "-0x1.0891795854fp-2", "0x1.477a753e5c19p+1", "0x1.2fa56657fd54p-1", "-0x1.5ce59342b74fcp+1", "-0x1.ac7d48ead431p-1", "0x1.2f2c4586d8e64p+1", "0x1.487f211ab275p+2", "0x1.d66abc36ac8ep-1", "-0x1.4be83d1e73p-3", "0x1.d13561f31946p-2", "-0x1.cd46f0e6f2d3p+0", "-0x1.951f8b827a318p+0", "-0x1.987a97aec41c4p+1", "0x1.1fea3c6203908p+1", "-0x1.5e9d8c7bf38p-3", "-0x1.748924de20e58p+0", "0x1.2b8a3f2c76ep-1", "-0x1.b697e9571fcep-1"]}, "target": {"dtype": "float64", "shape": [4, 6], "data": ["0x1p+0", "0x0p+0", "0x1p+0", "0x1p+0", "0x1p+0", "0x1p+0", "0x0p+0", "0x0p+0", "0x1p+0", "0x1p+0", "0x1p+0", "0x0p+0", "0x0p+0", "0x0p+0", "0x1p+0", "0x1p+0", "0x1p+0", "0x1p+0", "0x1p+0", "0x0p+0", "0x1p+0", "0x1p+0", "0x1p+0", "0x1p+0"]}, "weight": {"dtype": "float64", "shape": [6], "data": ["0x1.ce8f842733e4ap+0", "0x1.d5e6dd7ca34f3p+0", "0x1.6278d523b6573p+0", "0x1.d49137b72ccd6p-1", "0x1.51920a86e82eap+0", "0x1.786788273ffc2p+0"]}}, "grad_output": {"dtype": "float64", "shape": [4], "data": ["0x1.96f8121cc67p-3", "0x1.22d12d256be58p-1", "0x1.19ac8d73f6348p-1", "-0x1.2ecf28c4298ep+0"]}})";
+  for (const std::string* doc : {&sample, &signs})
+    for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+      const lb_impl* impl = conformance::find_implementation(impl_name);
+      if (impl->supports("multilabel_soft_margin_loss", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") ==
+          0)
+        continue;
+      const ojson j = eval_json(impl_name, *doc, true);
+      ASSERT_TRUE(j.contains("grad")) << j.dump();
+      for (const char* g : {"input", "target", "weight"})
+        EXPECT_LE(j["grad"][g]["max_ulp"].get<double>(), 0.51) << impl_name << " " << g;
+    }
 }
 
 // triplet_margin_loss float64 gradients with a general p (the general path's norm_backward_dd in
