@@ -1042,9 +1042,27 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
 // q = -dl_t / z in DD and e_c the row's double exps (one more rounding). Probability targets and
 // label smoothing: e_c = exp(x_c - m) in DD for every class, dl_c, z and their sums in DD.
 // Returns false where a value is not finite (the caller keeps the double formula).
+// The row's exps exp(x_c - m) in DD into e (the argmax's exactly 1) and their sum but the
+// argmax's, S.
+formulas::DD ce_row_exps_dd(const ClassificationPlan& p, const Row& r,
+                            std::vector<formulas::DD>& e) {
+  using formulas::DD;
+  e.resize(static_cast<std::size_t>(p.c));
+  DD S;
+  for (std::int64_t c = 0; c < p.c; ++c) {
+    double d_hi, d_lo;
+    r.diff(c, d_hi, d_lo);
+    const auto k = static_cast<std::size_t>(c);
+    e[k] = c == r.arg ? DD(1.0) : formulas::vexp(DD(d_hi, d_lo));
+    if (c != r.arg) S = S + e[k];
+  }
+  return S;
+}
+
+// (e_ready: e and S_ready from ce_row_exps_dd already.)
 bool ce_grad_row_dd(const ClassificationPlan& p, const Row& r, std::int64_t t, formulas::DD g,
                     const double* tc, std::vector<formulas::DD>& e, std::vector<formulas::DD>& dl,
-                    double* out) {
+                    const formulas::DD* S_ready, double* out) {
   using formulas::DD;
   const std::int64_t C = p.c;
   const auto w = [&](std::int64_t c) { return DD(p.w[static_cast<std::size_t>(c)]); };
@@ -1059,15 +1077,11 @@ bool ce_grad_row_dd(const ClassificationPlan& p, const Row& r, std::int64_t t, f
     out[t] = v.hi + v.lo;
     return std::isfinite(q.hi) && std::isfinite(z.hi);
   }
-  e.resize(static_cast<std::size_t>(C));
+  const DD S = S_ready != nullptr ? *S_ready : ce_row_exps_dd(p, r, e);
   dl.resize(e.size());
-  DD S, D;
+  DD D;
   for (std::int64_t c = 0; c < C; ++c) {
-    double d_hi, d_lo;
-    r.diff(c, d_hi, d_lo);
     const auto k = static_cast<std::size_t>(c);
-    e[k] = c == r.arg ? DD(1.0) : formulas::vexp(DD(d_hi, d_lo));
-    if (c != r.arg) S = S + e[k];
     if (tc != nullptr) {
       const DD tt = p.smoothing ? DD(tc[c]) * DD(p.keep) + DD(p.spread) : DD(tc[c]);
       dl[k] = -(g * (w(c) * tt));
@@ -1201,9 +1215,24 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
         }
         softmax_row(k, p, r);
         // dl = d loss / d log p.
+        // float64 probability targets: log p_c = (x_c - m) - log1p(S) and the target's and the
+        // weight's gradients -s w_c log p_c (keep) and -s t'_c log p_c from double-double values
+        // (S from the DD exps, which ce_grad_row_dd then reuses), each rounded once (the double
+        // chain's four roundings: 2.2 and 2.52 ULP, fuzz seed 20261203 cases 5874 and 2538).
+        bool e_ready = false;
+        formulas::DD S_dd;
         if (p.prob) {
+          using formulas::DD;
           const std::int64_t tb = ti.base(p, *p.target, i);
           const double ms = -s;
+          const bool dd_lp = p.input->dtype == LB_FLOAT64 && !r.nan && (gt || gw);
+          DD lse, ms_dd;
+          if (dd_lp) {
+            S_dd = ce_row_exps_dd(p, r, dd_e);
+            e_ready = true;
+            lse = formulas::vlog1p(S_dd);
+            ms_dd = -(p.reduction == Reduction::mean ? DD(up) / DD(count) : DD(up));
+          }
           for (std::int64_t c = 0; c < p.c; ++c) {
             const double wc = p.w[static_cast<std::size_t>(c)];
             const double raw = load(*p.target, tb + c * ti.class_stride);
@@ -1212,11 +1241,30 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
             const double mw = ms * wc;
             dl[c] = mw * tc;
             const double lp = r.log_prob(c);
+            DD lp_dd;
+            if (dd_lp) {
+              double d_hi, d_lo;
+              r.diff(c, d_hi, d_lo);
+              lp_dd = DD(d_hi, d_lo) - lse;
+            }
             if (gt) {
               const double d = mw * lp;
-              store(*gt, gb + c * gstride, p.smoothing ? d * p.keep : d);
+              double v = p.smoothing ? d * p.keep : d;
+              if (dd_lp) {
+                const DD dd = ms_dd * DD(wc) * lp_dd;
+                const DD vd = p.smoothing ? dd * DD(p.keep) : dd;
+                if (std::isfinite(vd.hi)) v = vd.hi + vd.lo;
+              }
+              store(*gt, gb + c * gstride, v);
             }
-            if (gw) dd_add(dw_hi[c], dw_lo[c], ms * (lp * tc), 0.0);
+            if (gw) {
+              const DD tt = p.smoothing ? DD(raw) * DD(p.keep) + DD(p.spread) : DD(raw);
+              const DD vd = dd_lp ? ms_dd * (lp_dd * tt) : DD(0.0);
+              if (dd_lp && std::isfinite(vd.hi))
+                dd_add(dw_hi[c], dw_lo[c], vd.hi, vd.lo);
+              else
+                dd_add(dw_hi[c], dw_lo[c], ms * (lp * tc), 0.0);
+            }
           }
         } else {
           double s_nll = p.smoothing ? p.keep * s : s;
@@ -1236,7 +1284,8 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
           using formulas::DD;
           const bool mean = p.reduction == Reduction::mean;
           const DD g = !mean ? DD(up) : p.prob ? DD(up) / DD(count) : DD(up) / DD(W, W_lo);
-          if (ce_grad_row_dd(p, r, t, g, p.prob ? tcv.data() : nullptr, dd_e, dd_dl, gout.data())) {
+          if (ce_grad_row_dd(p, r, t, g, p.prob ? tcv.data() : nullptr, dd_e, dd_dl,
+                             e_ready ? &S_dd : nullptr, gout.data())) {
             for (std::int64_t c = 0; c < p.c; ++c)
               store(*gx, gb + c * gstride, gout[static_cast<std::size_t>(c)]);
             continue;

@@ -2503,6 +2503,19 @@ TEST(OptimizedCpu, Float64CrossEntropyGeneralPathGradients) {
       EXPECT_LE(j["grad"]["input"]["max_ulp"].get<double>(), bound) << impl_name << " " << *doc;
     }
   }
+  // Fuzz case 2538: probability targets with label smoothing and a weight over (N, C, d1, d2),
+  // reduction 'none': the target's and the weight's gradients -s w_c log p_c and -s t'_c log p_c
+  // (summed over positions) from DD log p_c, rounded once (the double chain: 0.96 and 2.52 ULP).
+  const std::string prob_grads =
+      R"({"loss": "cross_entropy", "reduction": "none", "params": {"label_smoothing": 0.2}, "inputs": {"input": {"dtype": "float64", "shape": [2, 3, 2, 2], "data": ["-0x1.db471c7f60fep-1", "-0x1.67d0db413476p-1", "-0x1.080a91df0a31p-1", "0x1.4d2e1ad3b5868p+0", "0x1.8c9ff7b52fd8p-2", "0x1.4d08cc8f4038cp+1", "-0x1.a49706a6a07p-1", "-0x1.785bd6ffe1a9p-1", "-0x1.fb815253109ep-1", "-0x1.54878ed63878p+1", "0x1.557e836e8717cp+1", "0x1.2c4896bf7accp+0", "0x1.4624db9e9f374p+1", "-0x1.25d38abf0f7f6p+2", "-0x1.e5d9d57cf50fcp+1", "-0x1.8cb39b1c1fbcp-1", "0x1.122893084b2ap+1", "-0x1.0acec5ab5f8f8p+1", "-0x1.149f470931e5p+0", "0x1.58b1a6f0250ap-2", "-0x1.1e1b22262a9ep-1", "-0x1.f791a246fa62p-1", "-0x1.7faabd1b2432p+0", "-0x1.e8db80737d87p+0"]}, "target": {"dtype": "float64", "shape": [2, 3, 2, 2], "data": ["0x1.7789eea377bcdp-4", "0x1.b32f863fa4e72p-3", "0x1.71008b1597a4bp-4", "0x1.a984c9906a4bcp-4", "0x1.84c52e0aa55fcp-1", "0x1.7dc5416a3d843p-1", "0x1.608550b27ec13p-2", "0x1.d931dd6939c17p-2", "0x1.31265083aea2ap-3", "0x1.56edd05d9420dp-5", "0x1.219d46440daadp-1", "0x1.bc6cf032abab9p-2", "0x1.cde8bc110244ap-5", "0x1.7e6e3c5edbdc5p-8", "0x1.c399b8df7e031p-1", "0x1.07c4db1997fe3p-4", "0x1.d152fc7487c7dp-3", "0x1.9f694b5b4c0e4p-1", "0x1.f891c94d49dd8p-8", "0x1.52c7317abfa11p-2", "0x1.6eccb521cde9cp-1", "0x1.766760afd8e83p-3", "0x1.c3a91c6f3b49ap-4", "0x1.35a3cbdf6d2fbp-1"]}, "weight": {"dtype": "float64", "shape": [3], "data": ["0x1.8a693760a9d8cp-2", "0x1.23ffe86cddb7cp-2", "0x1.c5df8f243c553p-1"]}}, "grad_output": {"dtype": "float64", "shape": [2, 2, 2], "data": ["0x1.003aa292e07p-3", "-0x1.3482c6fef14cp-4", "-0x1.d8fea79c7107p-1", "-0x1.7098233f00db8p+0", "0x1.caeea8a3087p-6", "0x1.1d29c6448e4cp+0", "-0x1.d92731cff3648p-1", "-0x1.499236863a74p-4"]}})";
+  for (const char* impl_name : {"cpu-scalar", "cpu-avx2", "cpu-avx512"}) {
+    const lb_impl* impl = conformance::find_implementation(impl_name);
+    if (impl->supports("cross_entropy", LB_FLOAT64, {LB_DEVICE_CPU, 0}, "none") == 0) continue;
+    const ojson j = eval_json(impl_name, prob_grads, true);
+    ASSERT_TRUE(j.contains("grad")) << j.dump();
+    for (const char* g : {"input", "target", "weight"})
+      EXPECT_LE(j["grad"][g]["max_ulp"].get<double>(), 0.51) << impl_name << " " << g;
+  }
 }
 
 // multilabel_soft_margin_loss float64 gradients on the scalar path (a weight gradient sends the
