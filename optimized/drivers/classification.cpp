@@ -1032,16 +1032,6 @@ void run_classification_forward(const KernelTable& k, const ClassificationPlan& 
   store(output, 0, v);
 }
 
-// cross_entropy's float64 gradient row on the general path, each element rounded once from
-// double-double values (the double formula's inputs e_c, z, dl_c and their sums each carried a
-// rounding, which p_c sum_k dl_k - dl_c amplifies where p_c is near its target share: lossbench
-// fuzz seed 20261203 case 369, probability targets, 453 ULP; and without cancellation the four
-// roundings reached 2.2 ULP, case 1536). g is the row's upstream scale in DD (s, s / count, or
-// s / W), tc the row's raw probability targets (null for class indices), t the target class.
-// Plain class-index rows (no smoothing): grad_c = e_c q for c != t and -zmt q at t, with
-// q = -dl_t / z in DD and e_c the row's double exps (one more rounding). Probability targets and
-// label smoothing: e_c = exp(x_c - m) in DD for every class, dl_c, z and their sums in DD.
-// Returns false where a value is not finite (the caller keeps the double formula).
 // The row's exps exp(x_c - m) in DD into e (the argmax's exactly 1) and their sum but the
 // argmax's, S.
 formulas::DD ce_row_exps_dd(const ClassificationPlan& p, const Row& r,
@@ -1059,7 +1049,17 @@ formulas::DD ce_row_exps_dd(const ClassificationPlan& p, const Row& r,
   return S;
 }
 
-// (e_ready: e and S_ready from ce_row_exps_dd already.)
+// cross_entropy's float64 gradient row on the general path, each element rounded once from
+// double-double values (the double formula's inputs e_c, z, dl_c and their sums each carried a
+// rounding, which p_c sum_k dl_k - dl_c amplifies where p_c is near its target share: lossbench
+// fuzz seed 20261203 case 369, probability targets, 453 ULP; and without cancellation the four
+// roundings reached 2.2 ULP, case 1536). g is the row's upstream scale in DD (s, s / count, or
+// s / W), tc the row's raw probability targets (null for class indices), t the target class.
+// Plain class-index rows (no smoothing): grad_c = e_c q for c != t and -zmt q at t, with
+// q = -dl_t / z in DD and e_c the row's double exps (one more rounding). Probability targets and
+// label smoothing: e_c = exp(x_c - m) in DD for every class, dl_c, z and their sums in DD.
+// S_ready: e and S already from ce_row_exps_dd (null: computed here). Returns false where a
+// value is not finite (the caller keeps the double formula).
 bool ce_grad_row_dd(const ClassificationPlan& p, const Row& r, std::int64_t t, formulas::DD g,
                     const double* tc, std::vector<formulas::DD>& e, std::vector<formulas::DD>& dl,
                     const formulas::DD* S_ready, double* out) {
@@ -1123,10 +1123,9 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
   double W = 1.0;
   double W_lo = 0.0;
   if (!p.prob && p.reduction == Reduction::mean) {
-    total_weight(p, W, W_lo);
-    const double hi = W;
-    W = hi + W_lo;
-    W_lo -= W - hi;  // W + W_lo: the total weight in DD (Fast2Sum)
+    double hi, lo;
+    total_weight(p, hi, lo);
+    formulas::dd::fast_two_sum(hi, lo, W, W_lo);  // W + W_lo: the total weight in DD
   }
   const double count = static_cast<double>(p.positions);
   auto upstream = [&](std::int64_t i) {
@@ -1258,8 +1257,10 @@ void run_classification_backward(const KernelTable& k, const ClassificationPlan&
               store(*gt, gb + c * gstride, v);
             }
             if (gw) {
-              const DD tt = p.smoothing ? DD(raw) * DD(p.keep) + DD(p.spread) : DD(raw);
-              const DD vd = dd_lp ? ms_dd * (lp_dd * tt) : DD(0.0);
+              const DD vd =
+                  dd_lp ? ms_dd * (lp_dd *
+                                   (p.smoothing ? DD(raw) * DD(p.keep) + DD(p.spread) : DD(raw)))
+                        : DD(0.0);
               if (dd_lp && std::isfinite(vd.hi))
                 dd_add(dw_hi[c], dw_lo[c], vd.hi, vd.lo);
               else

@@ -822,8 +822,10 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
   // terms, fuzz seed 20261203 case 9618).
   std::vector<double> fx_lo(dd64 ? fx.size() : 0), fy_lo(dd64 ? fy.size() : 0),
       fw_lo(dd64 ? fw.size() : 0);
-  const auto round_or = [](formulas::DD v, double fallback, double& lo) {
-    if (!std::isfinite(v.hi)) return fallback;
+  // The DD value rounded, its rounding error into lo; the double formula (fallback()) where it
+  // is not finite.
+  const auto round_or = [](formulas::DD v, auto fallback, double& lo) {
+    if (!std::isfinite(v.hi)) return fallback();
     const double r = v.hi + v.lo;
     lo = (v.hi - r) + v.lo;
     return r;
@@ -838,28 +840,24 @@ void soft_backward(const lb_call& call, const lb_tensor* grad_output, lb_tensor*
       const std::size_t u = static_cast<std::size_t>(i);
       const SoftElement e = soft_element(s, i);
       const double gl = s.c.weight ? h * e.w : h;
-      if (gx) {
-        const double v = MultilabelSoftMarginLoss::grad_input(e.x, e.y, gl);
-        fx[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_input(
-                                    DD(e.x), DD(e.y), s.c.weight ? h_dd * DD(e.w) : h_dd),
-                                v, fx_lo[u])
-                     : v;
-      }
-      if (gy) {
-        const double v = MultilabelSoftMarginLoss::grad_target(e.x, gl);
-        fy[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_target(
-                                    DD(e.x), s.c.weight ? h_dd * DD(e.w) : h_dd),
-                                v, fy_lo[u])
-                     : v;
-      }
-      if (gw) {
-        const double v =
-            MultilabelSoftMarginLoss::grad_weight(MultilabelSoftMarginLoss::term(e.x, e.y), h);
+      const auto vx = [&] { return MultilabelSoftMarginLoss::grad_input(e.x, e.y, gl); };
+      const auto vy = [&] { return MultilabelSoftMarginLoss::grad_target(e.x, gl); };
+      const auto vw = [&] {
+        return MultilabelSoftMarginLoss::grad_weight(MultilabelSoftMarginLoss::term(e.x, e.y), h);
+      };
+      const DD gl_dd = dd64 && s.c.weight ? h_dd * DD(e.w) : h_dd;
+      if (gx)
+        fx[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_input(DD(e.x), DD(e.y), gl_dd), vx,
+                                fx_lo[u])
+                     : vx();
+      if (gy)
+        fy[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_target(DD(e.x), gl_dd), vy, fy_lo[u])
+                     : vy();
+      if (gw)
         fw[u] = dd64 ? round_or(MultilabelSoftMarginLoss::grad_weight(
                                     MultilabelSoftMarginLoss::term(DD(e.x), DD(e.y)), h_dd),
-                                v, fw_lo[u])
-                     : v;
-      }
+                                vw, fw_lo[u])
+                     : vw();
     }
   }
   if (gx) sum_back(s, *s.c.input, fx, *gx, dd64 ? &fx_lo : nullptr);
